@@ -1,0 +1,1 @@
+"""STTM merging core and the shared Reduction plan type (pure torch)."""

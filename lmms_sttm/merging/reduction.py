@@ -1,0 +1,87 @@
+"""The result type shared by every token-reduction method: a plan over a video's token grid.
+
+A video of T frames with an H x W token grid has N = T*H*W original tokens, indexed in raster
+order (t, y, x) -> t*H*W + y*W + x. A reduction keeps N' <= N tokens; each kept token covers a
+set of original tokens. The plan is computed once and can then be applied to any tensor that
+is aligned with the original tokens (features, position ids, token ids).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """A token-reduction plan and the reduced features.
+
+    Attributes:
+        features: ``[N', C]`` kept (merged) features, in the method's output dtype.
+        num_patches: ``[N']`` int64, number of original tokens each kept token covers.
+        tlbr: ``[N', 5]`` int64 rectangles ``(t, y0, x0, y1, x1)`` in finest-grid units
+            (y1, x1 exclusive) of the kept token's representative node. For a token that also
+            absorbed tokens of later frames, the rectangle is its representative's.
+        token_map: ``[N]`` int64, for each original token the index of the kept token covering it.
+        rep_index: ``[N']`` int64, the original token index of each kept token's representative
+            (its top-left original token in its earliest frame); used to select per-token
+            values such as position ids of survivors.
+        grid: ``(T, H, W)`` of the original token grid.
+    """
+
+    features: torch.Tensor
+    num_patches: torch.Tensor
+    tlbr: torch.Tensor
+    token_map: torch.Tensor
+    rep_index: torch.Tensor
+    grid: tuple[int, int, int]
+
+    @property
+    def num_kept(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def num_original(self) -> int:
+        t, h, w = self.grid
+        return t * h * w
+
+    @property
+    def ratio(self) -> float:
+        """Kept tokens over original tokens."""
+        return self.num_kept / self.num_original
+
+    def select(self, values: torch.Tensor, dim: int = 0) -> torch.Tensor:
+        """Values of the representatives: ``values`` ``[..., N, ...]`` along ``dim`` -> ``[..., N', ...]``."""
+        return values.index_select(dim, self.rep_index.to(values.device))
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """Unweighted mean of the original values covered by each kept token: ``[N, *] -> [N', *]``."""
+        index = self.token_map.to(values.device)
+        out = torch.zeros((self.num_kept, *values.shape[1:]), dtype=torch.float32, device=values.device)
+        out.index_add_(0, index, values.float())
+        counts = self.num_patches.to(values.device).float().view(-1, *([1] * (values.dim() - 1)))
+        return (out / counts).to(values.dtype)
+
+    @staticmethod
+    def identity(x: torch.Tensor) -> Reduction:
+        """The plan that keeps every token of ``x`` ``[T, H, W, C]``."""
+        t, h, w, c = x.shape
+        dev = x.device
+        n = t * h * w
+        tt, yy, xx = torch.meshgrid(
+            torch.arange(t, device=dev),
+            torch.arange(h, device=dev),
+            torch.arange(w, device=dev),
+            indexing="ij",
+        )
+        tlbr = torch.stack([tt, yy, xx, yy + 1, xx + 1], dim=-1).reshape(n, 5)
+        idx = torch.arange(n, device=dev)
+        return Reduction(
+            features=x.reshape(n, c),
+            num_patches=torch.ones(n, dtype=torch.long, device=dev),
+            tlbr=tlbr,
+            token_map=idx,
+            rep_index=idx.clone(),
+            grid=(t, h, w),
+        )

@@ -1,0 +1,78 @@
+"""Shared test fixtures: the offline environment, the shared annotation data, lmms-eval runs."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("LMMS_STTM_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; missing data fails under CI=true and skips elsewhere."""
+    if not (SHARED_DATA / "annotations").is_dir():
+        msg = f"shared annotation data not found at {SHARED_DATA}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def offline_env(tmp_path_factory) -> dict[str, str]:
+    """Environment for subprocess runs: hubs off, caches and clips in a session temp dir."""
+    root = tmp_path_factory.mktemp("env")
+    env = dict(os.environ)
+    env.update(
+        HF_HOME=str(root / "hf"),
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        LMMS_STTM_SYNTHETIC_DIR=str(root / "clips"),
+        OMP_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+        WANDB_MODE="disabled",
+    )
+    env.pop("LMMS_EVAL_PLUGINS", None)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_lmms_eval(args: list[str], out_dir: Path, env: dict, launcher: list[str] | None = None, timeout=600):
+    """Run ``-m lmms_eval`` (optionally under a launcher) and return ``(results, samples)``.
+
+    lmms-eval exits 0 even when a run fails, so success is judged by the results file.
+    ``samples`` maps task -> list of sample dicts sorted by doc_id.
+    """
+    cmd = [*(launcher or [sys.executable]), "-m", "lmms_eval", *args]
+    cmd += ["--batch_size", "1", "--log_samples", "--output_path", str(out_dir), "--verbosity", "DEBUG"]
+    proc = subprocess.run(
+        cmd, env=env, cwd=str(out_dir.parent), capture_output=True, text=True, timeout=timeout
+    )
+    files = glob.glob(str(out_dir / "**" / "*_results.json"), recursive=True)
+    if proc.returncode != 0 or len(files) != 1:
+        raise AssertionError(
+            f"lmms-eval run failed (rc={proc.returncode}, results files={files}):\n{' '.join(cmd)}\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        )
+    results = json.loads(Path(files[0]).read_text())
+    samples = {}
+    for f in glob.glob(str(Path(files[0]).parent / "*_samples_*.jsonl")):
+        task = Path(f).stem.split("_samples_", 1)[1]
+        rows = [json.loads(line) for line in Path(f).read_text().splitlines() if line.strip()]
+        samples[task] = sorted(rows, key=lambda r: r["doc_id"])
+    return results, samples
