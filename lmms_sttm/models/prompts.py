@@ -1,0 +1,52 @@
+"""Prompts of the STTM protocol (``sttm-method.md`` §10.3), split into a video prefix and a question.
+
+The prefix holds everything that depends only on the video (system turn, the video placeholder,
+LLaVA's optional time instruction); the question part holds the task's text and the assistant
+turn opener. Because attention is causal, a prefix prefilled once serves every question on the
+same video. The task supplies the MCQ text (``ctx``); these functions add only the chat framing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SYSTEM = "You are a helpful assistant."
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """``prefix + question`` is the full prompt text (placeholders not yet expanded)."""
+
+    prefix: str
+    question: str
+
+    @property
+    def text(self) -> str:
+        return self.prefix + self.question
+
+
+def time_instruction(video_seconds: float, frame_seconds: list[float]) -> str:
+    """LLaVA-Video's time instruction for the sampled frames (times in seconds, 2 decimals)."""
+    stamps = ",".join(f"{s:.2f}s" for s in frame_seconds)
+    return (
+        f"The video lasts for {video_seconds:.2f} seconds, and {len(frame_seconds)} frames are uniformly "
+        f"sampled from it. These frames are located at {stamps}. Please answer the following questions "
+        "related to this video."
+    )
+
+
+def llava_prompt(ctx: str, video_token: str, time_text: str | None = None) -> Prompt:
+    """ChatML (``qwen_2``) prompt of the LLaVA models: ``<video>\\n[time instruction\\n]ctx``."""
+    prefix = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{video_token}\n"
+    if time_text:
+        prefix += time_text + "\n"
+    return Prompt(prefix, f"{ctx}<|im_end|>\n<|im_start|>assistant\n")
+
+
+def qwen_prompt(ctx: str) -> Prompt:
+    """Qwen2-VL chat prompt with content ``[video, text]`` and the default system turn."""
+    prefix = (
+        f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
+        "<|vision_start|><|video_pad|><|vision_end|>"
+    )
+    return Prompt(prefix, f"{ctx}<|im_end|>\n<|im_start|>assistant\n")

@@ -1,0 +1,133 @@
+"""One validated settings object per model instance, built from ``--model_args``.
+
+lmms-eval parses ``--model_args k=v,...`` into Python values ("true" -> bool, digits -> int,
+floats, else str; "None" stays a string) and calls the model class with them plus
+``batch_size``/``max_batch_size``/(``device``). :meth:`ModelSettings.from_model_args` turns that
+into a frozen dataclass, rejecting unknown keys and bad values at start-up with a message that
+names the accepted ones. The settings are written into every per-sample statistics record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+METHODS = ("none", "sttm")
+NEWLINE = ("no_token", "grid", "one_token")
+ATTN = ("auto", "sdpa", "eager", "flash_attention_2")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+BACKENDS = ("auto", "decord", "pyav")
+BUDGETS = (50, 30)
+_OPTIONAL = (
+    "tau_s",
+    "tau_t",
+    "budget",
+    "merge_layer",
+    "max_frames",
+    "fps",
+    "time_instruction",
+    "device",
+    "device_map",
+    "stats_dir",
+)
+
+
+def _none(v):
+    return None if isinstance(v, str) and v.lower() in ("none", "null", "") else v
+
+
+def _choice(name, v, accepted):
+    if v not in accepted:
+        raise ValueError(f"model_args {name}={v!r} is not accepted; use one of {list(accepted)}")
+    return v
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Settings of one STTM-family lmms-eval model (see the README's model_args reference)."""
+
+    pretrained: str
+    method: str = "sttm"
+    tau_s: float | None = None
+    tau_t: float | None = None
+    budget: int | None = None
+    merge_layer: int | None = None
+    root_level: int = 1
+    max_frames: int | None = None
+    fps: float | None = None
+    newline: str = "no_token"
+    time_instruction: bool | None = None
+    attn_implementation: str = "auto"
+    dtype: str = "auto"
+    device: str | None = None
+    device_map: str | None = None
+    gpus_per_replica: int = 1
+    kv_reuse: bool = True
+    stats_dir: str | None = None
+    video_backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        _choice("method", self.method, METHODS)
+        _choice("newline", self.newline, NEWLINE)
+        _choice("attn_implementation", self.attn_implementation, ATTN)
+        _choice("dtype", self.dtype, DTYPES)
+        _choice("video_backend", self.video_backend, BACKENDS)
+        if not self.pretrained:
+            raise ValueError("model_args pretrained= is required (a hub id or a local checkpoint folder)")
+        taus = (self.tau_s, self.tau_t)
+        if self.method == "none":
+            if self.budget is not None or any(t is not None for t in taus):
+                raise ValueError("method=none keeps every token: do not pass budget, tau_s or tau_t")
+        else:
+            if self.budget is not None and any(t is not None for t in taus):
+                raise ValueError(
+                    "pass either budget= (the paper's thresholds) or tau_s= and tau_t=, not both"
+                )
+            if self.budget is None and None in taus:
+                raise ValueError(
+                    f"method={self.method} needs budget= (one of {list(BUDGETS)}) or both tau_s= and tau_t="
+                )
+            if self.budget is not None and self.budget not in BUDGETS:
+                raise ValueError(
+                    f"model_args budget={self.budget!r} is not accepted; use one of {list(BUDGETS)}"
+                )
+        for name in ("merge_layer", "max_frames", "root_level"):
+            v = getattr(self, name)
+            if v is not None and (
+                not isinstance(v, int) or isinstance(v, bool) or v < (1 if name == "max_frames" else 0)
+            ):
+                raise ValueError(
+                    f"model_args {name}={v!r} must be a {'positive' if name == 'max_frames' else 'non-negative'} integer"
+                )
+        if self.fps is not None and not self.fps > 0:
+            raise ValueError(f"model_args fps={self.fps!r} must be positive")
+        if not isinstance(self.gpus_per_replica, int) or self.gpus_per_replica < 1:
+            raise ValueError(f"model_args gpus_per_replica={self.gpus_per_replica!r} must be an integer >= 1")
+        if not isinstance(self.kv_reuse, bool):
+            raise ValueError(f"model_args kv_reuse={self.kv_reuse!r} must be true or false")
+        if self.time_instruction is not None and not isinstance(self.time_instruction, bool):
+            raise ValueError(f"model_args time_instruction={self.time_instruction!r} must be true or false")
+
+    @classmethod
+    def accepted_keys(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_model_args(cls, **kwargs) -> ModelSettings:
+        """Build from lmms-eval's keyword arguments; ``batch_size`` must be 1."""
+        batch_size = kwargs.pop("batch_size", 1)
+        kwargs.pop("max_batch_size", None)
+        if int(batch_size) != 1:
+            raise ValueError(f"batch_size must be 1 for video reduction runs, got {batch_size}")
+        unknown = sorted(set(kwargs) - set(cls.accepted_keys()))
+        if unknown:
+            raise ValueError(f"unknown model_args {unknown}; accepted keys: {cls.accepted_keys()}")
+        clean = {k: _none(v) if k in _OPTIONAL else v for k, v in kwargs.items()}
+        for k in ("tau_s", "tau_t", "fps"):
+            if isinstance(clean.get(k), int) and not isinstance(clean[k], bool):
+                clean[k] = float(clean[k])
+        if isinstance(clean.get("pretrained"), (int, float)):
+            clean["pretrained"] = str(clean["pretrained"])
+        return cls(**clean)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
