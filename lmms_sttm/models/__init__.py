@@ -8,6 +8,10 @@ from __future__ import annotations
 
 #: registered model name -> "module.Class" (simple-style lmms models)
 MODEL_CLASSES: dict[str, str] = {
+    "llava_video_sttm": "lmms_sttm.models.llava_video_sttm.LlavaVideoSttm",
+    "llava_onevision_sttm": "lmms_sttm.models.llava_onevision_sttm.LlavaOnevisionSttm",
+    "qwen2_vl_sttm": "lmms_sttm.models.qwen2_vl_sttm.Qwen2VLSttm",
+    "qwen2_5_vl_sttm": "lmms_sttm.models.qwen2_vl_sttm.Qwen25VLSttm",
     "sttm_oracle": "lmms_sttm.models.oracle.NeedleOracle",
 }
 

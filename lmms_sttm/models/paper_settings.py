@@ -34,7 +34,13 @@ THRESHOLDS: dict[str, dict[int, dict[str, tuple[float, float]]]] = {
 }  # fmt: skip
 
 #: decoder layer whose input STTM merges: "before the third layer" for 7B, before layer 0 for 72B
-MERGE_LAYER = {"llava_video_7b": 2, "llava_onevision_7b": 2, "qwen2_vl_7b": 2, "llava_video_72b": 0}
+MERGE_LAYER = {
+    "llava_video_7b": 2,
+    "llava_onevision_7b": 2,
+    "qwen2_vl_7b": 2,
+    "qwen2_5_vl_7b": 2,
+    "llava_video_72b": 0,
+}
 
 #: frame protocol per model family: (target fps, frame cap, frame cap on VNBench)
 FRAMES = {"llava": (1.0, 128, 180), "qwen": (2.0, 256, 360)}

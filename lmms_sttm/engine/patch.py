@@ -1,0 +1,278 @@
+"""Apply and remove a token reduction on one model instance, dispatched by ``config.model_type``.
+
+``apply_reduction(model, layer=k)`` registers forward pre-hooks (with kwargs) on the instance's
+text decoder and on its decoder layers ``k..L-1``; no transformers class is touched, a second
+model in the process is unaffected, and ``engine.remove()`` leaves no trace.
+
+A forward through the text decoder is *active* when a video context is set
+(``with engine.video(grid, reducer): ...``) or when its cache is a ``SegmentedCache``; other
+forwards run exactly as unpatched. In an active forward (batch 1, no padding):
+
+- segment 0 (layers < k) sees the chunk at full length: the engine passes its own position ids
+  and a per-segment causal mask dict to the decoder, which computes rotary from them;
+- before layer k, in the chunk that holds the video (the first chunk on an empty cache), the
+  span's hidden states ``[T*H*W, C]`` go through the reducer and are replaced by its
+  ``features [N', C]``;
+- segment 1 (layers >= k) gets its own positions (see ``positions.py``), rotary recomputed by the
+  decoder's ``rotary_emb``, and its own causal mask sized by its own cache length.
+
+Decoding continues each segment from its own length: for 1-D RoPE models, generated token ``i``
+gets position ``N + i`` in layers < k and ``N' + i`` in layers >= k (the STTM authors' code uses
+``N + i`` everywhere; only tokens after the first generated one can differ). M-RoPE models keep
+the original ids in both segments, so text continues from ``last + 1`` as in ``generate``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from transformers.cache_utils import DynamicCache
+
+from lmms_sttm.engine.families import Family, family_of
+from lmms_sttm.engine.masks import check_attention, segment_masks
+from lmms_sttm.engine.reducer import Grid, Reducer
+from lmms_sttm.engine.segmented_cache import SegmentedCache
+from lmms_sttm.engine.segments import ForwardPlan
+from lmms_sttm.engine.span import has_video_tokens, locate_video_span
+from lmms_sttm.engine.video import ReductionRecord, VideoSpec
+
+# Engines alive, by id of the patched text decoder (no attribute is ever set on the model).
+_ENGINES: weakref.WeakValueDictionary[int, ReductionEngine] = weakref.WeakValueDictionary()
+
+
+class ReductionEngine:
+    """Hooks on one model instance that reduce the video span before decoder layer ``layer``.
+
+    Create with ``apply_reduction``. Attributes: ``model``, ``family``, ``layer`` (k),
+    ``text_model``, ``video_token_id``, ``last_reduction`` (``ReductionRecord`` of the last
+    reducing forward, or None).
+    """
+
+    def __init__(self, model: nn.Module, family: Family, layer: int, video_token_id: int | None) -> None:
+        self.model = model
+        self.family = family
+        self.text_model = family.text_model(model)
+        num_layers = len(self.text_model.layers)
+        if not 0 <= layer < num_layers:
+            raise ValueError(f"reduction layer {layer} outside [0, {num_layers - 1}]")
+        check_attention(self.text_model.config)
+        self.layer = layer
+        self.video_token_id = video_token_id
+        self.last_reduction: ReductionRecord | None = None
+        self._video: VideoSpec | None = None
+        self._call: ForwardPlan | None = None
+        self._pending_ids: torch.Tensor | None = None
+        self._param_names = list(inspect.signature(self.text_model.forward).parameters)
+        self._layer_types = list(
+            getattr(self.text_model.config, "layer_types", None) or ["full_attention"] * num_layers
+        )
+        self._handles: list = []
+        self._register()
+
+    # ----------------------------------------------------------------- public API
+    @contextmanager
+    def video(self, grid: Grid, reducer: Reducer, span_start: int | None = None) -> Iterator[ReductionEngine]:
+        """Within the block, the first forward on an empty cache reduces this video's span."""
+        self._require_live()
+        if self._video is not None:
+            raise RuntimeError("a video context is already active on this engine")
+        self._video = VideoSpec(tuple(grid), reducer, span_start)
+        try:
+            yield self
+        finally:
+            self._video = None
+
+    def new_cache(self) -> SegmentedCache:
+        """An empty cache split at this engine's layer."""
+        return SegmentedCache(self.text_model.config, self.layer)
+
+    @property
+    def removed(self) -> bool:
+        return not self._handles
+
+    def remove(self) -> None:
+        """Removes every hook; the model is then exactly as before ``apply_reduction``."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self._call = self._pending_ids = self._video = None
+        if _ENGINES.get(id(self.text_model)) is self:
+            del _ENGINES[id(self.text_model)]
+
+    # ----------------------------------------------------------------- hooks
+    def _register(self) -> None:
+        text = self.text_model
+        ids_module = self.family.ids_module(self.model)
+        if ids_module is not text:
+            self._handles.append(ids_module.register_forward_pre_hook(self._capture_ids, with_kwargs=True))
+            self._handles.append(ids_module.register_forward_hook(self._clear_ids, always_call=True))
+        self._handles.append(text.register_forward_pre_hook(self._before_text_model, with_kwargs=True))
+        self._handles.append(
+            text.register_forward_hook(self._after_text_model, with_kwargs=True, always_call=True)
+        )
+        for index in range(self.layer, len(text.layers)):
+            hook = self._make_layer_hook(index)
+            self._handles.append(text.layers[index].register_forward_pre_hook(hook, with_kwargs=True))
+
+    def _capture_ids(self, module, args, kwargs):
+        self._pending_ids = kwargs.get("input_ids", args[0] if args else None)
+
+    def _clear_ids(self, module, args, output):
+        self._pending_ids = None
+
+    def _before_text_model(self, module, args, kwargs):
+        kwargs = dict(kwargs)
+        for name, value in zip(self._param_names, args, strict=False):
+            kwargs[name] = value
+        input_ids = kwargs.get("input_ids")
+        if input_ids is None:
+            input_ids = self._pending_ids
+        self._pending_ids = None
+        self._call = None
+        cache = kwargs.get("past_key_values")
+        video = self._video
+        if video is None and not isinstance(cache, SegmentedCache):
+            return None
+        check_attention(module.config)
+        embeds = kwargs.get("inputs_embeds")
+        if embeds is None:
+            if input_ids is None:
+                raise ValueError("reduction engine: the decoder got neither input_ids nor inputs_embeds")
+            embeds = module.embed_tokens(input_ids)
+            kwargs["inputs_embeds"], kwargs["input_ids"] = embeds, None
+        if embeds.shape[0] != 1:
+            raise ValueError(f"reduction engine runs batch size 1 only, got a batch of {embeds.shape[0]}")
+        self._check_no_padding(kwargs.get("attention_mask"))
+        use_cache = kwargs.get("use_cache")
+        use_cache = module.config.use_cache if use_cache is None else use_cache
+        cache = self._segmented(cache, bool(use_cache))
+        kwargs["past_key_values"] = cache
+
+        q, device = embeds.shape[1], embeds.device
+        plan = ForwardPlan.start(self.family.position_mode, cache, q, kwargs.get("position_ids"), device)
+        if cache is None or cache.logical_length == 0:
+            if video is not None:
+                plan.span_start, plan.video = self._locate_span(input_ids, video, q), video
+        elif has_video_tokens(input_ids, self.video_token_id):
+            raise ValueError(
+                "reduction engine: video tokens are only supported in the first chunk on a cache"
+            )
+        past = cache.logical_length if cache is not None else 0
+        kwargs["position_ids"] = plan.full_positions
+        kwargs["attention_mask"] = segment_masks(module.config, q, past, embeds.dtype, device)
+        self._call = plan
+        return (), kwargs
+
+    def _make_layer_hook(self, index: int):
+        def hook(module, args, kwargs):
+            call = self._call
+            if call is None:
+                return None
+            kwargs = dict(kwargs)
+            if args:
+                hidden, rest = args[0], args[1:]
+            else:
+                hidden, rest = kwargs.pop("hidden_states"), ()
+            if index == self.layer:
+                hidden = call.enter_reduced_segment(self.text_model, hidden)
+                if call.record is not None:
+                    self.last_reduction = call.record
+            segment = call.reduced
+            kwargs["attention_mask"] = segment.masks[self._layer_types[index]]
+            kwargs["position_embeddings"] = segment.rotary
+            kwargs["position_ids"] = segment.layer_position_ids
+            return (hidden, *rest), kwargs
+
+        return hook
+
+    def _after_text_model(self, module, args, kwargs, output):
+        call, self._call = self._call, None
+        if call is None:
+            return None
+        if output is None:  # the forward raised: some layers may already hold this chunk
+            if call.cache is not None:
+                call.cache.failed = True
+            return None
+        call.finish()
+        return None
+
+    # ----------------------------------------------------------------- helpers
+    def _locate_span(self, input_ids, video: VideoSpec, q: int) -> int:
+        start = locate_video_span(
+            input_ids, self.video_token_id, video.num_tokens, self.family.extra_video_tokens, video.span_start
+        )
+        if start is None:
+            raise ValueError(
+                "reduction engine: a video context is set but the first chunk has no video tokens"
+            )
+        if start + video.num_tokens > q:
+            raise ValueError(f"video span [{start}, +{video.num_tokens}) exceeds the chunk of {q} tokens")
+        return start
+
+    def _segmented(self, cache, use_cache: bool) -> SegmentedCache | None:
+        if isinstance(cache, SegmentedCache):
+            if cache.failed:
+                raise ValueError("reduction engine: this cache is inconsistent after a failed forward")
+            if cache.split_layer != self.layer:
+                raise ValueError(
+                    f"cache is split at layer {cache.split_layer}, engine reduces at {self.layer}"
+                )
+            return cache
+        if cache is None:
+            return self.new_cache() if use_cache else None
+        if type(cache) is DynamicCache and cache.get_seq_length() == 0:
+            # generate() built an empty DynamicCache; it takes the returned cache for later steps.
+            return self.new_cache()
+        raise TypeError(
+            f"reduction engine needs a SegmentedCache (engine.new_cache()), got a non-empty {type(cache).__name__}"
+        )
+
+    @staticmethod
+    def _check_no_padding(mask) -> None:
+        if mask is None:
+            return
+        if isinstance(mask, dict) or mask.dim() != 2:
+            raise ValueError(
+                "reduction engine builds its own masks; pass a 2-D attention_mask of ones or None"
+            )
+        if not bool(mask.all()):
+            raise ValueError("reduction engine runs padding-free; the attention_mask has padding")
+
+    def _require_live(self) -> None:
+        if self.removed:
+            raise RuntimeError("this reduction engine was removed")
+
+
+def apply_reduction(model: nn.Module, layer: int, *, video_token_id: int | None = None) -> ReductionEngine:
+    """Patches ``model`` (an instance) to reduce video tokens before decoder layer ``layer`` (0-based).
+
+    Dispatches on ``model.config.model_type`` (``llava_onevision``, ``qwen2_vl``, ``qwen2_5_vl``,
+    text-only ``qwen2``); an unknown type raises ``ValueError``. ``video_token_id`` overrides the
+    config's placeholder id. A model can carry one engine at a time.
+    """
+    family = family_of(model)
+    text = family.text_model(model)
+    if id(text) in _ENGINES:
+        raise RuntimeError("this model already has a reduction engine; remove it first")
+    token_id = video_token_id if video_token_id is not None else family.video_token_id(model)
+    engine = ReductionEngine(model, family, layer, token_id)
+    _ENGINES[id(text)] = engine
+    return engine
+
+
+def engine_of(model: nn.Module) -> ReductionEngine | None:
+    """The live engine on ``model``, if any."""
+    return _ENGINES.get(id(family_of(model).text_model(model)))
+
+
+def remove_reduction(model: nn.Module) -> None:
+    """Removes the engine on ``model``; raises ``ValueError`` if there is none."""
+    engine = engine_of(model)
+    if engine is None:
+        raise ValueError("this model has no reduction engine")
+    engine.remove()

@@ -1,0 +1,72 @@
+"""Position ids of the two segments (layers below k: full sequence; layers from k: reduced one).
+
+Shapes: ``"reassign"`` positions are ``[1, q]`` (1-D RoPE); ``"survive"`` positions are
+``[3, 1, q]`` (M-RoPE rows t, h, w). A segment's *next* position is ``last + 1`` per row
+(``[1]`` or ``[3, 1]``), the rule of transformers' ``generate`` and of ``get_rope_index`` for text
+that follows a text token.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lmms_sttm.merging.reduction import Reduction
+
+
+def first_chunk_positions(
+    mode: str, supplied: torch.Tensor | None, q: int, device: torch.device
+) -> torch.Tensor:
+    """Positions of the first chunk on an empty cache, full sequence.
+
+    ``reassign``: ``arange(q)`` ``[1, q]`` (a supplied tensor must equal it).
+    ``survive``: the model's own M-RoPE ids; ``supplied`` may be ``[4, 1, q]`` (text row first, as
+    ``generate`` builds them), ``[3, 1, q]``, ``[1, q]`` or None (then ``arange``, as the model would).
+    """
+    arange = torch.arange(q, device=device)[None]
+    if mode == "reassign":
+        if supplied is not None and not torch.equal(supplied.reshape(1, -1).to(device), arange):
+            raise ValueError("reduction engine: first-chunk position_ids must be 0..q-1 for 1-D RoPE models")
+        return arange
+    if supplied is None:
+        return arange[None].expand(3, 1, q).clone()
+    if supplied.dim() == 3 and supplied.shape[0] == 4:
+        supplied = supplied[1:]
+    elif supplied.dim() == 2:
+        supplied = supplied[None].expand(3, -1, -1)
+    if tuple(supplied.shape) != (3, 1, q):
+        raise ValueError(f"reduction engine: unexpected M-RoPE position_ids shape {tuple(supplied.shape)}")
+    return supplied.to(device)
+
+
+def continuation_positions(next_position: torch.Tensor, q: int) -> torch.Tensor:
+    """``q`` text tokens after a cached segment: ``next[..., None] + arange(q)`` -> ``[1, q]`` / ``[3, 1, q]``."""
+    return next_position[..., None] + torch.arange(q, device=next_position.device)
+
+
+def next_position(positions: torch.Tensor) -> torch.Tensor:
+    """``last + 1`` per row: ``[1, q] -> [1]``, ``[3, 1, q] -> [3, 1]``."""
+    return positions[..., -1] + 1
+
+
+def reduced_positions(
+    mode: str,
+    full: torch.Tensor,
+    start: int,
+    plan: Reduction,
+    next_reduced: torch.Tensor | None,
+) -> torch.Tensor:
+    """Positions of the reduced chunk, where ``full`` are the chunk's full-sequence positions.
+
+    The chunk is ``[pre (start), video span (plan.num_original), post]`` and becomes
+    ``[pre, kept (plan.num_kept), post]``.
+    ``reassign``: consecutive ids from ``next_reduced`` (0 on an empty cache) -> ``[1, q']``.
+    ``survive``: pre and post keep their ids, kept token j takes the ids of original token
+    ``plan.rep_index[j]`` (its representative's top-left leaf at the earliest frame) -> ``[3, 1, q']``.
+    """
+    q_reduced = full.shape[-1] - plan.num_original + plan.num_kept
+    if mode == "reassign":
+        offset = 0 if next_reduced is None else next_reduced
+        return offset + torch.arange(q_reduced, device=full.device)[None]
+    end = start + plan.num_original
+    kept = plan.select(full[..., start:end], dim=full.dim() - 1)
+    return torch.cat([full[..., :start], kept, full[..., end:]], dim=-1)

@@ -1,0 +1,77 @@
+"""The reducer interface: a video span's hidden states and grid in, a ``Reduction`` plan out.
+
+A reducer knows nothing about transformers. The engine calls it once per video, in prefill, on
+the hidden states entering decoder layer k:
+
+    reducer(hidden [T*H*W, C], grid (T, H, W)) -> Reduction
+
+``hidden`` rows are in raster order ``t*H*W + y*W + x`` and in the model's dtype. The returned
+plan's ``features [N', C]`` replace the span (cast to the model's dtype); its ``rep_index [N']``
+must be strictly increasing (kept tokens stay in raster order of their representatives), which is
+what makes positions of the reduced sequence well defined.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from lmms_sttm.merging.reduction import Reduction
+
+Grid = tuple[int, int, int]
+
+
+@runtime_checkable
+class Reducer(Protocol):
+    """``(hidden [T*H*W, C], grid) -> Reduction`` with ``features [N', C]``."""
+
+    def __call__(self, hidden: torch.Tensor, grid: Grid) -> Reduction: ...
+
+
+def identity_reducer(hidden: torch.Tensor, grid: Grid) -> Reduction:
+    """Keeps every token: ``[T*H*W, C] -> Reduction`` with ``N' = N``."""
+    t, h, w = grid
+    return Reduction.identity(hidden.reshape(t, h, w, hidden.shape[-1]))
+
+
+class SttmReducer:
+    """STTM (quadtree spatial + union-find temporal merging) as a reducer.
+
+    Wraps ``lmms_sttm.merging.sttm.merge_video(x [T, H, W, C], tau_s, tau_t, root_level)``; imported
+    on first use so the engine does not depend on it at import time.
+    """
+
+    def __init__(self, tau_s: float, tau_t: float, root_level: int = 1) -> None:
+        self.tau_s = float(tau_s)
+        self.tau_t = float(tau_t)
+        self.root_level = int(root_level)
+
+    def __call__(self, hidden: torch.Tensor, grid: Grid) -> Reduction:
+        from lmms_sttm.merging.sttm import merge_video
+
+        t, h, w = grid
+        x = hidden.reshape(t, h, w, hidden.shape[-1])
+        return merge_video(x, self.tau_s, self.tau_t, root_level=self.root_level)
+
+    def __repr__(self) -> str:
+        return f"SttmReducer(tau_s={self.tau_s}, tau_t={self.tau_t}, root_level={self.root_level})"
+
+
+def check_reduction(plan: Reduction, hidden: torch.Tensor, grid: Grid) -> None:
+    """Raises ``ValueError`` unless ``plan`` is a valid reduction of ``hidden [T*H*W, C]`` on ``grid``."""
+    if not isinstance(plan, Reduction):
+        raise ValueError(f"reducer returned {type(plan).__name__}, expected Reduction")
+    n, c = hidden.shape
+    if tuple(plan.grid) != tuple(grid):
+        raise ValueError(f"reduction grid {plan.grid} != span grid {grid}")
+    kept = plan.num_kept
+    if plan.features.dim() != 2 or plan.features.shape[1] != c or not 0 < kept <= n:
+        raise ValueError(f"reduction features {tuple(plan.features.shape)} do not fit [N'<= {n}, {c}]")
+    rep = plan.rep_index
+    if rep.shape != (kept,):
+        raise ValueError(f"rep_index shape {tuple(rep.shape)} != ({kept},)")
+    if kept > 1 and not bool((rep[1:] > rep[:-1]).all()):
+        raise ValueError("rep_index must be strictly increasing (kept tokens in raster order)")
+    if int(rep[0]) < 0 or int(rep[-1]) >= n:
+        raise ValueError(f"rep_index out of range [0, {n})")

@@ -1,0 +1,212 @@
+"""One prefill per video, reused by every question on it; greedy decoding; per-call statistics.
+
+Because the reduction ignores the question, the KV cache of ``[system prompt + video (+ text that
+depends only on the video)]`` is the same for every question on that video. ``prefill`` builds it
+once (reducing at layer k); ``answer`` extends a fork of it with one question's tokens and decodes
+greedily. The first-token logits equal those of a single reduced prefill of ``[prefix + question]``.
+
+    engine = apply_reduction(model, layer=2)
+    prefix = prefill(engine, prefix_inputs, reducer=SttmReducer(0.8, 0.8))   # grid from the inputs
+    for question_ids in questions:
+        result = answer(engine, prefix, question_ids, max_new_tokens=16, eos_token_id=eos)
+        result.tokens, result.stats.to_dict()
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+
+import torch
+
+from lmms_sttm.engine.patch import ReductionEngine
+from lmms_sttm.engine.reducer import Grid, Reducer
+from lmms_sttm.engine.segmented_cache import SegmentedCache
+
+
+@dataclass(frozen=True)
+class CallStats:
+    """Statistics of one answered question.
+
+    Attributes:
+        visual_tokens: N, video grid tokens entering layer k (0 when nothing was reduced).
+        visual_tokens_kept: N', video tokens after the reduction.
+        prompt_tokens: logical prompt length (prefix + question).
+        prompt_tokens_reduced: prompt length seen by layers >= k.
+        reduction_s: reducer wall time (part of ``prefill_s``; 0 when the prefix was reused).
+        prefill_s: time to first token: prefix prefill + question chunk, or the question chunk
+            alone when the prefix was reused.
+        decode_s: time spent generating tokens after the first one.
+        new_tokens: generated tokens (the first one included).
+        prefix_reused: whether this question reused a prefix prefilled for an earlier question.
+    """
+
+    visual_tokens: int
+    visual_tokens_kept: int
+    prompt_tokens: int
+    prompt_tokens_reduced: int
+    reduction_s: float
+    prefill_s: float
+    decode_s: float
+    new_tokens: int
+    prefix_reused: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Prefix:
+    """A prefilled ``[system + video (+ video-only text)]``; ``cache`` is never extended in place.
+
+    Attributes:
+        cache: segmented KV cache of the prefix.
+        last_logits: ``[1, V]`` logits after the prefix's last token.
+        length / reduced_length: prefix tokens in layers < k / >= k.
+        visual_tokens / visual_tokens_kept: N / N' (0 / 0 without a reduction).
+        reduction_s / prefill_s: reducer time and prefix forward time.
+        uses: questions answered on this prefix so far.
+    """
+
+    cache: SegmentedCache
+    last_logits: torch.Tensor
+    length: int
+    reduced_length: int
+    visual_tokens: int
+    visual_tokens_kept: int
+    reduction_s: float
+    prefill_s: float
+    uses: int = 0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Greedy tokens ``[n]``, first-token logits ``[1, V]`` and the call's statistics."""
+
+    tokens: torch.Tensor
+    first_logits: torch.Tensor
+    stats: CallStats
+
+
+def _clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def _device(engine: ReductionEngine) -> torch.device:
+    return next(engine.model.parameters()).device
+
+
+@torch.no_grad()
+def prefill(
+    engine: ReductionEngine,
+    inputs: Mapping[str, torch.Tensor],
+    reducer: Reducer | None = None,
+    grid: Grid | None = None,
+    *,
+    span_start: int | None = None,
+) -> Prefix:
+    """Runs the model once on ``inputs`` (processor outputs for the prefix, batch 1) into a new cache.
+
+    With a ``reducer``, the video span is reduced before layer k; ``grid`` defaults to the one the
+    family reads from ``inputs`` (``video_grid_thw`` / ``pixel_values_videos``). Without one, the
+    prefix is prefilled unreduced (still reusable).
+    """
+    if reducer is None and grid is not None:
+        raise ValueError("a grid without a reducer: pass reducer=identity_reducer for an unreduced run")
+    model, device = engine.model, _device(engine)
+    cache = engine.new_cache()
+    engine.last_reduction = None
+    began = _clock(device)
+    if reducer is None:
+        out = model(**inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    else:
+        grid = engine.family.grid_from_inputs(model, inputs) if grid is None else grid
+        with engine.video(grid, reducer, span_start=span_start):
+            out = model(**inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    seconds = _clock(device) - began
+    record = engine.last_reduction if reducer is not None else None
+    return Prefix(
+        cache=cache,
+        last_logits=out.logits[:, -1],
+        length=cache.logical_length,
+        reduced_length=cache.segment_length(1),
+        visual_tokens=record.visual_tokens if record else 0,
+        visual_tokens_kept=record.visual_tokens_kept if record else 0,
+        reduction_s=record.seconds if record else 0.0,
+        prefill_s=seconds,
+    )
+
+
+@torch.no_grad()
+def answer(
+    engine: ReductionEngine,
+    prefix: Prefix,
+    question_ids: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    eos_token_id: int | Iterable[int] | None = None,
+) -> Answer:
+    """Extends a fork of ``prefix.cache`` with ``question_ids`` (``[1, q]`` or ``[q]``, text only) and decodes greedily.
+
+    Stops after ``max_new_tokens`` or after emitting an ``eos_token_id`` (kept in ``tokens``).
+    """
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be >= 1")
+    model, device = engine.model, _device(engine)
+    eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id or ())
+    question_ids = question_ids.reshape(1, -1).to(device)
+    cache = prefix.cache.fork()
+
+    began = _clock(device)
+    if question_ids.shape[1] > 0:
+        logits = model(
+            input_ids=question_ids, past_key_values=cache, use_cache=True, logits_to_keep=1
+        ).logits[:, -1]
+    else:
+        logits = prefix.last_logits
+    first_logits = logits
+    token = logits.argmax(-1, keepdim=True)
+    first_token_at = _clock(device)
+    prompt_tokens, prompt_reduced = cache.logical_length, cache.segment_length(1)
+
+    tokens = [token]
+    while len(tokens) < max_new_tokens and int(token) not in eos:
+        logits = model(input_ids=token, past_key_values=cache, use_cache=True).logits[:, -1]
+        token = logits.argmax(-1, keepdim=True)
+        tokens.append(token)
+    finished = _clock(device)
+
+    reused = prefix.uses > 0
+    prefix.uses += 1
+    question_s = first_token_at - began
+    stats = CallStats(
+        visual_tokens=prefix.visual_tokens,
+        visual_tokens_kept=prefix.visual_tokens_kept,
+        prompt_tokens=prompt_tokens,
+        prompt_tokens_reduced=prompt_reduced,
+        reduction_s=0.0 if reused else prefix.reduction_s,
+        prefill_s=question_s if reused else prefix.prefill_s + question_s,
+        decode_s=finished - first_token_at,
+        new_tokens=len(tokens),
+        prefix_reused=reused,
+    )
+    return Answer(torch.cat(tokens, dim=1)[0], first_logits, stats)
+
+
+def generate(
+    engine: ReductionEngine,
+    inputs: Mapping[str, torch.Tensor],
+    reducer: Reducer | None = None,
+    grid: Grid | None = None,
+    *,
+    max_new_tokens: int,
+    eos_token_id: int | Iterable[int] | None = None,
+    span_start: int | None = None,
+) -> Answer:
+    """One question, no reuse: prefill the whole prompt (reducing at layer k) and decode greedily."""
+    prefix = prefill(engine, inputs, reducer, grid, span_start=span_start)
+    empty = torch.zeros(1, 0, dtype=torch.long)
+    return answer(engine, prefix, empty, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id)

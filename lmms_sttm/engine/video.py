@@ -1,0 +1,57 @@
+"""Per-call settings (which video grid, which reducer) and the record of one reduction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lmms_sttm.engine.reducer import Grid, Reducer
+from lmms_sttm.merging.reduction import Reduction
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """The video of the next prefill: its token grid ``(T, H, W)`` as the decoder sees it and the reducer.
+
+    ``span_start``: index of the first grid token in the chunk, when it cannot be found from
+    ``input_ids`` (text-only decoders, calls with ``inputs_embeds``).
+    """
+
+    grid: Grid
+    reducer: Reducer
+    span_start: int | None = None
+
+    def __post_init__(self) -> None:
+        grid = tuple(self.grid)
+        if len(grid) != 3 or not all(isinstance(v, int) and v > 0 for v in grid):
+            raise ValueError(f"grid must be three positive ints (T, H, W), got {self.grid!r}")
+        object.__setattr__(self, "grid", grid)
+        if not callable(self.reducer):
+            raise TypeError(
+                f"reducer must be callable (hidden [N, C], grid) -> Reduction, got {self.reducer!r}"
+            )
+        if self.span_start is not None and self.span_start < 0:
+            raise ValueError(f"span_start must be >= 0, got {self.span_start}")
+
+    @property
+    def num_tokens(self) -> int:
+        t, h, w = self.grid
+        return t * h * w
+
+
+@dataclass(frozen=True)
+class ReductionRecord:
+    """What happened at layer k in the last reducing prefill.
+
+    Attributes:
+        visual_tokens: N, grid tokens entering the reducer.
+        visual_tokens_kept: N', tokens the reducer kept.
+        seconds: wall time of the reducer call (synchronised on CUDA).
+        span_start: index of the first grid token in the chunk.
+        plan: the reducer's ``Reduction``.
+    """
+
+    visual_tokens: int
+    visual_tokens_kept: int
+    seconds: float
+    span_start: int
+    plan: Reduction

@@ -1,0 +1,331 @@
+"""The shared lmms-eval model behind ``llava_video_sttm``, ``llava_onevision_sttm``, ``qwen2_vl_sttm``
+and ``qwen2_5_vl_sttm``: loading, the video pipeline, prompts, KV reuse across questions, statistics.
+
+Per ``generate_until`` call the requests are grouped by (task, video); each video is decoded and
+encoded once; with ``kv_reuse`` its prefix ``[system + video (+ time instruction)]`` is prefilled
+once (reduced at layer ``merge_layer``) and every question on it extends a fork of that cache.
+Answers come back in the original order. A video that cannot be read fails its requests with a
+recorded reason (empty answer) and the run goes on: raising here would deadlock the other ranks.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import OrderedDict
+
+import torch
+from lmms_eval.api.instance import GenerationResult, Instance, TokenCounts
+from lmms_eval.api.model import lmms
+from loguru import logger
+from tqdm import tqdm
+
+from lmms_sttm.engine import patch as engine_patch
+from lmms_sttm.engine import session
+from lmms_sttm.engine.reducer import SttmReducer
+from lmms_sttm.models.checkpoints import load_checkpoint
+from lmms_sttm.models.paper_settings import MERGE_LAYER, THRESHOLDS, frame_protocol, paper_thresholds
+from lmms_sttm.models.prompts import Prompt, llava_prompt, qwen_prompt, time_instruction
+from lmms_sttm.models.settings import ModelSettings
+from lmms_sttm.models.stats import StatsWriter, default_stats_dir
+from lmms_sttm.models.video_inputs import (
+    VideoInputs,
+    as_encoder_outputs,
+    encode_llava,
+    encode_qwen,
+    even_frames,
+)
+from lmms_sttm.runtime import dist_rank_world
+from lmms_sttm.video import VideoError, load_video
+
+
+def _pick_device(settings: ModelSettings, rank: int) -> torch.device:
+    if settings.device:
+        return torch.device(settings.device)
+    if torch.cuda.is_available():
+        import os
+
+        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}")
+    return torch.device("cpu")
+
+
+def _pick_dtype(settings: ModelSettings, device: torch.device) -> torch.dtype:
+    if settings.dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, settings.dtype)
+
+
+def _pick_attention(settings: ModelSettings, device: torch.device) -> str:
+    if settings.attn_implementation != "auto":
+        return settings.attn_implementation
+    from transformers.utils import is_flash_attn_2_available
+
+    return "flash_attention_2" if device.type == "cuda" and is_flash_attn_2_available() else "sdpa"
+
+
+class SttmVideoModel(lmms):
+    """Base class; subclasses set ``family`` ("llava" or "qwen") and ``paper_model``."""
+
+    family = "llava"
+    paper_model = "llava_video_7b"
+    model_name = "llava_video_sttm"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__()
+        self.settings = s = ModelSettings.from_model_args(**kwargs)
+        self._rank, self._world_size = dist_rank_world()
+        self._device = _pick_device(s, self._rank)
+        dtype = _pick_dtype(s, self._device)
+        attn = _pick_attention(s, self._device)
+        loaded = load_checkpoint(s.pretrained, dtype=dtype, attn_implementation=attn, device_map=s.device_map)
+        self._model, self.processor, self.info = loaded
+        if s.device_map is None:
+            self._model.to(self._device)
+        self._model.eval()
+        self.tokenizer = self.processor.tokenizer
+        self.paper_key = self._paper_key()
+        if s.method != "none" and s.newline != "no_token":
+            raise ValueError(
+                f"newline={s.newline} puts newline tokens inside the video span; reduction methods need "
+                "newline=no_token (the paper's setting). Use method=none for the other layouts."
+            )
+        if self.family == "qwen" and s.newline != "no_token":
+            raise ValueError("newline applies to the LLaVA models only; Qwen2-VL has no newline tokens")
+        if s.budget is not None and self.paper_key not in THRESHOLDS:
+            raise ValueError(
+                f"the paper has no thresholds for {self.paper_key}; pass tau_s= and tau_t= instead of budget="
+            )
+        self.merge_layer = s.merge_layer if s.merge_layer is not None else MERGE_LAYER[self.paper_key]
+        n_layers = self._model.config.get_text_config().num_hidden_layers
+        if not 0 <= self.merge_layer < n_layers:
+            raise ValueError(f"merge_layer={self.merge_layer} outside 0..{n_layers - 1} for this checkpoint")
+        self.engine = engine_patch.apply_reduction(self._model, layer=self.merge_layer)
+        add_time = (
+            bool(self.info.add_time_instruction) if self.info.add_time_instruction is not None else False
+        )
+        self.use_time_instruction = s.time_instruction if s.time_instruction is not None else add_time
+        if self.family == "qwen" and self.use_time_instruction:
+            raise ValueError("time_instruction is a LLaVA-Video prompt feature; Qwen2-VL has none")
+        stats_dir = s.stats_dir or default_stats_dir()
+        self.stats = StatsWriter(stats_dir, self.model_name, self._rank)
+        self.failures: list[dict] = []
+        self.eos_ids = sorted(
+            {self.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")}
+            - {None, self.tokenizer.unk_token_id}
+        )
+        logger.info(
+            f"{self.model_name}: {s.method} at layer {self.merge_layer} on {self._device} ({dtype}, {attn}); "
+            f"rank {self._rank}/{self._world_size}; stats -> {self.stats.path}"
+        )
+
+    # lmms-eval's model interface -------------------------------------------------------------
+    @property
+    def model(self):
+        return self._model
+
+    @property
+    def device(self):
+        return self._device
+
+    @property
+    def rank(self) -> int:
+        return self._rank
+
+    @property
+    def world_size(self) -> int:
+        return self._world_size
+
+    @property
+    def batch_size(self) -> int:
+        return 1
+
+    def loglikelihood(self, requests):
+        raise NotImplementedError(f"{self.model_name} only generates (all STTM tasks are generate_until)")
+
+    def generate_until_multi_round(self, requests):
+        raise NotImplementedError(f"{self.model_name} does not support multi-round generation")
+
+    # settings per request --------------------------------------------------------------------
+    def _paper_key(self) -> str:
+        text = self._model.config.get_text_config()
+        if self.paper_model == "llava_video_7b" and text.hidden_size >= 8192:
+            return "llava_video_72b"
+        return self.paper_model
+
+    def reducer_for(self, task: str):
+        """The reducer for a task (None for method=none) and its (tau_s, tau_t)."""
+        s = self.settings
+        if s.method == "none":
+            return None, (None, None)
+        taus = (s.tau_s, s.tau_t) if s.budget is None else paper_thresholds(self.paper_key, s.budget, task)
+        return SttmReducer(taus[0], taus[1], root_level=s.root_level), taus
+
+    def frames_for(self, task: str) -> tuple[float, int]:
+        fps, cap = frame_protocol(self.family, task)
+        return (self.settings.fps or fps, self.settings.max_frames or cap)
+
+    # one video -------------------------------------------------------------------------------
+    def encode(self, path: str, task: str) -> tuple[VideoInputs, str | None, dict]:
+        """Decode, sample and encode one video; returns the features, the time text and facts."""
+        fps, cap = self.frames_for(task)
+        frames, idx, info = load_video(
+            path, target_fps=fps, max_frames=cap, backend=self.settings.video_backend
+        )
+        time_text = None
+        if self.family == "qwen":
+            frames, idx = even_frames(frames, idx)
+            video = encode_qwen(self._model, self.processor, frames, fps=fps)
+        else:
+            video = encode_llava(self._model, self.processor, frames, self.settings.newline)
+            if self.use_time_instruction:
+                time_text = time_instruction(info.duration, [i / info.fps for i in idx])
+        return video, time_text, {"frames": len(idx), "video_seconds": round(info.duration, 3)}
+
+    def prompt(self, ctx: str, time_text: str | None) -> Prompt:
+        if self.family == "qwen":
+            return qwen_prompt(ctx)
+        return llava_prompt(ctx, "<video>", time_text)
+
+    def _ids(self, text: str) -> torch.Tensor:
+        return torch.tensor(self.tokenizer(text, add_special_tokens=False)["input_ids"], dtype=torch.long)
+
+    def prefix_inputs(self, prefix_text: str, video: VideoInputs) -> tuple[dict, torch.Tensor]:
+        """Model inputs of ``prefix_text`` with its one video placeholder expanded to the features."""
+        vid = self.engine.family.video_token_id(self._model)
+        ids = self._ids(prefix_text)
+        at = (ids == vid).nonzero().flatten()
+        if at.numel() != 1:
+            raise ValueError(f"prompt prefix must hold exactly one video placeholder, found {at.numel()}")
+        i = int(at[0])
+        ids = torch.cat([ids[:i], torch.full((video.num_placeholders,), vid), ids[i + 1 :]])[None].to(
+            self._device
+        )
+        inputs = {
+            "input_ids": ids,
+            "attention_mask": torch.ones_like(ids),
+            "mm_encoder_outputs": as_encoder_outputs(video, self.family),
+            **video.extra,
+        }
+        if self.family == "qwen":
+            inputs["mm_token_type_ids"] = (ids == vid).long() * 2
+        return inputs, ids
+
+    # generation ------------------------------------------------------------------------------
+    def generate_until(self, requests: list[Instance]) -> list:
+        out: list = [""] * len(requests)
+        groups: OrderedDict[tuple, list[int]] = OrderedDict()
+        for i, req in enumerate(requests):
+            if req.metadata.get("__padding_only__"):
+                continue
+            ctx, gen_kwargs, doc_to_visual, doc_id, task, split = req.args
+            paths = doc_to_visual(self.task_dict[task][split][doc_id])
+            if len(paths) != 1:
+                self._fail(req, f"expected one video per question, got {len(paths)} visuals")
+                continue
+            groups.setdefault((task, str(paths[0])), []).append(i)
+        for task in {key[0] for key in groups}:
+            self.reducer_for(task)  # configuration errors fail the run on every rank alike
+        bar = tqdm(
+            total=sum(map(len, groups.values())),
+            desc=f"{self.model_name} rank {self._rank}",
+            position=self._rank,
+        )
+        for (task, path), members in groups.items():
+            try:
+                self._answer_video(task, path, [requests[i] for i in members], [i for i in members], out)
+            except VideoError as e:
+                for i in members:
+                    self._fail(requests[i], str(e))
+            except Exception as e:  # one bad sample must not kill (and deadlock) the run: record it
+                logger.error(f"{self.model_name}: {task} {path}: {traceback.format_exc()}")
+                for i in members:
+                    self._fail(requests[i], f"{type(e).__name__}: {e}")
+            bar.update(len(members))
+        bar.close()
+        return out
+
+    def _gen_settings(self, gen_kwargs: dict) -> tuple[int, list[str]]:
+        if gen_kwargs.get("do_sample") and float(gen_kwargs.get("temperature", 1.0) or 0) > 0:
+            raise ValueError(
+                f"{self.model_name} decodes greedily (the protocol); do_sample=True is not supported"
+            )
+        until = gen_kwargs.get("until") or []
+        return int(gen_kwargs.get("max_new_tokens", 32)), [until] if isinstance(until, str) else list(until)
+
+    def _answer_video(self, task: str, path: str, reqs: list[Instance], slots: list[int], out: list) -> None:
+        video, time_text, facts = self.encode(path, task)
+        reducer, taus = self.reducer_for(task)
+        grid = video.grid if reducer is not None else None
+        prefix = None
+        for k, (req, slot) in enumerate(zip(reqs, slots, strict=True)):
+            ctx, gen_kwargs = req.args[0], req.args[1]
+            max_new, until = self._gen_settings(gen_kwargs)
+            prompt = self.prompt(ctx, time_text)
+            question = self._ids(prompt.question)
+            if self.settings.kv_reuse:
+                if prefix is None:
+                    inputs, _ = self.prefix_inputs(prompt.prefix, video)
+                    prefix = session.prefill(self.engine, inputs, reducer, grid)
+                ans = session.answer(
+                    self.engine, prefix, question, max_new_tokens=max_new, eos_token_id=self.eos_ids
+                )
+            else:
+                inputs, ids = self.prefix_inputs(prompt.prefix, video)
+                inputs["input_ids"] = torch.cat([ids, question[None].to(ids.device)], dim=1)
+                inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+                if "mm_token_type_ids" in inputs:
+                    pad = torch.zeros_like(question[None]).to(ids.device)
+                    inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], pad], dim=1)
+                ans = session.generate(
+                    self.engine, inputs, reducer, grid, max_new_tokens=max_new, eos_token_id=self.eos_ids
+                )
+            text = self.tokenizer.decode(ans.tokens.tolist(), skip_special_tokens=True)
+            for stop in until:
+                if stop and stop in text:
+                    text = text.split(stop, 1)[0]
+            text = text.strip()
+            st = ans.stats
+            n_visual = video.num_placeholders
+            kept = st.visual_tokens_kept if reducer is not None else n_visual
+            self.stats.write(
+                {
+                    "model": self.model_name,
+                    "method": self.settings.method,
+                    "task": task,
+                    "doc_id": req.args[3],
+                    "video": path,
+                    "tau_s": taus[0],
+                    "tau_t": taus[1],
+                    "merge_layer": self.merge_layer,
+                    **facts,
+                    "visual_tokens": n_visual,
+                    "visual_tokens_kept": kept,
+                    "retained_pct": round(100.0 * kept / n_visual, 4),
+                    "vision_ms": round(1000 * video.vision_s, 3) if k == 0 else 0.0,
+                    "merge_ms": round(1000 * st.reduction_s, 3),
+                    "prefill_ms": round(1000 * st.prefill_s, 3),
+                    "decode_ms": round(1000 * st.decode_s, 3),
+                    "new_tokens": st.new_tokens,
+                    "prefix_reused": st.prefix_reused,
+                    "answer": text,
+                    "error": None,
+                    "rank": self._rank,
+                    "time": time.time(),
+                }
+            )
+            out[slot] = GenerationResult(
+                text, TokenCounts(input_tokens=st.prompt_tokens_reduced, output_tokens=st.new_tokens)
+            )
+
+    def _fail(self, req: Instance, reason: str) -> None:
+        task, doc_id = req.args[-2], req.args[-3]
+        logger.error(f"{self.model_name}: {task} doc {doc_id} failed: {reason}")
+        record = {
+            "model": self.model_name,
+            "task": task,
+            "doc_id": doc_id,
+            "error": reason,
+            "rank": self._rank,
+        }
+        self.failures.append(record)
+        self.stats.write(record)

@@ -1,0 +1,157 @@
+"""From decoded frames to the model inputs of one video prefix, per model family.
+
+Both families encode the video themselves (vision tower + projector, timed apart from the LLM
+prefill, as the paper's TTFT excludes the vision encoder) and hand the features to the model as
+``mm_encoder_outputs``; the text gets exactly as many video placeholders as there are features.
+
+- LLaVA (``LlavaOnevisionForConditionalGeneration``): frames -> SigLIP -> projector -> bilinear
+  2x pooling -> ``[F*h*w, D]``. ``newline``: ``no_token`` (the paper: no newline tokens; the span
+  is exactly the grid), ``one_token`` (transformers' default: one ``image_newline`` after the
+  video), ``grid`` (LLaVA-NeXT's: one after every row, ``F*h*(w+1)`` tokens).
+- Qwen2-VL / Qwen2.5-VL: frames resized as qwen-vl-utils does (``smart_resize`` with the
+  protocol's pixel budgets, in units of the processor's ``patch*merge`` factor), an even frame
+  count, then the vision tower with its PatchMerger -> ``[t*h*w, D]``; 3-D positions come from the
+  model's own ``get_rope_index`` on the full placeholder run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+Grid = tuple[int, int, int]
+
+
+@dataclass
+class VideoInputs:
+    """The encoded video of one prefix.
+
+    Attributes:
+        features: ``[K, D]`` placeholder features in sequence order (K = grid tokens + newlines).
+        grid: ``(T, H, W)`` of the grid tokens (the reducible span), or None with newline tokens.
+        extra: model kwargs besides ids/mask (Qwen: ``video_grid_thw``, ``second_per_grid_ts``).
+        vision_s: wall time of the vision encoder + projector.
+    """
+
+    features: torch.Tensor
+    grid: Grid | None
+    extra: dict = field(default_factory=dict)
+    vision_s: float = 0.0
+
+    @property
+    def num_placeholders(self) -> int:
+        return int(self.features.shape[0])
+
+
+def _clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+@torch.no_grad()
+def encode_llava(model, processor, frames: np.ndarray, newline: str) -> VideoInputs:
+    """``frames [F, H, W, 3]`` uint8 -> LLaVA video features (see module docstring)."""
+    device, dtype = model.device, model.dtype
+    pixels = processor.video_processor(videos=[frames], return_tensors="pt")["pixel_values_videos"]
+    began = _clock(device)
+    out = model.model.get_video_features(
+        pixels.to(device, dtype),
+        vision_feature_layer=model.config.vision_feature_layer,
+        vision_feature_select_strategy=model.config.vision_feature_select_strategy,
+        return_dict=True,
+    )
+    feats = out.pooler_output[0]  # [F*h*w + 1, D], the last row is image_newline
+    seconds = _clock(device) - began
+    f = frames.shape[0]
+    side = math.isqrt((feats.shape[0] - 1) // f)
+    grid = (f, side, side)
+    if newline == "no_token":
+        return VideoInputs(feats[:-1], grid, vision_s=seconds)
+    if newline == "one_token":
+        return VideoInputs(feats, None, vision_s=seconds)
+    rows = feats[:-1].reshape(f, side, side, -1)
+    nl = feats[-1].expand(f, side, 1, feats.shape[-1])
+    return VideoInputs(torch.cat([rows, nl], dim=2).reshape(-1, feats.shape[-1]), None, vision_s=seconds)
+
+
+def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """Both sides multiples of ``factor``, the area within ``[min_pixels, max_pixels]``, aspect kept."""
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(f"aspect ratio of {height}x{width} is above 200")
+    h = max(factor, round(height / factor) * factor)
+    w = max(factor, round(width / factor) * factor)
+    if h * w > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h = max(factor, math.floor(height / beta / factor) * factor)
+        w = max(factor, math.floor(width / beta / factor) * factor)
+    elif h * w < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h = math.ceil(height * beta / factor) * factor
+        w = math.ceil(width * beta / factor) * factor
+    return h, w
+
+
+def qwen_frame_size(height: int, width: int, num_frames: int, factor: int) -> tuple[int, int]:
+    """The protocol's per-frame size (qwen-vl-utils' video budgets, in ``factor``-pixel units).
+
+    min 128 and max 768 tokens of ``factor x factor`` px per frame; the whole video gets
+    ``$VIDEO_MAX_PIXELS`` (default ``128000 * factor^2 * 0.9``) shared over frame pairs.
+    """
+    unit = factor * factor
+    min_px, max_px = 128 * unit, 768 * unit
+    total = float(os.environ.get("VIDEO_MAX_PIXELS", 128000 * unit * 0.9))
+    per_frame = max(min(max_px, total / num_frames * 2), int(min_px * 1.05))
+    return smart_resize(height, width, factor, min_px, int(per_frame))
+
+
+def even_frames(frames: np.ndarray, indices: list[int]) -> tuple[np.ndarray, list[int]]:
+    """Pad to an even frame count by repeating the last frame (Qwen's 2-frame temporal patches)."""
+    if frames.shape[0] % 2:
+        frames = np.concatenate([frames, frames[-1:]], axis=0)
+        indices = [*indices, indices[-1]]
+    return frames, indices
+
+
+@torch.no_grad()
+def encode_qwen(model, processor, frames: np.ndarray, fps: float) -> VideoInputs:
+    """``frames [F, H, W, 3]`` uint8 (F even) -> Qwen2-VL / 2.5-VL video features and grid."""
+    from torchvision.transforms.functional import InterpolationMode, resize
+
+    device = model.device
+    vp = processor.video_processor
+    factor = vp.patch_size * vp.merge_size
+    h, w = qwen_frame_size(frames.shape[1], frames.shape[2], frames.shape[0], factor)
+    video = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    video = resize(video, [h, w], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    enc = vp(videos=[video], do_resize=False, do_sample_frames=False, return_tensors="pt")
+    thw = enc["video_grid_thw"]
+    began = _clock(device)
+    out = model.model.get_video_features(
+        enc["pixel_values_videos"].to(device, model.dtype), thw.to(device), return_dict=True
+    )
+    seconds = _clock(device) - began
+    pooled = out.pooler_output
+    feats = (
+        torch.cat(list(pooled), dim=0)
+        if isinstance(pooled, (tuple, list))
+        else pooled.reshape(-1, pooled.shape[-1])
+    )
+    merge = vp.merge_size
+    t, gh, gw = (int(v) for v in thw[0])
+    extra = {"video_grid_thw": thw.to(device)}
+    if model.config.model_type == "qwen2_5_vl":
+        extra["second_per_grid_ts"] = torch.tensor([vp.temporal_patch_size / fps], device=device)
+    return VideoInputs(feats, (t, gh // merge, gw // merge), extra=extra, vision_s=seconds)
+
+
+def as_encoder_outputs(video: VideoInputs, family: str) -> dict:
+    """``mm_encoder_outputs`` for the model forward: LLaVA reads ``[1, K, D]``, Qwen a tuple of ``[K, D]``."""
+    pooled = (video.features,) if family == "qwen" else video.features[None]
+    return {"video": BaseModelOutputWithPooling(pooler_output=pooled)}

@@ -1,0 +1,100 @@
+"""Small pieces of the engine: positions, span location, plan validation, the segmented cache."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+import transformers
+
+from lmms_sttm.engine import SegmentedCache, apply_reduction, check_reduction, identity_reducer, prefill
+from lmms_sttm.engine.positions import continuation_positions, next_position, reduced_positions
+from lmms_sttm.engine.span import locate_video_span
+from tests.engine.engine_helpers import TEXT, pair_merge_reducer
+
+
+def test_reduced_positions():
+    grid = (2, 2, 2)
+    plan = pair_merge_reducer(torch.randn(8, 4), grid)  # row 0 merges frames, row 1 merges columns
+    assert plan.rep_index.tolist() == [0, 1, 2, 6]
+    full = torch.arange(12)[None] + 100  # 2 text, 8 video, 2 text
+    assert reduced_positions("reassign", full, 2, plan, None).tolist() == [list(range(8))]
+    assert reduced_positions("reassign", full, 2, plan, torch.tensor([5])).tolist() == [list(range(5, 13))]
+    mrope = torch.stack([full, full * 2, full * 3])  # [3, 1, 12]
+    kept = reduced_positions("survive", mrope, 2, plan, None)
+    assert kept.shape == (3, 1, 8)
+    assert kept[1, 0].tolist() == [200, 202, 204, 206, 208, 216, 220, 222]
+    assert next_position(kept).tolist() == [[112], [223], [334]]
+    assert continuation_positions(torch.tensor([[7], [7], [7]]), 2).tolist() == [[[7, 8]], [[7, 8]], [[7, 8]]]
+
+
+def test_locate_video_span():
+    ids = torch.tensor([[1, 2, 5, 5, 5, 5, 5, 3]])
+    assert locate_video_span(ids, 5, 4, (0, 1)) == 2
+    assert locate_video_span(ids, 5, 5) == 2
+    assert locate_video_span(torch.tensor([[1, 2, 3]]), 5, 4) is None
+    with pytest.raises(ValueError, match="do not fit"):
+        locate_video_span(ids, 5, 4)
+    with pytest.raises(ValueError, match="contiguous"):
+        locate_video_span(torch.tensor([[5, 5, 1, 5]]), 5, 3)
+    with pytest.raises(ValueError, match="span_start"):
+        locate_video_span(None, None, 3)
+    assert locate_video_span(None, None, 3, span_start=4) == 4
+
+
+def test_check_reduction():
+    hidden = torch.randn(12, 8)
+    plan = identity_reducer(hidden, (3, 2, 2))
+    check_reduction(plan, hidden, (3, 2, 2))
+    bad = [
+        (replace(plan, grid=(2, 3, 2)), "grid"),
+        (replace(plan, features=plan.features[:, :4]), "do not fit"),
+        (replace(plan, rep_index=plan.rep_index[:-1]), "rep_index shape"),
+        (replace(plan, rep_index=plan.rep_index + 1), "out of range"),
+    ]
+    for wrong, message in bad:
+        with pytest.raises(ValueError, match=message):
+            check_reduction(wrong, hidden, (3, 2, 2))
+
+
+def test_segmented_cache_fork_and_crop():
+    config = transformers.Qwen2Config(**TEXT)
+    cache = SegmentedCache(config, split_layer=2)
+    with pytest.raises(ValueError, match="split_layer"):
+        SegmentedCache(config, split_layer=4)
+    kv = lambda n: torch.randn(1, 2, n, 16)  # noqa: E731
+    for index in range(4):
+        cache.update(kv(10 if index < 2 else 6), kv(10 if index < 2 else 6), index)
+    cache.advance(10, torch.tensor([10]), torch.tensor([6]), reduced=True)
+    fork = cache.fork()
+    for index in range(4):
+        fork.update(kv(3), kv(3), index)
+    fork.advance(3, torch.tensor([13]), torch.tensor([9]), reduced=False)
+    assert (cache.get_seq_length(), cache.segment_length(0), cache.segment_length(1)) == (10, 10, 6)
+    assert (fork.get_seq_length(), fork.segment_length(0), fork.segment_length(1)) == (13, 13, 9)
+    fork.crop(-2)
+    assert (fork.get_seq_length(), fork.segment_length(1)) == (11, 7)
+    assert [int(p) for p in fork.next_positions] == [11, 7]
+    with pytest.raises(ValueError, match="cannot crop"):
+        fork.crop(-2)
+
+
+def test_text_only_decoder_with_explicit_span(engines):
+    """The plain Qwen2 family (used by the benchmark) reduces a span given by position."""
+    torch.manual_seed(0)
+    model = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**TEXT)).eval()
+    ids = torch.randint(10, 400, (1, 30))
+    engines.append(engine := apply_reduction(model, 1))
+    with torch.no_grad():
+        reference = model(ids).logits
+        with engine.video((2, 3, 4), identity_reducer, span_start=3):
+            torch.testing.assert_close(model(ids).logits, reference, atol=1e-5, rtol=0)
+    prefix = prefill(engine, {"input_ids": ids}, pair_merge_reducer, (2, 3, 4), span_start=3)
+    assert (prefix.visual_tokens, prefix.length, prefix.reduced_length) == (
+        24,
+        30,
+        30 - 24 + prefix.visual_tokens_kept,
+    )
+    with pytest.raises(ValueError, match="no vision inputs"), torch.no_grad():
+        engine.family.grid_from_inputs(model, {"input_ids": ids})
