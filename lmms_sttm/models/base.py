@@ -22,9 +22,9 @@ from tqdm import tqdm
 
 from lmms_sttm.engine import patch as engine_patch
 from lmms_sttm.engine import session
-from lmms_sttm.engine.reducer import SttmReducer
 from lmms_sttm.models.checkpoints import load_checkpoint
-from lmms_sttm.models.paper_settings import MERGE_LAYER, THRESHOLDS, frame_protocol, paper_thresholds
+from lmms_sttm.models.methods import MethodPlan, plan_for
+from lmms_sttm.models.paper_settings import MERGE_LAYER, THRESHOLDS, frame_protocol
 from lmms_sttm.models.prompts import Prompt, llava_prompt, qwen_prompt, time_instruction
 from lmms_sttm.models.settings import ModelSettings
 from lmms_sttm.models.stats import StatsWriter, default_stats_dir
@@ -152,13 +152,9 @@ class SttmVideoModel(lmms):
             return "llava_video_72b"
         return self.paper_model
 
-    def reducer_for(self, task: str):
-        """The reducer for a task (None for method=none) and its (tau_s, tau_t)."""
-        s = self.settings
-        if s.method == "none":
-            return None, (None, None)
-        taus = (s.tau_s, s.tau_t) if s.budget is None else paper_thresholds(self.paper_key, s.budget, task)
-        return SttmReducer(taus[0], taus[1], root_level=s.root_level), taus
+    def plan_for(self, task: str) -> MethodPlan:
+        """The reduction method's plan for ``task`` (reducer, parameters, query-agnosticism)."""
+        return plan_for(self.settings, self.paper_key, task)
 
     def frames_for(self, task: str) -> tuple[float, int]:
         fps, cap = frame_protocol(self.family, task)
@@ -224,7 +220,7 @@ class SttmVideoModel(lmms):
                 continue
             groups.setdefault((task, str(paths[0])), []).append(i)
         for task in {key[0] for key in groups}:
-            self.reducer_for(task)  # configuration errors fail the run on every rank alike
+            self.plan_for(task)  # configuration errors fail the run on every rank alike
         bar = tqdm(
             total=sum(map(len, groups.values())),
             desc=f"{self.model_name} rank {self._rank}",
@@ -254,7 +250,8 @@ class SttmVideoModel(lmms):
 
     def _answer_video(self, task: str, path: str, reqs: list[Instance], slots: list[int], out: list) -> None:
         video, time_text, facts = self.encode(path, task)
-        reducer, taus = self.reducer_for(task)
+        plan = self.plan_for(task)
+        reducer = plan.reducer
         grid = video.grid if reducer is not None else None
         prefix = None
         for k, (req, slot) in enumerate(zip(reqs, slots, strict=True)):
@@ -262,7 +259,7 @@ class SttmVideoModel(lmms):
             max_new, until = self._gen_settings(gen_kwargs)
             prompt = self.prompt(ctx, time_text)
             question = self._ids(prompt.question)
-            if self.settings.kv_reuse:
+            if self.settings.kv_reuse and plan.query_agnostic:
                 if prefix is None:
                     inputs, _ = self.prefix_inputs(prompt.prefix, video)
                     prefix = session.prefill(self.engine, inputs, reducer, grid)
@@ -294,8 +291,7 @@ class SttmVideoModel(lmms):
                     "task": task,
                     "doc_id": req.args[3],
                     "video": path,
-                    "tau_s": taus[0],
-                    "tau_t": taus[1],
+                    "params": plan.params,
                     "merge_layer": self.merge_layer,
                     **facts,
                     "visual_tokens": n_visual,
