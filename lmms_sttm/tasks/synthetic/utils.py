@@ -1,12 +1,14 @@
-"""Task functions of ``synthetic_needle_sttm`` (docs from :func:`lmms_sttm.data.synthetic.needle_task_docs`)."""
+"""Task functions of ``synthetic_needle_sttm`` (docs from :func:`lmms_sttm.data.synthetic.needle_task_docs`).
+
+The prompt and the parser are the STTM ones shared by the benchmark tasks
+(:mod:`lmms_sttm.tasks.common`); the YAML's ``post_prompt`` supplies the answer cue.
+"""
 
 from __future__ import annotations
 
-import re
-
 from lmms_sttm.data.synthetic import ClipSpec, default_clip_dir, ensure_clip
-
-_LETTER = re.compile(r"\b([A-D])\b")
+from lmms_sttm.tasks.common.parse import parse_answer
+from lmms_sttm.tasks.common.prompt import ANSWER_CUE, mcq_body
 
 
 def doc_to_visual(doc: dict) -> list[str]:
@@ -17,19 +19,13 @@ def doc_to_visual(doc: dict) -> list[str]:
 
 def doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
     kwargs = lmms_eval_specific_kwargs or {}
-    lines = [
-        "Select the best answer to the following multiple-choice question based on the video. "
-        "Respond with only the letter (A, B, C, or D) of the correct option.",
-        doc["question"],
-        *(f"{letter}. {text}" for letter, text in zip("ABCD", doc["options"], strict=False)),
-    ]
-    return kwargs.get("pre_prompt", "") + "\n".join(lines) + kwargs.get("post_prompt", "")
+    body = mcq_body(doc["question"], doc["options"], prefixed=False)
+    return kwargs.get("pre_prompt", "") + body + kwargs.get("post_prompt", "\n" + ANSWER_CUE)
 
 
 def parse_letter(response: str) -> str:
-    """The first standalone option letter A-D in ``response``, or "" (never a random guess)."""
-    m = _LETTER.search(response.strip())
-    return m.group(1) if m else ""
+    """The option letter A-D read by the STTM parser, or "" (never a random guess)."""
+    return parse_answer(response, "ABCD")
 
 
 def process_results(doc: dict, results: list[str]) -> dict:

@@ -1,0 +1,15 @@
+"""Benchmark-independent lmms-eval aggregations (referenced from the task YAMLs by absolute name)."""
+
+from __future__ import annotations
+
+
+def mean_score(items: list[dict]) -> float:
+    """Mean of the items' ``score`` (0 or 100 per question): accuracy in percent."""
+    if not items:
+        return float("nan")
+    return sum(float(i["score"]) for i in items) / len(items)
+
+
+def total(items: list[int]) -> int:
+    """Sum of per-question counts (e.g. unparsed answers)."""
+    return int(sum(items))

@@ -1,0 +1,21 @@
+"""Task functions of ``mlvu_sttm`` (MLVU dev set, the 7 multiple-choice tasks)."""
+
+from __future__ import annotations
+
+from lmms_sttm.tasks.common.benchmark import Benchmark, lazy_module_attributes
+
+BENCH = Benchmark(
+    name="mlvu",
+    annotation="MLVU_mcq_v2.json",
+    video_field="video_id",
+    breakdowns=("task_type", "duration"),
+    official="macro",
+)
+
+doc_to_visual = BENCH.doc_to_visual
+doc_to_text = BENCH.doc_to_text
+doc_to_target = BENCH.doc_to_target
+process_results = BENCH.process_results
+breakdown = BENCH.breakdown
+official_acc = BENCH.official_acc
+__getattr__ = lazy_module_attributes(dataset_kwargs=BENCH.dataset_kwargs)
