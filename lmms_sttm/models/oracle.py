@@ -85,7 +85,7 @@ class NeedleOracle(lmms):
             return ""
         colour = needle_colour(frames)
         for letter, text in _OPTION.findall(ctx):
-            if colour is not None and text.strip().lower() == colour:
+            if colour is not None and text.strip().rstrip(".").lower() == colour:
                 return letter
         return self.fallback
 
