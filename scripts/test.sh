@@ -5,6 +5,8 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh || { echo "[test] setup failed" >&2; exit 1; }
+# The report's HTML is checked in a real headless browser (Debian's chromium).
+bash scripts/setup_browser.sh >/dev/null || { echo "[test] installing chromium failed" >&2; exit 1; }
 py="${LMMS_STTM_VENV:-$root/.venv}/bin/python"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 "$py" -m ruff check . || { echo "[test] ruff found problems" >&2; exit 1; }
