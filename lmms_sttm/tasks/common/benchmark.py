@@ -30,6 +30,7 @@ from lmms_sttm import data_root
 from lmms_sttm.tasks.common import metrics
 from lmms_sttm.tasks.common.parse import parse_answer
 from lmms_sttm.tasks.common.prompt import LETTERS, mcq_text
+from lmms_sttm.tasks.common.sharding import shard_by_video
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,10 @@ class Benchmark:
     scored: bool = True
 
     # ---- reading docs -------------------------------------------------------------------
+    def process_docs(self, dataset):
+        """Video-major order under several ranks, so prefix reuse survives lmms-eval's sharding."""
+        return shard_by_video(dataset, self.video_field)
+
     def options(self, doc: dict) -> list[str]:
         if self.option_fields:
             return [doc[f] for f in self.option_fields]

@@ -18,6 +18,7 @@ BENCH = Benchmark(
 )
 
 doc_to_visual = BENCH.doc_to_visual
+process_docs = BENCH.process_docs
 doc_to_text = BENCH.doc_to_text
 doc_to_target = BENCH.doc_to_target
 process_results = BENCH.process_results

@@ -9,6 +9,12 @@ from __future__ import annotations
 from lmms_sttm.data.synthetic import ClipSpec, default_clip_dir, ensure_clip
 from lmms_sttm.tasks.common.parse import parse_answer
 from lmms_sttm.tasks.common.prompt import ANSWER_CUE, mcq_body
+from lmms_sttm.tasks.common.sharding import shard_by_video
+
+
+def process_docs(dataset):
+    """Video-major order under several ranks, so prefix reuse survives lmms-eval's sharding."""
+    return shard_by_video(dataset, "video_id")
 
 
 def doc_to_visual(doc: dict) -> list[str]:
@@ -29,4 +35,7 @@ def parse_letter(response: str) -> str:
 
 
 def process_results(doc: dict, results: list[str]) -> dict:
-    return {"sttm_acc": 100.0 * (parse_letter(results[0]) == doc["answer"])}
+    return {
+        "sttm_acc": 100.0 * (parse_letter(results[0]) == doc["answer"]),
+        "question_id": doc["question_id"],
+    }

@@ -1,0 +1,48 @@
+"""Video-major document order: a permutation that keeps videos on one rank under strided sharding."""
+
+from __future__ import annotations
+
+import random
+
+import datasets
+import pytest
+
+from lmms_sttm.tasks.common.sharding import shard_by_video, video_major_order
+
+
+def _rank_of(order: list[int], world: int) -> dict[int, int]:
+    return {doc: p % world for p, doc in enumerate(order)}
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_whole_videos_per_rank_when_balanced(world):
+    rng = random.Random(world)
+    videos = [f"v{rng.randrange(12)}" for _ in range(48)]
+    order = video_major_order(videos, world)
+    assert sorted(order) == list(range(48))
+    rank = _rank_of(order, world)
+    split = {v for v in set(videos) if len({rank[i] for i, w in enumerate(videos) if w == v}) > 1}
+    # loads are balanced by splitting at most one video per rank boundary
+    assert len(split) <= world - 1
+    counts = [sum(1 for r in rank.values() if r == k) for k in range(world)]
+    assert max(counts) - min(counts) <= 1
+
+
+def test_four_tries_per_video_stay_together_on_two_ranks():
+    videos = [f"v{i // 4}" for i in range(24)]  # VNBench layout: 4 consecutive tries per video
+    order = video_major_order(videos, 2)
+    rank = _rank_of(order, 2)
+    for v in range(6):
+        assert len({rank[i] for i in range(4 * v, 4 * v + 4)}) == 1
+    assert video_major_order(videos, 1) == list(range(24))
+
+
+def test_dataset_reorder_follows_world_size(monkeypatch):
+    ds = datasets.Dataset.from_dict({"video_id": [f"v{i // 2}" for i in range(8)], "q": list(range(8))})
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert shard_by_video(ds, "video_id")["q"] == list(range(8))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = shard_by_video(ds, "video_id")
+    assert sorted(out["q"]) == list(range(8))
+    ranks = {q: p % 2 for p, q in enumerate(out["q"])}
+    assert all(ranks[2 * v] == ranks[2 * v + 1] for v in range(4))
