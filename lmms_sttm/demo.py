@@ -23,6 +23,7 @@ from lmms_sttm.data.demo_vnbench import write_demo_vnbench
 from lmms_sttm.data.tiny import build_tiny
 
 TASK = "vnbench_sttm"
+BASELINES = ("tome", "dycoke_stage1", "fastv", "framefusion", "pool")
 CAVEAT = (
     "The demo model is a tiny random-weight checkpoint: it answers at chance level or below (most of its "
     "answers are gibberish, which the parser counts as unparsed and wrong); its accuracy columns only show "
@@ -40,6 +41,8 @@ def demo_runs(checkpoint: str) -> list[tuple[str, str, str]]:
         ("none", "llava_video_sttm", f"{base},method=none"),
         ("sttm_budget50", "llava_video_sttm", f"{base},method=sttm,budget=50"),
         ("sttm_budget30", "llava_video_sttm", f"{base},method=sttm,budget=30"),
+        ("sttm_exact30", "llava_video_sttm", f"{base},method=sttm,budget_mode=exact,retention=0.3"),
+        *[(f"{m}_budget50", "llava_video_sttm", f"{base},method={m},budget=50") for m in BASELINES],
     ]
 
 

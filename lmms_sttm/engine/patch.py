@@ -35,6 +35,7 @@ from transformers.cache_utils import DynamicCache
 
 from lmms_sttm.engine.families import Family, family_of
 from lmms_sttm.engine.masks import check_attention, segment_masks
+from lmms_sttm.engine.query_aware import make_score_hook, needs_attention
 from lmms_sttm.engine.reducer import Grid, Reducer
 from lmms_sttm.engine.segmented_cache import SegmentedCache
 from lmms_sttm.engine.segments import ForwardPlan
@@ -81,6 +82,10 @@ class ReductionEngine:
         self._require_live()
         if self._video is not None:
             raise RuntimeError("a video context is already active on this engine")
+        if needs_attention(reducer) and self.layer < 1:
+            raise ValueError(
+                f"{reducer!r} reads layer k-1's attention and needs a reduction layer k >= 1, got {self.layer}"
+            )
         self._video = VideoSpec(tuple(grid), reducer, span_start)
         try:
             yield self
@@ -115,6 +120,11 @@ class ReductionEngine:
         self._handles.append(
             text.register_forward_hook(self._after_text_model, with_kwargs=True, always_call=True)
         )
+        if self.layer >= 1:  # query-aware reducers read the last token's attention at layer k-1
+            score_hook = make_score_hook(self)
+            self._handles.append(
+                text.layers[self.layer - 1].register_forward_pre_hook(score_hook, with_kwargs=True)
+            )
         for index in range(self.layer, len(text.layers)):
             hook = self._make_layer_hook(index)
             self._handles.append(text.layers[index].register_forward_pre_hook(hook, with_kwargs=True))

@@ -1,8 +1,13 @@
 """Reduction methods by name: the ``method=`` model argument -> a reducer for one task.
 
-Each entry builds the engine reducer (``(hidden [T*H*W, C], grid) -> Reduction``) for a task from
+Each entry builds the engine reducer (``(hidden [T*H*W, C], grid) -> Reduction``, or a query-aware
+one that also reads the last prompt token's attention, ``engine/query_aware.py``) for a task from
 the model's settings, and says whether the method ignores the question (so one prefilled video
 prefix may serve every question on it). ``none`` has no reducer.
+
+``budget=50|30`` selects the STTM authors' settings per method (``NATIVE``); ``budget_mode=exact``
+with ``retention=R`` makes every method keep ``R`` of each video's visual tokens within one point
+(``merging/budget.py``). ``params`` always carries ``budget_mode`` and ``retention``.
 """
 
 from __future__ import annotations
@@ -10,6 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lmms_sttm.engine.reducer import SttmReducer
+from lmms_sttm.merging.budget import ExactBudget, SttmExactReducer
+from lmms_sttm.merging.dycoke import DycokeStage1Reducer
+from lmms_sttm.merging.fastv import FastVReducer
+from lmms_sttm.merging.framefusion import FrameFusionReducer
+from lmms_sttm.merging.pool import PoolReducer
+from lmms_sttm.merging.tome import TomeReducer
 from lmms_sttm.models.paper_settings import paper_thresholds
 from lmms_sttm.models.settings import ModelSettings
 
@@ -23,15 +34,71 @@ class MethodPlan:
     query_agnostic: bool = True
 
 
+#: the STTM authors' baseline settings by budget (sttm-method.md §11); pool is ours (keep fraction)
+NATIVE = {
+    "tome": ("keep", {50: 0.50, 30: 0.30}),
+    "dycoke_stage1": ("prune", {50: 0.70, 30: 0.925}),
+    "fastv": ("keep", {50: 0.50, 30: 0.30}),
+    "framefusion": ("cost", {50: 0.50, 30: 0.30}),
+    "pool": ("keep", {50: 0.50, 30: 0.30}),
+}
+QUERY_AWARE = ("fastv", "framefusion")
+EXACT_TOL = 0.01
+
+
+def _native(method: str, knob: str, value: float):
+    if method == "tome":
+        return TomeReducer(value)
+    if method == "dycoke_stage1":
+        return DycokeStage1Reducer(prune=value)
+    if method == "fastv":
+        return FastVReducer(value)
+    if method == "framefusion":
+        return FrameFusionReducer(cost=value)
+    return PoolReducer(value)
+
+
+def _exact(method: str, retention: float, root_level: int):
+    if method == "sttm":
+        return SttmExactReducer(retention, EXACT_TOL, root_level=root_level)
+    if method == "tome":
+        inner = TomeReducer(retention)
+    elif method == "dycoke_stage1":
+        inner = DycokeStage1Reducer(keep=retention)
+    elif method == "fastv":
+        inner = FastVReducer(retention)
+    elif method == "framefusion":
+        inner = FrameFusionReducer(keep=retention)
+    else:
+        inner = PoolReducer(retention, tol=EXACT_TOL / 2)
+    return ExactBudget(inner, retention, EXACT_TOL)
+
+
 def plan_for(settings: ModelSettings, paper_model: str, task: str) -> MethodPlan:
     """The method's plan for ``task``; raises ``ValueError`` for settings the method cannot serve."""
-    if settings.method == "none":
+    method = settings.method
+    if method == "none":
         return MethodPlan(None, {})
-    if settings.method == "sttm":
+    query_agnostic = method not in QUERY_AWARE
+    mode = {"budget_mode": settings.budget_mode, "retention": settings.retention}
+    if settings.budget_mode == "exact":
+        reducer = _exact(method, settings.retention, settings.root_level)
+        params = {**mode, "tolerance": EXACT_TOL}
+        if method == "sttm":
+            params.update(root_level=settings.root_level, direction=list(reducer.direction))
+        return MethodPlan(reducer, params, query_agnostic)
+    if method == "sttm":
         if settings.budget is None:
             tau_s, tau_t = settings.tau_s, settings.tau_t
         else:
             tau_s, tau_t = paper_thresholds(paper_model, settings.budget, task)
         reducer = SttmReducer(tau_s, tau_t, root_level=settings.root_level)
-        return MethodPlan(reducer, {"tau_s": tau_s, "tau_t": tau_t, "root_level": settings.root_level})
-    raise ValueError(f"method={settings.method!r} has no reducer")
+        return MethodPlan(
+            reducer, {"tau_s": tau_s, "tau_t": tau_t, "root_level": settings.root_level, **mode}
+        )
+    if method in NATIVE:
+        knob, values = NATIVE[method]
+        value = values[settings.budget]
+        params = {knob: value, "budget": settings.budget, **mode}
+        return MethodPlan(_native(method, knob, value), params, query_agnostic)
+    raise ValueError(f"method={method!r} has no reducer")

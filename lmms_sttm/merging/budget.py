@@ -1,0 +1,169 @@
+"""Exact budgets: keep ``R`` of each video's visual tokens (within ``tol``, default one point).
+
+- ``sttm_exact``: per-video bisection over STTM's thresholds along a fixed direction
+  ``(tau_s, tau_t) = (1 - lam * d_s, 1 - lam * d_t)``, on ``log(lam)`` starting at the reference pair (``d`` from a reference threshold pair,
+  by default the paper's LLaVA-Video-7B 30% VideoMME pair (0.80, 0.50)); retention falls as
+  ``lam`` grows. The search stops once the kept count is within ``tol / 2`` of the target; if it
+  cannot get there (ties, root-level floor), the smallest plan above the target is trimmed.
+- ``trim_to``: merges a plan's kept tokens further by bipartite soft matching (ToMe rounds on the
+  kept features, weighted by patch counts) down to an exact count. Used as the last resort of
+  every method whose own knob cannot reach the target.
+- ``ExactBudget``: wraps any reducer (query-aware ones too), trims when it overshoots and raises
+  when the result is still outside the tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from lmms_sttm.merging.groups import Grid, merge_kept
+from lmms_sttm.merging.reduction import Reduction
+from lmms_sttm.merging.tome import bipartite_assign
+
+DEFAULT_DIRECTION = (0.80, 0.50)
+
+
+def target_count(retention: float, n: int) -> int:
+    """``round(R * N)`` clipped to ``[1, N]``."""
+    if not 0 < retention <= 1:
+        raise ValueError(f"retention must be in (0, 1], got {retention}")
+    return max(1, min(n, round(retention * n)))
+
+
+def trim_to(plan: Reduction, target: int) -> Reduction:
+    """``plan`` with at most ``target`` kept tokens (unchanged if it already has no more)."""
+    if plan.num_kept <= target:
+        return plan
+    return merge_kept(plan, bipartite_assign(plan.features, plan.num_patches, target))
+
+
+def check_budget(plan: Reduction, retention: float, tol: float, who: str) -> None:
+    """Raises ``ValueError`` unless ``|plan.ratio - retention| <= tol``."""
+    if abs(plan.ratio - retention) > tol + 1e-12:
+        raise ValueError(
+            f"{who} kept {plan.num_kept}/{plan.num_original} = {plan.ratio:.4f} of the tokens, "
+            f"outside retention {retention} +- {tol}"
+        )
+
+
+@dataclass
+class SearchInfo:
+    """Cost of one exact-budget call: reducer calls, trimmed tokens, final thresholds, seconds."""
+
+    calls: int = 0
+    trimmed: int = 0
+    tau_s: float | None = None
+    tau_t: float | None = None
+    seconds: float = 0.0
+
+
+def sttm_exact(
+    hidden: torch.Tensor,
+    grid: Grid,
+    retention: float,
+    tol: float = 0.01,
+    direction: tuple[float, float] = DEFAULT_DIRECTION,
+    root_level: int = 1,
+    max_calls: int = 14,
+) -> tuple[Reduction, SearchInfo]:
+    """STTM on ``hidden [T*H*W, C]`` keeping ``retention`` of the tokens; returns the plan and its cost."""
+    from lmms_sttm.merging.sttm import merge_video
+
+    began = time.perf_counter()
+    t, h, w = grid
+    n = t * h * w
+    x = hidden.reshape(t, h, w, hidden.shape[-1])
+    target = target_count(retention, n)
+    d_s, d_t = (1.0 - direction[0]), (1.0 - direction[1])
+    scale = max(d_s, d_t)
+    if not scale > 0:
+        raise ValueError(f"exact-budget direction {direction} must have a threshold below 1")
+    d_s, d_t = d_s / scale, d_t / scale
+    # thresholds 1 - exp(mu) * d: log scale, since retention changes fastest near threshold 1
+    lo, hi = math.log(1e-4), math.log(2.0 / max(min(d_s, d_t), 1e-3))
+    info = SearchInfo()
+    above: tuple[Reduction, float] | None = None  # smallest plan with >= target tokens
+    close = 0.5 * tol * n
+    mu = 0.0  # the reference pair itself: usually close to the paper budgets
+    for _ in range(max_calls):
+        lam = math.exp(mu)
+        plan = merge_video(x, 1.0 - lam * d_s, 1.0 - lam * d_t, root_level=root_level)
+        info.calls += 1
+        k = plan.num_kept
+        if k >= target and (above is None or k < above[0].num_kept):
+            above = (plan, lam)
+        if abs(k - target) <= close:
+            info.tau_s, info.tau_t = 1.0 - lam * d_s, 1.0 - lam * d_t
+            info.seconds = time.perf_counter() - began
+            return plan, info
+        lo, hi = (mu, hi) if k > target else (lo, mu)
+        mu = 0.5 * (lo + hi)
+    if above is None:
+        plan, lam = Reduction.identity(x), 0.0
+    else:
+        plan, lam = above
+    info.tau_s, info.tau_t = 1.0 - lam * d_s, 1.0 - lam * d_t
+    info.trimmed = max(0, plan.num_kept - target)
+    plan = trim_to(plan, target)
+    info.seconds = time.perf_counter() - began
+    return plan, info
+
+
+class SttmExactReducer:
+    """Engine reducer: STTM at an exact per-video retention (``sttm_exact``); ``last`` holds the cost."""
+
+    needs_attention = False
+
+    def __init__(
+        self,
+        retention: float,
+        tol: float = 0.01,
+        direction: tuple[float, float] = DEFAULT_DIRECTION,
+        root_level: int = 1,
+    ) -> None:
+        target_count(retention, 1)
+        self.retention, self.tol = float(retention), float(tol)
+        self.direction, self.root_level = tuple(direction), int(root_level)
+        self.last: SearchInfo | None = None
+
+    def __call__(self, hidden: torch.Tensor, grid: Grid) -> Reduction:
+        plan, self.last = sttm_exact(hidden, grid, self.retention, self.tol, self.direction, self.root_level)
+        check_budget(plan, self.retention, self.tol, repr(self))
+        return plan
+
+    def __repr__(self) -> str:
+        return f"SttmExactReducer(retention={self.retention}, tol={self.tol}, direction={self.direction})"
+
+
+class ExactBudget:
+    """Wraps a reducer whose own knob is set near ``retention``: trims overshoots, checks the result.
+
+    Query-aware reducers stay query-aware (``needs_attention`` and ``context`` are passed through).
+    """
+
+    def __init__(self, reducer, retention: float, tol: float = 0.01) -> None:
+        target_count(retention, 1)
+        self.reducer, self.retention, self.tol = reducer, float(retention), float(tol)
+        self.needs_attention = bool(getattr(reducer, "needs_attention", False))
+        self.last: SearchInfo | None = None
+
+    def __call__(self, hidden: torch.Tensor, grid: Grid, context=None) -> Reduction:
+        began = time.perf_counter()
+        extra = {"context": context} if self.needs_attention else {}
+        plan = self.reducer(hidden, grid, **extra)
+        info = SearchInfo(calls=1)
+        if plan.ratio > self.retention + 0.5 * self.tol:
+            target = target_count(self.retention, plan.num_original)
+            info.trimmed = plan.num_kept - target
+            plan = trim_to(plan, target)
+        check_budget(plan, self.retention, self.tol, repr(self))
+        info.seconds = time.perf_counter() - began
+        self.last = info
+        return plan
+
+    def __repr__(self) -> str:
+        return f"ExactBudget({self.reducer!r}, retention={self.retention}, tol={self.tol})"

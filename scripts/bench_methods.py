@@ -1,0 +1,142 @@
+"""Benchmark every reduction method's reducer alone; prints one JSON line per case.
+
+Input: a synthetic video of hidden states ``[T*14*14, C]`` (default T=128, C=3584, float32 on
+CPU / bfloat16 on CUDA), the generator of ``scripts/bench_merge.py``. Query-aware methods get random last-token scores (their score computation, one ``k_proj``
+over the chunk, is part of the prefill, not of the reducer). Each line: method, setting, grid,
+median / min ms per video over the repeats, kept ratio; exact-budget STTM lines add the number of
+STTM calls of the search, trimmed tokens and the overhead over threshold STTM at the same retention.
+
+Usage: ``.venv/bin/python scripts/bench_methods.py [--frames 128] [--channels 3584] [--repeats 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+
+import torch
+
+from lmms_sttm.engine.reducer import SttmReducer
+from lmms_sttm.merging.budget import ExactBudget, SttmExactReducer
+from lmms_sttm.merging.dycoke import DycokeStage1Reducer
+from lmms_sttm.merging.fastv import FastVReducer
+from lmms_sttm.merging.framefusion import FrameFusionReducer
+from lmms_sttm.merging.pool import PoolReducer
+from lmms_sttm.merging.tome import TomeReducer
+
+
+def synthetic(frames: int, channels: int, seed: int = 0) -> torch.Tensor:
+    """``[T*14*14, C]`` video-like hidden states: ``bench_merge.synthetic_video`` (same inputs as the
+    STTM benchmark; retention 20-80% at the paper's thresholds), else a local fallback."""
+    try:
+        from bench_merge import synthetic_video  # scripts/ is on sys.path when run as a script
+
+        return synthetic_video(frames, 14, 14, channels, seed).reshape(-1, channels)
+    except ImportError:
+        pass
+    gen = torch.Generator().manual_seed(seed)
+    h = w = 14
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    freqs = torch.rand(6, 2, generator=gen) * 3
+    basis = torch.stack([torch.cos(2 * math.pi * (f[0] * yy + f[1] * xx)) for f in freqs], -1)
+    scene = basis @ torch.randn(6, channels, generator=gen)  # [H, W, C]
+    drift = torch.cumsum(0.1 * torch.randn(frames, 1, 1, channels, generator=gen), 0)
+    detail = (
+        (torch.rand(frames // 4 + 1, h, w, 1, generator=gen) < 0.15).float().repeat_interleave(4, 0)[:frames]
+    )
+    video = scene + drift + 1.5 * detail * torch.randn(h, w, channels, generator=gen)
+    video = video + 0.6 * torch.randn(frames, h, w, channels, generator=gen)
+    return video.reshape(-1, channels)
+
+
+class _Ctx:
+    def __init__(self, n: int, device) -> None:
+        self.scores = torch.rand(n, generator=torch.Generator().manual_seed(1)).to(device)
+        self.layer, self.num_layers = 2, 28
+
+
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn, repeats: int, device) -> tuple[list[float], object]:
+    out, times = None, []
+    for _ in range(repeats):
+        _sync(device)
+        began = time.perf_counter()
+        out = fn()
+        _sync(device)
+        times.append(1000 * (time.perf_counter() - began))
+    return times, out
+
+
+def cases():
+    """``(method, setting, reducer)`` for the authors' 50/30 settings and exact budgets."""
+    for budget, keep, prune, cost, taus in (
+        (50, 0.5, 0.70, 0.5, (0.85, 0.55)),
+        (30, 0.3, 0.925, 0.3, (0.80, 0.50)),
+    ):
+        yield "sttm", f"budget={budget} tau={taus}", SttmReducer(*taus)
+        yield "tome", f"budget={budget} keep={keep}", TomeReducer(keep)
+        yield "dycoke_stage1", f"budget={budget} prune={prune}", DycokeStage1Reducer(prune=prune)
+        yield "fastv", f"budget={budget} keep={keep}", FastVReducer(keep)
+        yield "framefusion", f"budget={budget} cost={cost}", FrameFusionReducer(cost=cost)
+        yield "pool", f"budget={budget} keep={keep}", PoolReducer(keep)
+    for r in (0.5, 0.3, 0.15):
+        yield "sttm", f"exact retention={r}", SttmExactReducer(r)
+        yield "dycoke_stage1", f"exact retention={r}", ExactBudget(DycokeStage1Reducer(keep=r), r)
+        yield "pool", f"exact retention={r}", ExactBudget(PoolReducer(r, tol=0.005), r)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=128)
+    ap.add_argument("--channels", type=int, default=3584)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
+    ap.add_argument("--only", default="", help="comma-separated method names to run")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    grid = (args.frames, 14, 14)
+    x = synthetic(args.frames, args.channels).to(device, dtype)
+    ctx = _Ctx(x.shape[0], device)
+    only = set(filter(None, args.only.split(",")))
+    threshold_ms: dict[float, float] = {}
+    for method, setting, reducer in cases():
+        if only and method not in only:
+            continue
+        extra = {"context": ctx} if getattr(reducer, "needs_attention", False) else {}
+        times, plan = _time(lambda r=reducer, e=extra: r(x, grid, **e), args.repeats, device)
+        line = {
+            "method": method,
+            "setting": setting,
+            "grid": list(grid),
+            "channels": args.channels,
+            "device": device.type,
+            "dtype": str(dtype).removeprefix("torch."),
+            "threads": torch.get_num_threads(),
+            "median_ms": round(statistics.median(times), 1),
+            "min_ms": round(min(times), 1),
+            "kept_ratio": round(plan.ratio, 4),
+        }
+        if isinstance(reducer, SttmExactReducer):
+            info = reducer.last
+            line.update(search_calls=info.calls, trimmed=info.trimmed, tau_s=round(info.tau_s, 4))
+            line["tau_t"] = round(info.tau_t, 4)
+            # threshold STTM at the thresholds the search found: the cost of one call
+            ref_times, _ = _time(lambda i=info: SttmReducer(i.tau_s, i.tau_t)(x, grid), args.repeats, device)
+            threshold_ms[reducer.retention] = statistics.median(ref_times)
+            line["threshold_sttm_ms"] = round(threshold_ms[reducer.retention], 1)
+            line["overhead_x"] = round(line["median_ms"] / threshold_ms[reducer.retention], 2)
+        print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""``method=`` names -> plans: the authors' 50/30 settings, exact budgets, query-awareness, and a
+query-aware method running in a model class (prefilled per question)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmms_sttm.merging.budget import ExactBudget, SttmExactReducer
+from lmms_sttm.models.methods import plan_for
+from lmms_sttm.models.settings import ModelSettings
+
+NATIVE = {
+    "tome": ("keep", 0.50, 0.30, True),
+    "dycoke_stage1": ("prune", 0.70, 0.925, True),
+    "fastv": ("keep", 0.50, 0.30, False),
+    "framefusion": ("cost", 0.50, 0.30, False),
+    "pool": ("keep", 0.50, 0.30, True),
+}
+
+
+def _plan(**kw):
+    return plan_for(ModelSettings.from_model_args(pretrained="/c", **kw), "llava_video_7b", "videomme_sttm")
+
+
+@pytest.mark.parametrize("method", sorted(NATIVE))
+def test_budget_selects_the_authors_settings(method):
+    knob, at50, at30, agnostic = NATIVE[method]
+    for budget, value in ((50, at50), (30, at30)):
+        plan = _plan(method=method, budget=budget)
+        assert plan.params[knob] == value and plan.params["budget_mode"] == "native"
+        assert plan.query_agnostic is agnostic
+        assert getattr(plan.reducer, "needs_attention", False) is (not agnostic)
+
+
+@pytest.mark.parametrize("method", ["sttm", *sorted(NATIVE)])
+def test_exact_mode_labels_its_params(method):
+    plan = _plan(method=method, budget_mode="exact", retention=0.3)
+    assert plan.params["budget_mode"] == "exact" and plan.params["retention"] == 0.3
+    assert isinstance(plan.reducer, SttmExactReducer if method == "sttm" else ExactBudget)
+    x = torch.randn(4 * 14 * 14, 16)
+    ctx = type("Ctx", (), {"scores": torch.rand(x.shape[0]), "layer": 2, "num_layers": 28})()
+    extra = {"context": ctx} if plan.reducer.needs_attention else {}
+    assert abs(plan.reducer(x, (4, 14, 14), **extra).ratio - 0.3) <= 0.01
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"method": "tome"}, r"method=tome needs budget= \(one of \[50, 30\]\)"),
+        ({"method": "fastv", "tau_s": 0.8, "tau_t": 0.5}, "tau_s/tau_t are STTM thresholds"),
+        ({"budget_mode": "exact"}, r"needs retention= in \(0, 1\]"),
+        ({"budget_mode": "exact", "retention": 1.5}, "retention="),
+        ({"budget_mode": "exact", "retention": 0.3, "budget": 30}, "takes retention= only"),
+        ({"budget": 30, "retention": 0.3}, "retention= needs budget_mode=exact"),
+        (
+            {"budget": 30, "budget_mode": "fixed"},
+            r"budget_mode='fixed' is not accepted; use one of \['native', 'exact'\]",
+        ),
+        ({"method": "none", "budget_mode": "exact"}, "method=none"),
+        ({"method": "dycoke"}, r"method='dycoke' is not accepted"),
+    ],
+)
+def test_bad_method_settings_fail(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ModelSettings.from_model_args(pretrained="/c", **kwargs)
+
+
+def test_query_aware_method_in_a_model_class(tiny_checkpoints, tmp_path):
+    from lmms_sttm.data.synthetic import ClipSpec, ensure_clip
+    from lmms_sttm.models.llava_video_sttm import LlavaVideoSttm
+    from tests.models.test_model_layer import _run
+
+    clip = str(
+        ensure_clip(ClipSpec(num_frames=16, height=96, width=96, fps=4, seed=2, cut_at=8), tmp_path / "c.mp4")
+    )
+    paths = {0: clip, 2: clip}
+    runs = {}
+    for reuse in (True, False):
+        m = LlavaVideoSttm(
+            pretrained=tiny_checkpoints("llava_video"), method="fastv", budget_mode="exact", retention=0.3,
+            kv_reuse=reuse, stats_dir=str(tmp_path / str(reuse)),
+        )  # fmt: skip
+        assert m.plan_for("probe_sttm").query_agnostic is False
+        runs[reuse] = (_run(m, paths), m.stats.records)
+    assert runs[True][0] == runs[False][0]
+    for _, records in runs.values():
+        assert [r["prefix_reused"] for r in records] == [False, False]  # prefilled per question
+        for r in records:
+            assert abs(r["retained_pct"] - 30) <= 1 and r["params"]["budget_mode"] == "exact"
