@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from lmms_sttm.engine import patch as engine_patch
 from lmms_sttm.engine import session
+from lmms_sttm.features.errors import FeatureMismatchError
 from lmms_sttm.models.checkpoints import load_checkpoint
 from lmms_sttm.models.methods import MethodPlan, plan_for
 from lmms_sttm.models.paper_settings import MERGE_LAYER, THRESHOLDS, frame_protocol
@@ -91,7 +92,7 @@ class SttmVideoModel(lmms):
             )
         if self.family == "qwen" and s.newline != "no_token":
             raise ValueError("newline applies to the LLaVA models only; Qwen2-VL has no newline tokens")
-        if s.budget is not None and self.paper_key not in THRESHOLDS:
+        if s.method == "sttm" and s.budget is not None and self.paper_key not in THRESHOLDS:
             raise ValueError(
                 f"the paper has no thresholds for {self.paper_key}; pass tau_s= and tau_t= instead of budget="
             )
@@ -162,7 +163,15 @@ class SttmVideoModel(lmms):
 
     # one video -------------------------------------------------------------------------------
     def encode(self, path: str, task: str) -> tuple[VideoInputs, str | None, dict]:
-        """Decode, sample and encode one video; returns the features, the time text and facts."""
+        """Decode, sample and encode one video; returns the features, the time text and facts.
+
+        With ``features=DIR`` (read mode) the stored features of the video replace decoding and the
+        vision tower (:mod:`lmms_sttm.features.read`); a missing file raises ``VideoError``.
+        """
+        if self.settings.features is not None and self.settings.features_mode == "read":
+            from lmms_sttm.features.read import encode_from_features
+
+            return encode_from_features(self, path, task)
         fps, cap = self.frames_for(task)
         frames, idx, info = load_video(
             path, target_fps=fps, max_frames=cap, backend=self.settings.video_backend
@@ -229,6 +238,8 @@ class SttmVideoModel(lmms):
         for (task, path), members in groups.items():
             try:
                 self._answer_video(task, path, [requests[i] for i in members], [i for i in members], out)
+            except FeatureMismatchError:
+                raise  # features of another model: a configuration error, not a bad sample
             except VideoError as e:
                 for i in members:
                     self._fail(requests[i], str(e))
@@ -249,6 +260,11 @@ class SttmVideoModel(lmms):
         return int(gen_kwargs.get("max_new_tokens", 32)), [until] if isinstance(until, str) else list(until)
 
     def _answer_video(self, task: str, path: str, reqs: list[Instance], slots: list[int], out: list) -> None:
+        if self.settings.features_mode == "extract":
+            from lmms_sttm.features.extract import extract_video
+
+            extract_video(self, path, task)  # stage one of two: features only, the answers stay empty
+            return
         video, time_text, facts = self.encode(path, task)
         plan = self.plan_for(task)
         reducer = plan.reducer

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-METHODS = ("none", "sttm")
+METHODS = ("none", "sttm", "tome", "dycoke_stage1", "fastv", "framefusion", "pool")
+BUDGET_MODES = ("native", "exact")
 NEWLINE = ("no_token", "grid", "one_token")
 ATTN = ("auto", "sdpa", "eager", "flash_attention_2")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 BACKENDS = ("auto", "decord", "pyav")
+FEATURES_MODES = ("read", "extract")
 BUDGETS = (50, 30)
 _OPTIONAL = (
     "tau_s",
     "tau_t",
     "budget",
+    "retention",
     "merge_layer",
     "max_frames",
     "fps",
@@ -28,6 +31,8 @@ _OPTIONAL = (
     "device",
     "device_map",
     "stats_dir",
+    "features",
+    "features_ckpt",
 )
 
 
@@ -50,6 +55,8 @@ class ModelSettings:
     tau_s: float | None = None
     tau_t: float | None = None
     budget: int | None = None
+    budget_mode: str = "native"
+    retention: float | None = None
     merge_layer: int | None = None
     root_level: int = 1
     max_frames: int | None = None
@@ -60,23 +67,49 @@ class ModelSettings:
     dtype: str = "auto"
     device: str | None = None
     device_map: str | None = None
-    gpus_per_replica: int = 1
     kv_reuse: bool = True
     stats_dir: str | None = None
     video_backend: str = "auto"
+    features: str | None = None
+    features_mode: str = "read"
+    features_ckpt: str | None = None
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
+        _choice("budget_mode", self.budget_mode, BUDGET_MODES)
         _choice("newline", self.newline, NEWLINE)
         _choice("attn_implementation", self.attn_implementation, ATTN)
         _choice("dtype", self.dtype, DTYPES)
         _choice("video_backend", self.video_backend, BACKENDS)
+        self._check_features()
         if not self.pretrained:
             raise ValueError("model_args pretrained= is required (a hub id or a local checkpoint folder)")
         taus = (self.tau_s, self.tau_t)
         if self.method == "none":
+            if self.budget is not None or self.retention is not None or any(t is not None for t in taus):
+                raise ValueError(
+                    "method=none keeps every token: do not pass budget, retention, tau_s or tau_t"
+                )
+            if self.budget_mode != "native":
+                raise ValueError("method=none keeps every token: budget_mode=exact does not apply")
+        elif self.budget_mode == "exact":
+            r = self.retention
+            if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1:
+                raise ValueError(f"budget_mode=exact needs retention= in (0, 1] (e.g. 0.3), got {r!r}")
             if self.budget is not None or any(t is not None for t in taus):
-                raise ValueError("method=none keeps every token: do not pass budget, tau_s or tau_t")
+                raise ValueError(
+                    "budget_mode=exact takes retention= only: do not pass budget, tau_s or tau_t"
+                )
+        elif self.retention is not None:
+            raise ValueError("retention= needs budget_mode=exact (native mode uses budget= or tau_s/tau_t)")
+        elif self.method != "sttm":
+            if any(t is not None for t in taus):
+                raise ValueError(f"tau_s/tau_t are STTM thresholds; method={self.method} takes budget= only")
+            if self.budget not in BUDGETS:
+                raise ValueError(
+                    f"method={self.method} needs budget= (one of {list(BUDGETS)}) or budget_mode=exact with "
+                    f"retention=; got budget={self.budget!r}"
+                )
         else:
             if self.budget is not None and any(t is not None for t in taus):
                 raise ValueError(
@@ -100,12 +133,25 @@ class ModelSettings:
                 )
         if self.fps is not None and not self.fps > 0:
             raise ValueError(f"model_args fps={self.fps!r} must be positive")
-        if not isinstance(self.gpus_per_replica, int) or self.gpus_per_replica < 1:
-            raise ValueError(f"model_args gpus_per_replica={self.gpus_per_replica!r} must be an integer >= 1")
         if not isinstance(self.kv_reuse, bool):
             raise ValueError(f"model_args kv_reuse={self.kv_reuse!r} must be true or false")
         if self.time_instruction is not None and not isinstance(self.time_instruction, bool):
             raise ValueError(f"model_args time_instruction={self.time_instruction!r} must be true or false")
+
+    def _check_features(self) -> None:
+        """``features=DIR`` (a feature root), ``features_mode`` read|extract, ``features_ckpt`` a dir name."""
+        _choice("features_mode", self.features_mode, FEATURES_MODES)
+        for name in ("features", "features_ckpt"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, str) or not v.strip()):
+                raise ValueError(f"model_args {name}={v!r} must be a non-empty path string")
+        ckpt = self.features_ckpt
+        if ckpt is not None and ("/" in ckpt or ckpt in (".", "..")):
+            raise ValueError(f"model_args features_ckpt={self.features_ckpt!r} must be one directory name")
+        if self.features is None and (self.features_mode != "read" or self.features_ckpt is not None):
+            raise ValueError("features_mode= and features_ckpt= need features=DIR (the feature root)")
+        if self.features_mode == "extract" and self.method != "none":
+            raise ValueError("features_mode=extract only writes features: pass method=none")
 
     @classmethod
     def accepted_keys(cls) -> list[str]:
@@ -122,7 +168,7 @@ class ModelSettings:
         if unknown:
             raise ValueError(f"unknown model_args {unknown}; accepted keys: {cls.accepted_keys()}")
         clean = {k: _none(v) if k in _OPTIONAL else v for k, v in kwargs.items()}
-        for k in ("tau_s", "tau_t", "fps"):
+        for k in ("tau_s", "tau_t", "fps", "retention"):
             if isinstance(clean.get(k), int) and not isinstance(clean[k], bool):
                 clean[k] = float(clean[k])
         if isinstance(clean.get("pretrained"), (int, float)):

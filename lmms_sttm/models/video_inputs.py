@@ -56,29 +56,71 @@ def _clock(device: torch.device) -> float:
 
 
 @torch.no_grad()
-def encode_llava(model, processor, frames: np.ndarray, newline: str) -> VideoInputs:
-    """``frames [F, H, W, 3]`` uint8 -> LLaVA video features (see module docstring)."""
+def llava_tower(model, processor, frames: np.ndarray) -> tuple[torch.Tensor, float]:
+    """``frames [F, H, W, 3]`` uint8 -> the SigLIP tower output ``[F, N, C]`` (before the projector).
+
+    The selected hidden layer (``vision_feature_layer``, ``vision_feature_select_strategy``) exactly
+    as ``get_video_features`` picks it; N = (image_size / patch_size)^2 (729 and C = 1152 for the 7B
+    models). Returns the tensor and the tower's wall time.
+    """
     device, dtype = model.device, model.dtype
     pixels = processor.video_processor(videos=[frames], return_tensors="pt")["pixel_values_videos"]
+    layer = model.config.vision_feature_layer
     began = _clock(device)
     out = model.model.get_video_features(
         pixels.to(device, dtype),
-        vision_feature_layer=model.config.vision_feature_layer,
+        vision_feature_layer=layer,
         vision_feature_select_strategy=model.config.vision_feature_select_strategy,
+        output_hidden_states=True,
         return_dict=True,
     )
-    feats = out.pooler_output[0]  # [F*h*w + 1, D], the last row is image_newline
-    seconds = _clock(device) - began
-    f = frames.shape[0]
-    side = math.isqrt((feats.shape[0] - 1) // f)
+    if isinstance(layer, int):
+        tower = out.hidden_states[layer]
+    else:
+        tower = torch.cat([out.hidden_states[i] for i in layer], dim=-1)
+    if model.config.vision_feature_select_strategy == "default":
+        tower = tower[:, 1:]
+    return tower, _clock(device) - began
+
+
+def llava_tower_shape(model) -> tuple[int, int]:
+    """``(N, C)`` of one frame's tower output this model expects."""
+    vc = model.config.vision_config
+    layer = model.config.vision_feature_layer
+    n = (vc.image_size // vc.patch_size) ** 2
+    return n, vc.hidden_size * (1 if isinstance(layer, int) else len(layer))
+
+
+@torch.no_grad()
+def llava_from_tower(model, tower: torch.Tensor, newline: str, vision_s: float = 0.0) -> VideoInputs:
+    """Tower output ``[F, N, C]`` -> projector -> bilinear 2x pooling -> placeholder features.
+
+    The second half of ``get_video_features`` (same ops, same order), then the newline layout.
+    """
+    device = model.device
+    began = _clock(device)
+    inner = model.model
+    proj = inner.multi_modal_projector(tower.to(device, model.dtype))
+    pooled = inner.apply_pooling(proj)  # [F, h*w, D]
+    f, hw, dim = pooled.shape
+    rows = pooled.reshape(f * hw, dim)
+    nl_vec = inner.image_newline.to(rows.device, rows.dtype)
+    seconds = vision_s + _clock(device) - began
+    side = math.isqrt(hw)
     grid = (f, side, side)
     if newline == "no_token":
-        return VideoInputs(feats[:-1], grid, vision_s=seconds)
+        return VideoInputs(rows, grid, vision_s=seconds)
     if newline == "one_token":
-        return VideoInputs(feats, None, vision_s=seconds)
-    rows = feats[:-1].reshape(f, side, side, -1)
-    nl = feats[-1].expand(f, side, 1, feats.shape[-1])
-    return VideoInputs(torch.cat([rows, nl], dim=2).reshape(-1, feats.shape[-1]), None, vision_s=seconds)
+        return VideoInputs(torch.cat([rows, nl_vec[None]], dim=0), None, vision_s=seconds)
+    nl = nl_vec.expand(f, side, 1, dim)
+    grid_rows = torch.cat([rows.reshape(f, side, side, dim), nl], dim=2)
+    return VideoInputs(grid_rows.reshape(-1, dim), None, vision_s=seconds)
+
+
+def encode_llava(model, processor, frames: np.ndarray, newline: str) -> VideoInputs:
+    """``frames [F, H, W, 3]`` uint8 -> LLaVA video features (see module docstring)."""
+    tower, seconds = llava_tower(model, processor, frames)
+    return llava_from_tower(model, tower, newline, vision_s=seconds)
 
 
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
@@ -143,12 +185,36 @@ def encode_qwen(model, processor, frames: np.ndarray, fps: float) -> VideoInputs
         if isinstance(pooled, (tuple, list))
         else pooled.reshape(-1, pooled.shape[-1])
     )
-    merge = vp.merge_size
     t, gh, gw = (int(v) for v in thw[0])
-    extra = {"video_grid_thw": thw.to(device)}
+    return _qwen_inputs(model, processor, feats, (t, gh, gw), fps, seconds)
+
+
+def _qwen_inputs(model, processor, feats: torch.Tensor, thw: Grid, fps: float, seconds: float) -> VideoInputs:
+    """Merger output ``[t*h*w, D]`` (raster order) and patch grid ``thw`` -> :class:`VideoInputs`."""
+    device = model.device
+    vp = processor.video_processor
+    merge = vp.merge_size
+    t, gh, gw = thw
+    extra = {"video_grid_thw": torch.tensor([[t, gh, gw]], device=device)}
     if model.config.model_type == "qwen2_5_vl":
         extra["second_per_grid_ts"] = torch.tensor([vp.temporal_patch_size / fps], device=device)
     return VideoInputs(feats, (t, gh // merge, gw // merge), extra=extra, vision_s=seconds)
+
+
+def qwen_feature_dim(model) -> int:
+    """Channel count D of the merger output (the text hidden size)."""
+    return int(model.config.get_text_config().hidden_size)
+
+
+def qwen_from_features(model, processor, stored: torch.Tensor, fps: float) -> VideoInputs:
+    """Stored merger output ``[t, h/2, w/2, D]`` -> features ``[t*h/2*w/2, D]`` and ``video_grid_thw``.
+
+    ``video_grid_thw`` is ``[t, h, w]`` in patches, i.e. the stored grid times ``merge_size``.
+    """
+    t, h2, w2, dim = stored.shape
+    merge = processor.video_processor.merge_size
+    feats = stored.reshape(t * h2 * w2, dim).to(model.device, model.dtype)
+    return _qwen_inputs(model, processor, feats, (t, h2 * merge, w2 * merge), fps, 0.0)
 
 
 def as_encoder_outputs(video: VideoInputs, family: str) -> dict:

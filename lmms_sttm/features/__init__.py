@@ -1,0 +1,7 @@
+"""Two-stage evaluation: extract visual features once, then evaluate many settings from them.
+
+Layout and file formats follow the STTM authors' pipeline (``sttm-method.md`` §10.1):
+``{root}/{bench}/preprocess_data/{ckpt}/F-{cap}_fps-{fps}/features/{vid}.pt`` (a tensor) and
+``.../metadata/{vid}.pkl`` (a plain dict). See :mod:`.layout`, :mod:`.store`, :mod:`.extract`,
+:mod:`.read`. This module imports nothing heavy (``base.py`` imports :mod:`.errors` at start-up).
+"""

@@ -1,0 +1,81 @@
+"""Stage two: a video's model inputs from its stored features instead of its frames.
+
+The rest of the pipeline is the one of the video path: LLaVA runs the stored tower output through
+projector -> bilinear pooling -> newline layout (:func:`llava_from_tower`) and rebuilds the time
+instruction from the metadata; Qwen flattens the stored merger output in raster order and
+rebuilds ``video_grid_thw`` from its shape (:func:`qwen_from_features`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lmms_sttm.features.errors import FeatureMismatchError, MissingFeatures
+from lmms_sttm.features.extract import layout_for
+from lmms_sttm.features.layout import video_id
+from lmms_sttm.features.store import load_metadata, load_tensor
+from lmms_sttm.models.prompts import time_instruction
+from lmms_sttm.models.video_inputs import (
+    VideoInputs,
+    llava_from_tower,
+    llava_tower_shape,
+    qwen_feature_dim,
+    qwen_from_features,
+)
+
+
+def frame_seconds(frame_time) -> list[float]:
+    """Metadata ``frame_time`` (``"0.00s,1.00s"`` or a list of numbers) -> seconds."""
+    if isinstance(frame_time, str):
+        return [float(s.strip().rstrip("s")) for s in frame_time.split(",") if s.strip()]
+    return [float(s) for s in frame_time]
+
+
+def load_pair(model, path: str, task: str) -> tuple[torch.Tensor, dict, str]:
+    """The stored tensor, metadata and feature file path of the video at ``path``."""
+    layout = layout_for(model, task)
+    vid = video_id(path)
+    fpath, mpath = layout.feature_path(vid), layout.metadata_path(vid)
+    for p in (fpath, mpath):
+        if not p.is_file():
+            raise MissingFeatures(f"feature file not found: {p} (video {path})")
+    try:
+        return load_tensor(fpath), load_metadata(mpath), str(fpath)
+    except Exception as e:  # torch/pickle raise many types; the sample fails, naming the file
+        raise MissingFeatures(f"cannot read features {fpath} / {mpath}: {type(e).__name__}: {e}") from e
+
+
+def _check(stored: torch.Tensor, want: tuple, what: str, fpath: str) -> None:
+    got = tuple(stored.shape)
+    if len(got) != len(want) or any(w is not None and g != w for g, w in zip(got, want, strict=True)):
+        shown = tuple("*" if w is None else w for w in want)
+        raise FeatureMismatchError(f"{fpath}: shape {got} does not fit this model ({what} {shown})")
+
+
+def encode_from_features(model, path: str, task: str) -> tuple[VideoInputs, str | None, dict]:
+    """``SttmVideoModel.encode`` from stored features: ``(VideoInputs, time text, facts)``."""
+    stored, meta, fpath = load_pair(model, path, task)
+    seconds = meta.get("video_time")
+    facts = {"video_seconds": None if seconds is None else round(float(seconds), 3), "features": fpath}
+    time_text = None
+    if model.family == "qwen":
+        _check(
+            stored, (None, None, None, qwen_feature_dim(model.model)), "merger output [t, h/2, w/2, D]", fpath
+        )
+        fps, _ = model.frames_for(task)
+        video = qwen_from_features(model.model, model.processor, stored, fps)
+        facts["frames"] = stored.shape[0] * model.processor.video_processor.temporal_patch_size
+    else:
+        _check(stored, (None, *llava_tower_shape(model.model)), "tower output [T, N, C]", fpath)
+        video = llava_from_tower(model.model, stored, model.settings.newline)
+        facts["frames"] = stored.shape[0]
+        if model.use_time_instruction:
+            if "video_time" not in meta or "frame_time" not in meta:
+                raise MissingFeatures(
+                    f"metadata of {fpath} lacks video_time/frame_time for the time instruction"
+                )
+            stamps = frame_seconds(meta["frame_time"])
+            if len(stamps) != stored.shape[0]:
+                raise FeatureMismatchError(f"{fpath}: {stored.shape[0]} frames but {len(stamps)} frame times")
+            time_text = time_instruction(float(meta["video_time"]), stamps)
+    return video, time_text, facts
