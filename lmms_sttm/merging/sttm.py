@@ -1,0 +1,217 @@
+"""Public entry point of STTM merging: ``merge_video(x, tau_s, tau_t, root_level=1, ...) -> Reduction``.
+
+Pipeline (all vectorised, pure torch, on the device of ``x``):
+  1. pyramid: every level mean-pooled from the next finer one, with L2 norms (``quadtree.materialize``);
+  2. spatial: per-frame quadtree search (``quadtree.search``), nodes in raster order of their
+     top-left corners, earlier frames first (``quadtree.spatial_nodes``);
+  3. temporal: group nested, similar nodes of consecutive frames (``temporal.temporal_groups``);
+  4. output: one token per group at its representative (smallest node index), with the mean of
+     the member node features, the summed patch counts and the representative's rectangle.
+
+Features are processed in float32 (float64 for float64 input), so similarities are float32 or
+better; output features are cast back to ``x.dtype``. A node's feature is the hierarchical mean
+of its leaves, so each output feature is a fixed weighted sum of original tokens; it is computed
+from the original tokens in one bag-sum pass.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+import torch.nn.functional as F
+
+from lmms_sttm.merging.quadtree import (
+    Pyramid,
+    SpatialNodes,
+    bookkeeping_threads,
+    build_pyramid,
+    heavy_threads,
+    materialize,
+    search,
+    spatial_nodes,
+)
+from lmms_sttm.merging.reduction import Reduction
+from lmms_sttm.merging.temporal import temporal_groups
+
+
+def _check_inputs(x: object, tau_s: object, tau_t: object, root_level: object) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor of shape [T, H, W, C], got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(
+            f"x must have shape [T, H, W, C] (rank 4), got rank {x.dim()} shape {tuple(x.shape)}"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"x must have a floating-point dtype, got {x.dtype}")
+    if x.numel() == 0:
+        raise ValueError(f"empty video: x has shape {tuple(x.shape)}; T, H, W and C must all be >= 1")
+    for name, tau in (("tau_s", tau_s), ("tau_t", tau_t)):
+        if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {type(tau).__name__}")
+        if math.isnan(float(tau)):
+            raise ValueError(f"{name} must not be NaN")
+    if isinstance(root_level, bool) or not isinstance(root_level, numbers.Integral):
+        raise TypeError(f"root_level must be an int, got {type(root_level).__name__}")
+
+
+def _check_finite(x: torch.Tensor, root_norms: torch.Tensor) -> None:
+    """Raise if a token is non-finite (its root's norm then is too) or if a norm overflows."""
+    if bool(torch.isfinite(root_norms).all()):
+        return
+    bad = torch.nonzero(~torch.isfinite(x).all(-1).view(-1)).squeeze(1)
+    if bad.numel() == 0:
+        raise ValueError(
+            f"feature norms overflow {x.dtype} (max |x| = {float(x.abs().max()):.3g}); rescale the features"
+        )
+    first = int(bad[0])
+    _, h, w, _ = x.shape
+    raise ValueError(
+        f"x contains non-finite values (NaN or Inf) in {bad.numel()} token(s), "
+        f"first at (t, y, x) = ({first // (h * w)}, {first % (h * w) // w}, {first % w})"
+    )
+
+
+def _token_features(
+    leaves: torch.Tensor,
+    nodes: SpatialNodes,
+    pyr: Pyramid,
+    group: torch.Tensor,
+    member_weight: torch.Tensor,
+    num_patches: torch.Tensor,
+) -> torch.Tensor:
+    """``[N', C]`` output features: per group, the weighted sum of its member nodes' mean features.
+
+    Args:
+        leaves: ``[N, C]`` original tokens (work dtype).
+        nodes: the spatial nodes; ``group``: ``[S]`` group label (smallest member) of each node.
+        member_weight: ``[S]`` float64 weight of each node within its group (summing to 1).
+        num_patches: ``[N']`` leaves per group, groups in order of their labels.
+
+    Each node's feature is a fixed weighted mean of its leaves, so every output token is a
+    weighted sum of original tokens, computed in one bag-sum pass over ``leaves``. Bags are the
+    groups in order; a bag lists its member nodes' leaves (node rectangles enumerated row-major).
+    """
+    num_leaves = leaves.shape[0]
+    width = pyr.sizes[-1][1]
+    device = leaves.device
+    merged = bool((group != torch.arange(group.shape[0], device=device)).any())
+    node_order = (
+        torch.sort(group, stable=True).indices if merged else torch.arange(group.shape[0], device=device)
+    )
+    area = nodes.num_patches.index_select(0, node_order)
+    start = torch.cumsum(area, 0) - area
+    marker = torch.zeros(num_leaves, dtype=torch.int64, device=device).index_fill_(0, start[1:], 1)
+    position = torch.cumsum(marker, 0)  # [N] position in node_order of the node owning each slot
+    node = node_order.index_select(0, position)
+    offset = torch.arange(num_leaves, device=device) - start.index_select(0, position)
+    node_width = (nodes.tlbr[:, 4] - nodes.tlbr[:, 2]).index_select(0, node)
+    leaf = nodes.rep_leaf.index_select(0, node) + offset // node_width * width + offset % node_width
+    hw = pyr.cells(pyr.depth - 1)
+    per_level = torch.stack([pyr.leaf_weight(lvl) for lvl in range(pyr.depth)]).view(-1)  # [depth * H*W]
+    weight = per_level.index_select(0, nodes.level.index_select(0, node) * hw + leaf % hw)
+    weight = (weight * member_weight.index_select(0, node)).to(leaves.dtype)
+    offsets = torch.cumsum(num_patches, 0) - num_patches
+    with heavy_threads():
+        return F.embedding_bag(leaf, leaves, offsets, mode="sum", per_sample_weights=weight)
+
+
+def merge_video(
+    x: torch.Tensor,
+    tau_s: float,
+    tau_t: float,
+    root_level: int = 1,
+    *,
+    mask_unused_slots: bool = False,
+    best_partner: bool = False,
+    weighted: bool = False,
+    authors_stop: bool = False,
+) -> Reduction:
+    """Merge the visual tokens of one video with STTM (spatial quadtree, then temporal linking).
+
+    Args:
+        x: ``[T, H, W, C]`` token features of one video (any float dtype, any device).
+        tau_s: spatial threshold; a quadtree parent stops when its cosine similarity to each of
+            its child slots is >= tau_s. ``tau_s > 1`` keeps every original token.
+        tau_t: temporal threshold; nested nodes of consecutive frames are linked when their
+            cosine similarity is >= tau_t. ``tau_t <= 0`` disables temporal merging.
+        root_level: index of the root in the level list (``quadtree.level_sizes``); 1 = 4x4
+            root for 14x14 frames.
+        mask_unused_slots: test only real children in the spatial stop test (the authors also
+            compare stripe nodes with the frame's top-left child cell).
+        best_partner: keep for each node of frame t+1 only its most similar linked node of frame t.
+        weighted: average the members of a temporal group weighted by their patch counts
+            (default: plain mean of the member node features).
+        authors_stop: replicate the authors' union-find convergence test, which may stop before
+            every linked pair is joined (default: exact connected components).
+
+    Returns:
+        A ``Reduction`` over the ``T*H*W`` original tokens, kept tokens in raster order of their
+        representative's top-left corner, earlier frames first. No gradients flow through it.
+
+    Raises:
+        TypeError: ``x`` is not a float tensor, or a threshold/root level has the wrong type.
+        ValueError: wrong rank, empty video, non-finite features, NaN threshold, or a grid too
+            small for ``root_level``.
+    """
+    _check_inputs(x, tau_s, tau_t, root_level)
+    with torch.no_grad(), bookkeeping_threads(x.device):
+        return _merge(
+            x,
+            float(tau_s),
+            float(tau_t),
+            int(root_level),
+            mask_unused_slots,
+            best_partner,
+            weighted,
+            authors_stop,
+        )
+
+
+def _merge(
+    x: torch.Tensor,
+    tau_s: float,
+    tau_t: float,
+    root_level: int,
+    mask_unused_slots: bool,
+    best_partner: bool,
+    weighted: bool,
+    authors_stop: bool,
+) -> Reduction:
+    """``merge_video`` on validated arguments (see there)."""
+    frames, height, width, channels = x.shape
+    pyr = build_pyramid(frames, height, width, root_level, x.device)
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    with heavy_threads():
+        leaves = x.to(work).contiguous().view(frames * height * width, channels)
+    feats, norms = materialize(leaves, pyr)
+    _check_finite(x, norms[0])  # a non-finite token makes its root's norm non-finite
+
+    nodes = spatial_nodes(search(feats, norms, pyr, tau_s, mask_unused_slots), pyr)
+    group = temporal_groups(nodes, feats, norms, frames, tau_t, best_partner, authors_stop)
+
+    node = torch.arange(group.shape[0], device=group.device)
+    kept = group == node
+    out_of_node = (torch.cumsum(kept, 0) - 1).index_select(0, group)
+    num_kept = int(kept.sum())
+    area = nodes.num_patches
+    num_patches = torch.zeros(num_kept, dtype=torch.int64, device=area.device).scatter_add_(
+        0, out_of_node, area
+    )
+    if weighted:
+        member_weight = area.double() / num_patches.index_select(0, out_of_node).double()
+    else:
+        members = torch.zeros_like(num_patches).scatter_add_(0, out_of_node, torch.ones_like(area))
+        member_weight = 1.0 / members.index_select(0, out_of_node).double()
+    features = _token_features(leaves, nodes, pyr, group, member_weight, num_patches)
+    with heavy_threads():
+        features = features.to(x.dtype)
+    return Reduction(
+        features=features,
+        num_patches=num_patches,
+        tlbr=nodes.tlbr.index_select(0, torch.nonzero(kept).squeeze(1)),
+        token_map=out_of_node.index_select(0, nodes.leaf_node),
+        rep_index=torch.masked_select(nodes.rep_leaf, kept),
+        grid=(frames, height, width),
+    )
