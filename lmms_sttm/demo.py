@@ -29,7 +29,9 @@ CAVEAT = (
     "answers are gibberish, which the parser counts as unparsed and wrong); its accuracy columns only show "
     "that the pipeline runs end to end. Visual-token counts, retention and relative times are real "
     "measurements of the methods on it. The sttm_oracle row reads the needle from the pixels (100% "
-    "means every question, video and answer reached the scorer intact)."
+    "means every question, video and answer reached the scorer intact). FrameFusion budgets compute, "
+    "not tokens: on this 4-layer model merging at layer 2, a 50% compute budget leaves (0.5*4-2)/2 = 0 "
+    "tokens for the later layers, so it keeps one."
 )
 
 
