@@ -52,6 +52,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def torchrun(processes: int = 2) -> list[str]:
+    """Launcher prefix for a multi-process CPU run (gloo) on a free port."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(processes),
+        "--master_port",
+        str(free_port()),
+    ]
+
+
 def run_lmms_eval(args: list[str], out_dir: Path, env: dict, launcher: list[str] | None = None, timeout=600):
     """Run ``-m lmms_eval`` (optionally under a launcher) and return ``(results, samples)``.
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from lmms_sttm.data.tiny import build_tiny
-from tests.conftest import free_port, run_lmms_eval
+from tests.conftest import run_lmms_eval, torchrun
 
 pytestmark = pytest.mark.e2e
 
@@ -72,15 +71,7 @@ def _by_question(samples: dict, stats: list[dict]) -> dict:
 
 def test_two_processes_equal_one(single_runs, checkpoints, tmp_path, offline_env):
     name = "llava_video_sttm"
-    launcher = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port()),
-    ]
+    launcher = torchrun()
     results, samples = run_lmms_eval(_args(name, checkpoints[name]), tmp_path / "out", offline_env, launcher)
     stats = _stats(tmp_path / "out")
     one_results, one_samples, one_stats = single_runs[name]

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from lmms_sttm._task_path import TASKS_DIR
-from tests.conftest import free_port, run_lmms_eval
+from tests.conftest import free_port, run_lmms_eval, torchrun
 
 pytestmark = pytest.mark.e2e
 
@@ -56,15 +56,7 @@ def test_two_processes_accelerate_equal_single(single, tmp_path, offline_env):
 
 
 def test_two_processes_torchrun_equal_single(single, tmp_path, offline_env):
-    launcher = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port()),
-    ]
+    launcher = torchrun()
     two = run_lmms_eval(ARGS, tmp_path / "out", offline_env, launcher=launcher)
     assert _comparable(*two) == _comparable(*single)
 

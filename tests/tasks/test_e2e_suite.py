@@ -9,13 +9,12 @@ the circular metric must still group them, after the gather, exactly as computed
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 
 import pytest
 
 from lmms_sttm.tasks.common.sharding import video_major_order
-from tests.conftest import free_port, run_lmms_eval
+from tests.conftest import run_lmms_eval, torchrun
 from tests.tasks import tiny_benchmarks as tiny
 
 pytestmark = pytest.mark.e2e
@@ -45,15 +44,7 @@ def run(tmp_path_factory, offline_env):
     root = tiny.build(tmp_path_factory.mktemp("tiny_root"))
     out = tmp_path_factory.mktemp("suite") / "out"
     env = dict(offline_env, LMMS_STTM_DATA_ROOT=str(root))
-    launcher = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port()),
-    ]
+    launcher = torchrun()
     args = ["--model", "sttm_oracle", "--model_args", "fallback=A", "--tasks", "sttm_suite"]
     results, samples = run_lmms_eval(args, out, env, launcher=launcher)
     return results, samples, out

@@ -202,6 +202,26 @@ class Benchmark:
         raise ValueError(f"{self.name} has no separate official metric")
 
 
+#: the task functions a benchmark's ``utils.py`` serves to its YAML (``!function utils.<name>``)
+TASK_FUNCTIONS = (
+    "doc_to_visual", "process_docs", "doc_to_text", "doc_to_target", "process_results", "breakdown", "official_acc",
+)  # fmt: skip
+
+
+def task_module(bench: Benchmark):
+    """The PEP 562 ``__getattr__`` of a task's ``utils.py`` that serves ``bench``'s task functions.
+
+    ``utils.<name>`` for a name in :data:`TASK_FUNCTIONS` is the bound method; ``utils.dataset_kwargs``
+    is computed when lmms-eval reads it (see :func:`lazy_module_attributes`).
+    """
+    lazy = lazy_module_attributes(dataset_kwargs=bench.dataset_kwargs)
+
+    def __getattr__(name: str):
+        return getattr(bench, name) if name in TASK_FUNCTIONS else lazy(name)
+
+    return __getattr__
+
+
 def lazy_module_attributes(**factories):
     """A module ``__getattr__`` (PEP 562) answering each name by calling its factory.
 

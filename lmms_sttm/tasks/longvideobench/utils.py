@@ -6,7 +6,7 @@ the parser, as STTM's, looks for A-F (its 10-word rule for A-E).
 
 from __future__ import annotations
 
-from lmms_sttm.tasks.common.benchmark import Benchmark, lazy_module_attributes
+from lmms_sttm.tasks.common.benchmark import Benchmark, task_module
 
 BENCH = Benchmark(
     name="longvideobench",
@@ -17,10 +17,4 @@ BENCH = Benchmark(
     letters_per_option=True,
 )
 
-doc_to_visual = BENCH.doc_to_visual
-process_docs = BENCH.process_docs
-doc_to_text = BENCH.doc_to_text
-doc_to_target = BENCH.doc_to_target
-process_results = BENCH.process_results
-breakdown = BENCH.breakdown
-__getattr__ = lazy_module_attributes(dataset_kwargs=BENCH.dataset_kwargs)
+__getattr__ = task_module(BENCH)  # utils.<task function> and utils.dataset_kwargs for the YAML

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lmms_sttm.tasks.common.benchmark import Benchmark, lazy_module_attributes
+from lmms_sttm.tasks.common.benchmark import Benchmark, task_module
 
 BENCH = Benchmark(
     name="mlvu",
@@ -12,11 +12,4 @@ BENCH = Benchmark(
     official="macro",
 )
 
-doc_to_visual = BENCH.doc_to_visual
-process_docs = BENCH.process_docs
-doc_to_text = BENCH.doc_to_text
-doc_to_target = BENCH.doc_to_target
-process_results = BENCH.process_results
-breakdown = BENCH.breakdown
-official_acc = BENCH.official_acc
-__getattr__ = lazy_module_attributes(dataset_kwargs=BENCH.dataset_kwargs)
+__getattr__ = task_module(BENCH)  # utils.<task function> and utils.dataset_kwargs for the YAML
