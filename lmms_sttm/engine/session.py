@@ -15,13 +15,14 @@ greedily. The first-token logits equal those of a single reduced prefill of ``[p
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 
 import torch
 
 from lmms_sttm.engine.patch import ReductionEngine
 from lmms_sttm.engine.reducer import Grid, Reducer
+from lmms_sttm.engine.sampling import greedy
 from lmms_sttm.engine.segmented_cache import SegmentedCache
 
 
@@ -148,11 +149,15 @@ def answer(
     *,
     max_new_tokens: int,
     eos_token_id: int | Iterable[int] | None = None,
+    pick: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Answer:
-    """Extends a fork of ``prefix.cache`` with ``question_ids`` (``[1, q]`` or ``[q]``, text only) and decodes greedily.
+    """Extends a fork of ``prefix.cache`` with ``question_ids`` (``[1, q]`` or ``[q]``, text only) and decodes.
 
-    Stops after ``max_new_tokens`` or after emitting an ``eos_token_id`` (kept in ``tokens``).
+    ``pick`` chooses each next token from the logits ``[1, V] -> [1, 1]`` (default: greedy argmax;
+    see :func:`lmms_sttm.engine.sampling.sampler`). Stops after ``max_new_tokens`` or after emitting
+    an ``eos_token_id`` (kept in ``tokens``).
     """
+    pick = pick or greedy
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be >= 1")
     model, device = engine.model, _device(engine)
@@ -168,14 +173,14 @@ def answer(
     else:
         logits = prefix.last_logits
     first_logits = logits
-    token = logits.argmax(-1, keepdim=True)
+    token = pick(logits)
     first_token_at = _clock(device)
     prompt_tokens, prompt_reduced = cache.logical_length, cache.segment_length(1)
 
     tokens = [token]
     while len(tokens) < max_new_tokens and int(token) not in eos:
         logits = model(input_ids=token, past_key_values=cache, use_cache=True).logits[:, -1]
-        token = logits.argmax(-1, keepdim=True)
+        token = pick(logits)
         tokens.append(token)
     finished = _clock(device)
 
@@ -205,8 +210,9 @@ def generate(
     max_new_tokens: int,
     eos_token_id: int | Iterable[int] | None = None,
     span_start: int | None = None,
+    pick: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Answer:
-    """One question, no reuse: prefill the whole prompt (reducing at layer k) and decode greedily."""
+    """One question, no reuse: prefill the whole prompt (reducing at layer k) and decode."""
     prefix = prefill(engine, inputs, reducer, grid, span_start=span_start)
     empty = torch.zeros(1, 0, dtype=torch.long)
-    return answer(engine, prefix, empty, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id)
+    return answer(engine, prefix, empty, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, pick=pick)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import traceback
+import zlib
 from collections import OrderedDict
 
 import torch
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from lmms_sttm.engine import patch as engine_patch
 from lmms_sttm.engine import session
+from lmms_sttm.engine.sampling import sampler
 from lmms_sttm.features.errors import FeatureMismatchError
 from lmms_sttm.models.checkpoints import load_checkpoint
 from lmms_sttm.models.methods import MethodPlan, plan_for
@@ -251,13 +253,25 @@ class SttmVideoModel(lmms):
         bar.close()
         return out
 
-    def _gen_settings(self, gen_kwargs: dict) -> tuple[int, list[str]]:
-        if gen_kwargs.get("do_sample") and float(gen_kwargs.get("temperature", 1.0) or 0) > 0:
-            raise ValueError(
-                f"{self.model_name} decodes greedily (the protocol); do_sample=True is not supported"
-            )
+    @staticmethod
+    def _gen_settings(gen_kwargs: dict, task: str, doc_id: int) -> tuple[int, list[str], object]:
+        """``(max_new_tokens, stop strings, token picker)``: greedy unless ``do_sample`` with temperature > 0.
+
+        Sampling is seeded per question (task, doc id), so answers do not depend on prefix reuse or
+        on the rank; ``temperature``, ``top_p``, ``top_k`` and ``seed`` are honoured.
+        """
         until = gen_kwargs.get("until") or []
-        return int(gen_kwargs.get("max_new_tokens", 32)), [until] if isinstance(until, str) else list(until)
+        until = [until] if isinstance(until, str) else list(until)
+        pick = None
+        if gen_kwargs.get("do_sample") and float(gen_kwargs.get("temperature") or 0) > 0:
+            seed = zlib.crc32(f"{task}/{doc_id}/{gen_kwargs.get('seed', 0)}".encode())
+            pick = sampler(
+                temperature=float(gen_kwargs["temperature"]),
+                top_p=float(gen_kwargs.get("top_p") or 1.0),
+                top_k=int(gen_kwargs.get("top_k") or 0),
+                seed=seed,
+            )
+        return int(gen_kwargs.get("max_new_tokens", 32)), until, pick
 
     def _answer_video(self, task: str, path: str, reqs: list[Instance], slots: list[int], out: list) -> None:
         if self.settings.features_mode == "extract":
@@ -272,7 +286,7 @@ class SttmVideoModel(lmms):
         prefix = None
         for k, (req, slot) in enumerate(zip(reqs, slots, strict=True)):
             ctx, gen_kwargs = req.args[0], req.args[1]
-            max_new, until = self._gen_settings(gen_kwargs)
+            max_new, until, pick = self._gen_settings(gen_kwargs, task, req.args[3])
             prompt = self.prompt(ctx, time_text)
             question = self._ids(prompt.question)
             if self.settings.kv_reuse and plan.query_agnostic:
@@ -280,7 +294,12 @@ class SttmVideoModel(lmms):
                     inputs, _ = self.prefix_inputs(prompt.prefix, video)
                     prefix = session.prefill(self.engine, inputs, reducer, grid)
                 ans = session.answer(
-                    self.engine, prefix, question, max_new_tokens=max_new, eos_token_id=self.eos_ids
+                    self.engine,
+                    prefix,
+                    question,
+                    max_new_tokens=max_new,
+                    eos_token_id=self.eos_ids,
+                    pick=pick,
                 )
             else:
                 inputs, ids = self.prefix_inputs(prompt.prefix, video)
@@ -290,7 +309,13 @@ class SttmVideoModel(lmms):
                     pad = torch.zeros_like(question[None]).to(ids.device)
                     inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], pad], dim=1)
                 ans = session.generate(
-                    self.engine, inputs, reducer, grid, max_new_tokens=max_new, eos_token_id=self.eos_ids
+                    self.engine,
+                    inputs,
+                    reducer,
+                    grid,
+                    max_new_tokens=max_new,
+                    eos_token_id=self.eos_ids,
+                    pick=pick,
                 )
             text = self.tokenizer.decode(ans.tokens.tolist(), skip_special_tokens=True)
             for stop in until:

@@ -141,3 +141,28 @@ def test_budget_picks_paper_thresholds_and_bad_configs_fail(tiny_checkpoints):
         LlavaVideoSttm(pretrained=tiny_checkpoints("llava_video"), budget=30, merge_layer=9)
     with pytest.raises(ValueError, match="no thresholds for qwen2_5_vl_7b"):
         Qwen25VLSttm(pretrained=tiny_checkpoints("qwen2_5_vl"), budget=50)
+
+
+def test_sampling_is_seeded_per_question_and_independent_of_prefix_reuse(tiny_checkpoints, clips):
+    ckpt = tiny_checkpoints("llava_video")
+    paths = {0: clips[0], 1: clips[1], 2: clips[2]}
+    sample = {"max_new_tokens": 6, "do_sample": True, "temperature": 1.5, "top_p": 0.95, "until": []}
+    greedy = {"max_new_tokens": 6, "until": []}
+
+    def run(reuse: bool, gen_kwargs: dict) -> list[str]:
+        m = LlavaVideoSttm(pretrained=ckpt, tau_s=0.9, tau_t=0.8, kv_reuse=reuse)
+        m.task_dict = {"probe_sttm": {"test": {i: {"path": p} for i, p in paths.items()}}}
+        reqs = [
+            Instance(
+                "generate_until",
+                ("Q?", gen_kwargs, lambda d: [d["path"]], i, "probe_sttm", "test"),
+                i,
+                {"task": "probe_sttm", "doc_id": i, "repeats": 1},
+            )
+            for i in paths
+        ]
+        return [o.text for o in m.generate_until(reqs)]
+
+    sampled = run(True, sample)
+    assert sampled == run(False, sample)
+    assert sampled != run(True, greedy)  # temperature 1.5 on a random model leaves the argmax path
