@@ -17,11 +17,8 @@ import torch.nn.functional as F
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lmms_sttm.data.tiny import build_tiny  # noqa: E402
-from lmms_sttm.models.checkpoints import (  # noqa: E402
-    CheckpointError,
-    llava_next_hf_config,
-    load_checkpoint,
-)
+from lmms_sttm.models.checkpoints import CheckpointError, load_checkpoint  # noqa: E402
+from lmms_sttm.models.llava_next import llava_next_hf_config  # noqa: E402
 
 TOWER = "model.vision_tower.vision_tower.vision_model."
 FRAMES = 8
