@@ -23,7 +23,7 @@ from lmms_sttm.data.demo_vnbench import write_demo_vnbench
 from lmms_sttm.data.tiny import build_tiny
 
 TASK = "vnbench_sttm"
-BASELINES = ("tome", "dycoke_stage1", "fastv", "framefusion", "pool")
+BASELINES = ("tome", "dycoke_stage1", "dycoke", "fastv", "framefusion", "pool")
 CAVEAT = (
     "The demo model is a tiny random-weight checkpoint: it answers at chance level or below (most of its "
     "answers are gibberish, which the parser counts as unparsed and wrong); its accuracy columns only show "

@@ -39,6 +39,44 @@ class SegmentedCache(DynamicCache):
         self.frozen_length = 0
         self.next_positions: list[torch.Tensor | None] = [None, None]
         self.failed = False
+        self.entry_view: tuple[int, torch.Tensor] | None = None
+
+    def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
+        """Appends as ``DynamicCache`` does; under an entry view (``set_entry_view``), layers from its
+        layer return only the viewed entries (the full cache is kept)."""
+        keys, values = super().update(key_states, value_states, layer_idx, *args, **kwargs)
+        view = self.entry_view
+        if view is not None and layer_idx >= view[0]:
+            index = view[1].to(keys.device)
+            keys, values = keys.index_select(-2, index), values.index_select(-2, index)
+        return keys, values
+
+    def set_entry_view(self, from_layer: int, index: torch.Tensor) -> None:
+        """Until ``clear_entry_view``, layers ``>= from_layer`` attend over cache entries ``index`` only
+        (1-D, ascending; it must cover the entry the current chunk appends). Used by decode-time KV
+        pruning for one step; nothing is deleted and positions are unchanged."""
+        self.entry_view = (from_layer, index)
+
+    def clear_entry_view(self) -> None:
+        self.entry_view = None
+
+    def drop_entries(self, from_layer: int, positions: torch.Tensor) -> None:
+        """Deletes the cached entries at ``positions`` (indices into the layer's cache) in layers
+        ``>= from_layer`` (``> split_layer``, so segment lengths and masks of segment 1 are kept).
+
+        The logical length and next positions are unchanged (cached keys carry their RoPE), so the
+        next token keeps its position. Meant for single-token steps afterwards (the segment-1 mask of
+        a longer chunk is sized by layer ``split_layer``). Not undoable: use on a ``fork()``.
+        """
+        if from_layer <= self.split_layer:
+            raise ValueError(
+                f"drop_entries needs from_layer > split_layer ({self.split_layer}), got {from_layer}"
+            )
+        for layer in self.layers[from_layer:]:
+            n = layer.keys.shape[-2]
+            keep = torch.ones(n, dtype=torch.bool, device=layer.keys.device)
+            keep[positions.to(layer.keys.device)] = False
+            layer.keys, layer.values = layer.keys[..., keep, :], layer.values[..., keep, :]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         """The logical length (tokens of the caller's sequence), whatever ``layer_idx``."""
@@ -62,6 +100,7 @@ class SegmentedCache(DynamicCache):
         new = copy.copy(self)
         new.layers = [copy.copy(layer) for layer in self.layers]
         new.next_positions = list(self.next_positions)
+        new.entry_view = None
         return new
 
     def crop(self, tokens_to_remove: int) -> None:

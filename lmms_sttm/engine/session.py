@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from lmms_sttm.engine.kv_pruning import KvPruner, KvPruning
 from lmms_sttm.engine.patch import ReductionEngine
 from lmms_sttm.engine.reducer import Grid, Reducer
 from lmms_sttm.engine.sampling import greedy
@@ -41,6 +42,8 @@ class CallStats:
         decode_s: time spent generating tokens after the first one.
         new_tokens: generated tokens (the first one included).
         prefix_reused: whether this question reused a prefix prefilled for an earlier question.
+        kv_video_kept: with decode-time KV pruning, the video entries attended in the pruned layers
+            at each decode step (empty without it).
     """
 
     visual_tokens: int
@@ -52,6 +55,7 @@ class CallStats:
     decode_s: float
     new_tokens: int
     prefix_reused: bool
+    kv_video_kept: tuple[int, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,6 +72,7 @@ class Prefix:
         visual_tokens / visual_tokens_kept: N / N' (0 / 0 without a reduction).
         reduction_s / prefill_s: reducer time and prefix forward time.
         uses: questions answered on this prefix so far.
+        video_span: ``(start, stop)`` of the (reduced) video entries in the layers >= k, if reduced.
     """
 
     cache: SegmentedCache
@@ -79,6 +84,7 @@ class Prefix:
     reduction_s: float
     prefill_s: float
     uses: int = 0
+    video_span: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,7 @@ def prefill(
         visual_tokens_kept=record.visual_tokens_kept if record else 0,
         reduction_s=record.seconds if record else 0.0,
         prefill_s=seconds,
+        video_span=(record.span_start, record.span_start + record.visual_tokens_kept) if record else None,
     )
 
 
@@ -150,12 +157,14 @@ def answer(
     max_new_tokens: int,
     eos_token_id: int | Iterable[int] | None = None,
     pick: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    kv_pruning: KvPruning | None = None,
 ) -> Answer:
     """Extends a fork of ``prefix.cache`` with ``question_ids`` (``[1, q]`` or ``[q]``, text only) and decodes.
 
     ``pick`` chooses each next token from the logits ``[1, V] -> [1, 1]`` (default: greedy argmax;
     see :func:`lmms_sttm.engine.sampling.sampler`). Stops after ``max_new_tokens`` or after emitting
-    an ``eos_token_id`` (kept in ``tokens``).
+    an ``eos_token_id`` (kept in ``tokens``). ``kv_pruning``: DyCoke stage 2 on every decode step
+    after the first token (``engine/kv_pruning.py``); needs a reduced prefix.
     """
     pick = pick or greedy
     if max_new_tokens < 1:
@@ -178,10 +187,19 @@ def answer(
     prompt_tokens, prompt_reduced = cache.logical_length, cache.segment_length(1)
 
     tokens = [token]
-    while len(tokens) < max_new_tokens and int(token) not in eos:
-        logits = model(input_ids=token, past_key_values=cache, use_cache=True).logits[:, -1]
-        token = pick(logits)
-        tokens.append(token)
+    pruner = None
+    if kv_pruning is not None:
+        if prefix.video_span is None:
+            raise ValueError("KV pruning needs a reduced prefix (its video span)")
+        pruner = KvPruner(engine, kv_pruning, prefix.video_span)
+    try:
+        while len(tokens) < max_new_tokens and int(token) not in eos:
+            logits = model(input_ids=token, past_key_values=cache, use_cache=True).logits[:, -1]
+            token = pick(logits)
+            tokens.append(token)
+    finally:
+        if pruner is not None:
+            pruner.remove()
     finished = _clock(device)
 
     reused = prefix.uses > 0
@@ -197,6 +215,7 @@ def answer(
         decode_s=finished - first_token_at,
         new_tokens=len(tokens),
         prefix_reused=reused,
+        kv_video_kept=tuple(pruner.kept_per_step) if pruner is not None else (),
     )
     return Answer(torch.cat(tokens, dim=1)[0], first_logits, stats)
 
@@ -211,8 +230,17 @@ def generate(
     eos_token_id: int | Iterable[int] | None = None,
     span_start: int | None = None,
     pick: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    kv_pruning: KvPruning | None = None,
 ) -> Answer:
     """One question, no reuse: prefill the whole prompt (reducing at layer k) and decode."""
     prefix = prefill(engine, inputs, reducer, grid, span_start=span_start)
     empty = torch.zeros(1, 0, dtype=torch.long)
-    return answer(engine, prefix, empty, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, pick=pick)
+    return answer(
+        engine,
+        prefix,
+        empty,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=eos_token_id,
+        pick=pick,
+        kv_pruning=kv_pruning,
+    )

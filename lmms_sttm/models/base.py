@@ -99,6 +99,8 @@ class SttmVideoModel(lmms):
                 f"the paper has no thresholds for {self.paper_key}; pass tau_s= and tau_t= instead of budget="
             )
         self.merge_layer = s.merge_layer if s.merge_layer is not None else MERGE_LAYER[self.paper_key]
+        if s.method == "dycoke" and s.merge_layer is None:
+            self.merge_layer = 0  # full DyCoke: stage 1 before layer 0 (sttm-method.md §11)
         n_layers = self._model.config.get_text_config().num_hidden_layers
         if not 0 <= self.merge_layer < n_layers:
             raise ValueError(f"merge_layer={self.merge_layer} outside 0..{n_layers - 1} for this checkpoint")
@@ -300,6 +302,7 @@ class SttmVideoModel(lmms):
                     max_new_tokens=max_new,
                     eos_token_id=self.eos_ids,
                     pick=pick,
+                    kv_pruning=plan.kv_pruning,
                 )
             else:
                 inputs, ids = self.prefix_inputs(prompt.prefix, video)
@@ -316,6 +319,7 @@ class SttmVideoModel(lmms):
                     max_new_tokens=max_new,
                     eos_token_id=self.eos_ids,
                     pick=pick,
+                    kv_pruning=plan.kv_pruning,
                 )
             text = self.tokenizer.decode(ans.tokens.tolist(), skip_special_tokens=True)
             for stop in until:
@@ -344,6 +348,7 @@ class SttmVideoModel(lmms):
                     "decode_ms": round(1000 * st.decode_s, 3),
                     "new_tokens": st.new_tokens,
                     "prefix_reused": st.prefix_reused,
+                    **({"kv_video_kept": list(st.kv_video_kept)} if plan.kv_pruning is not None else {}),
                     "answer": text,
                     "error": None,
                     "rank": self._rank,

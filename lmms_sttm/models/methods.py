@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lmms_sttm.engine.kv_pruning import KvPruning
 from lmms_sttm.engine.reducer import SttmReducer
 from lmms_sttm.merging.budget import ExactBudget, SttmExactReducer
 from lmms_sttm.merging.dycoke import DycokeStage1Reducer
@@ -27,29 +28,34 @@ from lmms_sttm.models.settings import ModelSettings
 
 @dataclass(frozen=True)
 class MethodPlan:
-    """What one method does on one task: the reducer (None keeps every token) and its parameters."""
+    """What one method does on one task: the reducer (None keeps every token), its parameters and,
+    for DyCoke, the decode-time KV pruning (``engine/kv_pruning.py``)."""
 
     reducer: object | None
     params: dict
     query_agnostic: bool = True
+    kv_pruning: KvPruning | None = None
 
 
 #: the STTM authors' baseline settings by budget (sttm-method.md §11); pool is ours (keep fraction)
 NATIVE = {
     "tome": ("keep", {50: 0.50, 30: 0.30}),
     "dycoke_stage1": ("prune", {50: 0.70, 30: 0.925}),
+    "dycoke": ("prune", {50: 0.70, 30: 0.925}),
     "fastv": ("keep", {50: 0.50, 30: 0.30}),
     "framefusion": ("cost", {50: 0.50, 30: 0.30}),
     "pool": ("keep", {50: 0.50, 30: 0.30}),
 }
-QUERY_AWARE = ("fastv", "framefusion")
+QUERY_AWARE = ("fastv", "framefusion", "dycoke")
+#: DyCoke stage 2 as the STTM authors ran it (``--dycoke_l 3 --dycoke_p 0.8`` at both budgets, §11)
+DYCOKE_KV = KvPruning(layer=3, prune=0.8, similarity=0.9)
 EXACT_TOL = 0.01
 
 
 def _native(method: str, knob: str, value: float):
     if method == "tome":
         return TomeReducer(value)
-    if method == "dycoke_stage1":
+    if method in ("dycoke_stage1", "dycoke"):
         return DycokeStage1Reducer(prune=value)
     if method == "fastv":
         return FastVReducer(value)
@@ -63,7 +69,7 @@ def _exact(method: str, retention: float, root_level: int):
         return SttmExactReducer(retention, EXACT_TOL, root_level=root_level)
     if method == "tome":
         inner = TomeReducer(retention)
-    elif method == "dycoke_stage1":
+    elif method in ("dycoke_stage1", "dycoke"):
         inner = DycokeStage1Reducer(keep=retention)
     elif method == "fastv":
         inner = FastVReducer(retention)
@@ -80,13 +86,17 @@ def plan_for(settings: ModelSettings, paper_model: str, task: str) -> MethodPlan
     if method == "none":
         return MethodPlan(None, {})
     query_agnostic = method not in QUERY_AWARE
+    kv = DYCOKE_KV if method == "dycoke" else None
+    kv_params = (
+        {"kv_layer": kv.layer, "kv_prune": kv.prune, "kv_similarity": kv.similarity} if kv is not None else {}
+    )
     mode = {"budget_mode": settings.budget_mode, "retention": settings.retention}
     if settings.budget_mode == "exact":
         reducer = _exact(method, settings.retention, settings.root_level)
-        params = {**mode, "tolerance": EXACT_TOL}
+        params = {**mode, "tolerance": EXACT_TOL, **kv_params}
         if method == "sttm":
             params.update(root_level=settings.root_level, direction=list(reducer.direction))
-        return MethodPlan(reducer, params, query_agnostic)
+        return MethodPlan(reducer, params, query_agnostic, kv)
     if method == "sttm":
         if settings.budget is None:
             tau_s, tau_t = settings.tau_s, settings.tau_t
@@ -99,6 +109,6 @@ def plan_for(settings: ModelSettings, paper_model: str, task: str) -> MethodPlan
     if method in NATIVE:
         knob, values = NATIVE[method]
         value = values[settings.budget]
-        params = {knob: value, "budget": settings.budget, **mode}
-        return MethodPlan(_native(method, knob, value), params, query_agnostic)
+        params = {knob: value, "budget": settings.budget, **mode, **kv_params}
+        return MethodPlan(_native(method, knob, value), params, query_agnostic, kv)
     raise ValueError(f"method={method!r} has no reducer")

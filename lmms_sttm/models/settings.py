@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-METHODS = ("none", "sttm", "tome", "dycoke_stage1", "fastv", "framefusion", "pool")
+METHODS = ("none", "sttm", "tome", "dycoke_stage1", "dycoke", "fastv", "framefusion", "pool")
 BUDGET_MODES = ("native", "exact")
 NEWLINE = ("no_token", "grid", "one_token")
 ATTN = ("auto", "sdpa", "eager", "flash_attention_2")

@@ -58,7 +58,7 @@ def test_exact_mode_labels_its_params(method):
             r"budget_mode='fixed' is not accepted; use one of \['native', 'exact'\]",
         ),
         ({"method": "none", "budget_mode": "exact"}, "method=none"),
-        ({"method": "dycoke"}, r"method='dycoke' is not accepted"),
+        ({"method": "holitom"}, r"method='holitom' is not accepted"),
     ],
 )
 def test_bad_method_settings_fail(kwargs, match):
@@ -88,3 +88,50 @@ def test_query_aware_method_in_a_model_class(tiny_checkpoints, tmp_path):
         assert [r["prefix_reused"] for r in records] == [False, False]  # prefilled per question
         for r in records:
             assert abs(r["retained_pct"] - 30) <= 1 and r["params"]["budget_mode"] == "exact"
+
+
+def test_dycoke_plan_is_stage1_plus_kv_pruning():
+    from lmms_sttm.engine.kv_pruning import KvPruning
+    from lmms_sttm.merging.dycoke import DycokeStage1Reducer
+
+    for budget, prune in ((50, 0.70), (30, 0.925)):
+        plan = _plan(method="dycoke", budget=budget)
+        assert isinstance(plan.reducer, DycokeStage1Reducer) and plan.reducer.prune == prune
+        assert plan.query_agnostic is False and plan.reducer.needs_attention is False
+        assert plan.kv_pruning == KvPruning(layer=3, prune=0.8, similarity=0.9)
+        assert plan.params == {
+            "prune": prune, "budget": budget, "budget_mode": "native", "retention": None,
+            "kv_layer": 3, "kv_prune": 0.8, "kv_similarity": 0.9,
+        }  # fmt: skip
+    exact = _plan(method="dycoke", budget_mode="exact", retention=0.3)
+    assert isinstance(exact.reducer, ExactBudget) and exact.kv_pruning is not None
+    assert _plan(method="dycoke_stage1", budget=30).kv_pruning is None
+
+
+def test_dycoke_in_a_model_class(tiny_checkpoints, tmp_path):
+    from lmms_sttm.data.synthetic import ClipSpec, ensure_clip
+    from lmms_sttm.models.llava_video_sttm import LlavaVideoSttm
+    from tests.models.test_model_layer import _run
+
+    clip = str(
+        ensure_clip(ClipSpec(num_frames=16, height=96, width=96, fps=4, seed=2, cut_at=8), tmp_path / "c.mp4")
+    )
+    paths = {0: clip, 2: clip}
+    runs = {}
+    for reuse in (True, False):
+        m = LlavaVideoSttm(
+            pretrained=tiny_checkpoints("llava_video"), method="dycoke", budget=30,
+            kv_reuse=reuse, stats_dir=str(tmp_path / str(reuse)),
+        )  # fmt: skip
+        assert m.merge_layer == 0 and m.plan_for("probe_sttm").query_agnostic is False
+        runs[reuse] = (_run(m, paths), m.stats.records)
+    assert runs[True][0] == runs[False][0]
+    assert runs[True][1][0]["kv_video_kept"] == runs[False][1][0]["kv_video_kept"]
+    for _, records in runs.values():
+        assert [r["prefix_reused"] for r in records] == [False, False]
+        for r in records:
+            assert r["error"] is None and r["visual_tokens_kept"] < r["visual_tokens"]
+            assert r["params"]["kv_prune"] == 0.8
+            assert len(r["kv_video_kept"]) == r["new_tokens"] - 1 >= 1
+            assert all(0 < k <= r["visual_tokens_kept"] for k in r["kv_video_kept"])
+            assert r["kv_video_kept"][0] == int(0.2 * r["visual_tokens_kept"])  # first decode step
