@@ -1,13 +1,7 @@
 """Spatial merging of STTM: a per-frame quadtree search over a pooled feature pyramid.
 
-Level sizes (authors' rule): start from the finest grid (H, W) and repeatedly halve both sides
-with ceil, prepending each result, until either side equals 2. ``root_level`` indexes that list
-(coarsest first); the working levels are ``sizes[root_level:]``, level 0 being the root.
-
-Pooling one level coarser is separable along rows and columns. Along an axis of odd length the
-*first* index is pooled alone and the rest in pairs (1-2, 3-4, ...); along an even axis indices
-are paired (0-1, 2-3, ...). A coarse cell's feature is the plain mean of its 1, 2 or 4 children,
-so odd grids give 1x2 / 2x1 stripes on the first row / column and a lone (0, 0) cell.
+The pyramid (level sizes, pooling, norms) lives in ``pyramid``, the pair similarities in
+``similarity`` and the thread policy in ``threads``; their public names are re-exported here.
 
 Coarse-to-fine search: every root cell of every frame is active. An active parent *stops* (is
 emitted as one token) when the cosine similarity between its feature and each of its child
@@ -17,8 +11,7 @@ mask them in the stop test, so those slots stand for the frame's top-left child 
 ``mask_unused_slots=True`` tests only the real children.
 
 Implementation: everything is vectorised over frames and cells; Python loops run over levels
-only. Each level is mean-pooled from the next one through strided views (on CPU into a reusable
-scratch buffer, see ``workspace``) and its L2 norms are taken once. A stop test needs one dot per
+only. A stop test needs one dot per
 tested (parent, child) pair; those dots are computed for exactly those pairs by a sampled
 dense-dense matmul over a CSR pattern (``pair_dots``): no dense all-pairs product, no gathered
 copies of rows. On CPU, index bookkeeping runs single-threaded and the kernels over ``[*, C]``
@@ -27,261 +20,44 @@ features use all intra-op threads (``bookkeeping_threads``).
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
-import threading
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
-EPS = 1e-8
-"""Norm floor of the cosine similarity, as in ``torch.nn.functional.cosine_similarity``."""
-
-_HEAVY_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "sttm_heavy_threads", default=None
+from lmms_sttm.merging.pyramid import (
+    AxisPyramid,
+    Pyramid,
+    axis_pyramid,
+    build_pyramid,
+    level_sizes,
+    materialize,
+    pool_level,
+    release_workspace,
+    workspace,
 )
+from lmms_sttm.merging.similarity import EPS, pair_cosine, pair_dots
+from lmms_sttm.merging.threads import bookkeeping_threads, heavy_threads
 
-
-@contextlib.contextmanager
-def bookkeeping_threads(device: torch.device) -> Iterator[None]:
-    """Run small index ops single-threaded on CPU; ``heavy_threads`` blocks get the original count.
-
-    Index bookkeeping works on tensors of a few ten thousand elements, just above ATen's
-    parallel grain size; on a shared CPU each such parallel op can wait a scheduler time slice
-    for its second thread. Only the intra-op thread count is changed, and it is restored on exit.
-    """
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads <= 1 or _HEAVY_THREADS.get() is not None:
-        yield
-        return
-    token = _HEAVY_THREADS.set(threads)
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        _HEAVY_THREADS.reset(token)
-
-
-@contextlib.contextmanager
-def heavy_threads() -> Iterator[None]:
-    """All intra-op threads for a kernel over ``[*, C]`` features, inside ``bookkeeping_threads``."""
-    threads = _HEAVY_THREADS.get()
-    if threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-_LOCAL = threading.local()
-
-
-def workspace(numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A flat ``[numel]`` scratch tensor; on CPU it is cached per thread and reused across calls.
-
-    Fresh CPU allocations of this size (~100 MB for a 128-frame video) are paid in page faults
-    on every call; the pooled pyramid levels live here instead. The contents are overwritten by
-    the next call on the same thread and never escape a call. Other devices allocate normally
-    (their caching allocators already reuse memory). ``release_workspace`` frees the cache.
-    """
-    if device.type != "cpu":
-        return torch.empty(numel, dtype=dtype, device=device)
-    buffer = getattr(_LOCAL, "buffer", None)
-    if buffer is None or buffer.dtype != dtype or buffer.numel() < numel:
-        _LOCAL.buffer = None  # free the old buffer first
-        buffer = torch.empty(numel + numel // 4, dtype=dtype)  # untouched headroom costs no memory
-        _LOCAL.buffer = buffer
-    return buffer[:numel]
-
-
-def release_workspace() -> None:
-    """Free this thread's cached CPU scratch buffer."""
-    _LOCAL.buffer = None
-
-
-def level_sizes(height: int, width: int) -> list[tuple[int, int]]:
-    """The authors' list of grid sizes, coarsest first, ending with ``(height, width)``.
-
-    Halving stops as soon as either side equals 2 (a 1x1 grid, which never reaches 2, gives
-    ``[(1, 1)]``). Example: 14x14 -> ``[(2, 2), (4, 4), (7, 7), (14, 14)]``.
-    """
-    h, w = height, width
-    sizes = [(h, w)]
-    while h != 2 and w != 2 and (h, w) != (1, 1):
-        h, w = (h + 1) // 2, (w + 1) // 2
-        sizes.insert(0, (h, w))
-    return sizes
-
-
-@dataclass(frozen=True)
-class AxisPyramid:
-    """One axis (rows or columns) of the pyramid; level 0 is the root, level L-1 the leaves.
-
-    Attributes (lists indexed by level ``l``; ``n_l`` cells at level ``l``, ``n`` leaves):
-        lengths: ``n_l`` per level.
-        lo, hi: ``[n_l]`` int64, leaf span ``[lo, hi)`` of each cell.
-        first, count: ``[n_l]`` int64 for ``l < L-1``: first child index at level ``l+1`` and
-            number of children (1 or 2).
-        anc: ``[n]`` int64, the level-``l`` ancestor of each leaf.
-        weight: ``[n]`` float64, the weight of each leaf in its level-``l`` ancestor's mean.
-    """
-
-    lengths: list[int]
-    lo: list[torch.Tensor]
-    hi: list[torch.Tensor]
-    first: list[torch.Tensor]
-    count: list[torch.Tensor]
-    anc: list[torch.Tensor]
-    weight: list[torch.Tensor]
-
-
-def axis_pyramid(lengths: list[int], device: torch.device) -> AxisPyramid:
-    """Build the tables of one axis from its per-level lengths (root first)."""
-    depth = len(lengths)
-    n = lengths[-1]
-    leaf = torch.arange(n, device=device)
-    lo, hi, anc = [leaf] * depth, [leaf + 1] * depth, [leaf] * depth
-    weight = [torch.ones(n, dtype=torch.float64, device=device)] * depth
-    first: list[torch.Tensor] = [leaf] * (depth - 1)
-    count: list[torch.Tensor] = [leaf] * (depth - 1)
-    for lvl in range(depth - 2, -1, -1):
-        m, odd = lengths[lvl + 1], lengths[lvl + 1] % 2
-        if lengths[lvl] != (m + 1) // 2:
-            raise AssertionError(f"inconsistent pyramid lengths {lengths}")
-        i = torch.arange(lengths[lvl], device=device)
-        f = (2 * i - odd).clamp_min(0)
-        last = 2 * i + 1 - odd
-        first[lvl], count[lvl] = f, last - f + 1
-        lo[lvl], hi[lvl] = lo[lvl + 1].index_select(0, f), hi[lvl + 1].index_select(0, last)
-        parent = (torch.arange(m, device=device) + odd) // 2
-        anc[lvl] = parent.index_select(0, anc[lvl + 1])
-        weight[lvl] = weight[lvl + 1] / count[lvl].index_select(0, anc[lvl])
-    return AxisPyramid(list(lengths), lo, hi, first, count, anc, weight)
-
-
-@dataclass(frozen=True)
-class Pyramid:
-    """The working levels of a ``T x H x W`` grid (root first) and their row/column tables."""
-
-    frames: int
-    sizes: list[tuple[int, int]]
-    rows: AxisPyramid
-    cols: AxisPyramid
-
-    @property
-    def depth(self) -> int:
-        return len(self.sizes)
-
-    def cells(self, lvl: int) -> int:
-        """Cells per frame at level ``lvl``."""
-        h, w = self.sizes[lvl]
-        return h * w
-
-    def child_slots(self, lvl: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Children of every level-``lvl`` cell: ``([h*w, 4] child cell in frame, [h*w, 4] valid)``.
-
-        Slot ``2*dy + dx``; invalid slots point to child cell 0 (the top-left one).
-        """
-        w2 = self.sizes[lvl + 1][1]
-        fy, cy = self.rows.first[lvl], self.rows.count[lvl]
-        fx, cx = self.cols.first[lvl], self.cols.count[lvl]
-        d = torch.tensor([0, 1], device=fy.device)
-        ry = fy[:, None, None, None] + d[None, :, None, None]  # [h, 2(dy), 1, 1]
-        rx = fx[None, None, :, None] + d[None, None, None, :]  # [1, 1, w, 2(dx)]
-        vy = d[None, :, None, None] < cy[:, None, None, None]
-        vx = d[None, None, None, :] < cx[None, None, :, None]
-        valid = (vy & vx).permute(0, 2, 1, 3).reshape(-1, 4)
-        child = (ry * w2 + rx).permute(0, 2, 1, 3).reshape(-1, 4)
-        return torch.where(valid, child, torch.zeros_like(child)), valid
-
-    def leaf_ancestor(self, lvl: int) -> torch.Tensor:
-        """``[T*H*W]`` global level-``lvl`` cell index of every leaf."""
-        h, w = self.sizes[lvl]
-        t = torch.arange(self.frames, device=self.rows.anc[lvl].device)
-        ay, ax = self.rows.anc[lvl], self.cols.anc[lvl]
-        return ((t[:, None, None] * h + ay[None, :, None]) * w + ax[None, None, :]).reshape(-1)
-
-    def leaf_weight(self, lvl: int) -> torch.Tensor:
-        """``[H*W]`` float64 weight of each leaf in its level-``lvl`` ancestor's mean."""
-        return (self.rows.weight[lvl][:, None] * self.cols.weight[lvl][None, :]).reshape(-1)
-
-
-def build_pyramid(frames: int, height: int, width: int, root_level: int, device: torch.device) -> Pyramid:
-    """Working levels ``level_sizes(height, width)[root_level:]`` and their tables."""
-    sizes = level_sizes(height, width)
-    if not 0 <= root_level < len(sizes):
-        raise ValueError(
-            f"root_level={root_level} is out of range for a {height}x{width} grid, whose level list is "
-            f"{sizes} (valid root levels: 0..{len(sizes) - 1}); the grid is smaller than the requested root"
-        )
-    sizes = sizes[root_level:]
-    rows = axis_pyramid([s[0] for s in sizes], device)
-    cols = axis_pyramid([s[1] for s in sizes], device)
-    return Pyramid(frames, sizes, rows, cols)
-
-
-def pool_level(child: torch.Tensor, pyr: Pyramid, lvl: int, out: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean-pool level ``lvl+1`` features ``[T*h2*w2, C]`` into level ``lvl`` features ``[T*h*w, C]``.
-
-    Written into ``out`` (``[T*h*w, C]``, contiguous) when given. One 2x2 average pooling with
-    stride 2, padded by one row (column) on top (left) when the height (width) is odd and with
-    padding excluded from the counts: the first row (column) then pools in 1x2 (2x1) stripes,
-    the corner cell alone, everything else in 2x2 blocks, exactly as the authors' pooling.
-    """
-    t_count, channels = pyr.frames, child.shape[1]
-    h, w = pyr.sizes[lvl]
-    h2, w2 = pyr.sizes[lvl + 1]
-    if out is None:
-        out = torch.empty(t_count * h * w, channels, dtype=child.dtype, device=child.device)
-    fine = child.view(t_count, h2, w2, channels).permute(0, 3, 1, 2)  # NCHW view, channels last
-    coarse = out.view(t_count, h, w, channels).permute(0, 3, 1, 2)
-    with heavy_threads():
-        torch.ops.aten.avg_pool2d.out(fine, [2, 2], [2, 2], [h2 % 2, w2 % 2], False, False, None, out=coarse)
-    return out
-
-
-def pair_dots(a: torch.Tensor, ia: torch.Tensor, b: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:
-    """``[L]`` dot products ``a[ia[k]] . b[ib[k]]`` of rows of ``a [Na, C]`` and ``b [Nb, C]``.
-
-    The pairs must be sorted by ``ia`` (then by ``ib``). Only those pairs are
-    computed (sampled dense-dense matmul over a CSR pattern), without gathering rows. Devices other
-    than CPU/CUDA and dtypes other than float32/float64 fall back to gathering rows.
-    """
-    if ia.numel() == 0:
-        return torch.zeros(0, dtype=a.dtype, device=a.device)
-    if a.device.type not in ("cpu", "cuda") or a.dtype not in (torch.float32, torch.float64):
-        with heavy_threads():
-            return (a.index_select(0, ia) * b.index_select(0, ib)).sum(-1)
-    crow = torch.zeros(a.shape[0] + 1, dtype=torch.int64, device=a.device)
-    crow[1:] = torch.cumsum(torch.bincount(ia, minlength=a.shape[0]), 0)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
-        pattern = torch.sparse_csr_tensor(
-            crow,
-            ib,
-            torch.zeros(ib.shape[0], dtype=a.dtype, device=a.device),
-            size=(a.shape[0], b.shape[0]),
-            check_invariants=False,
-        )
-        with heavy_threads():  # in place: no copy of the pattern's values
-            return torch.sparse.sampled_addmm(pattern, a, b.t(), beta=0.0, out=pattern).values()
-
-
-def pair_cosine(
-    a: torch.Tensor, na: torch.Tensor, ia: torch.Tensor, b: torch.Tensor, nb: torch.Tensor, ib: torch.Tensor
-) -> torch.Tensor:
-    """``[L]`` cosine similarities of row pairs (sorted as for ``pair_dots``), given row norms; in [-1, 1]."""
-    dots = pair_dots(a, ia, b, ib)
-    den = na.index_select(0, ia).clamp_min(EPS) * nb.index_select(0, ib).clamp_min(EPS)
-    return (dots / den).clamp(-1.0, 1.0)
+__all__ = [
+    "EPS",
+    "AxisPyramid",
+    "Pyramid",
+    "SpatialNodes",
+    "axis_pyramid",
+    "bookkeeping_threads",
+    "build_pyramid",
+    "heavy_threads",
+    "level_sizes",
+    "materialize",
+    "pair_cosine",
+    "pair_dots",
+    "pool_level",
+    "release_workspace",
+    "search",
+    "spatial_nodes",
+    "workspace",
+]
 
 
 def _test_slots(pyr: Pyramid, lvl: int, mask_unused_slots: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -336,27 +112,6 @@ def _children(pyr: Pyramid, lvl: int, parents: torch.Tensor) -> torch.Tensor:
     mark = torch.zeros(pyr.frames * cells2, dtype=torch.bool, device=parents.device)
     mark.index_fill_(0, torch.masked_select(child, valid.index_select(0, local)), True)
     return torch.nonzero(mark).squeeze(1)
-
-
-def materialize(leaves: torch.Tensor, pyr: Pyramid) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Per level (root first, leaves last) features ``[T*h*w, C]`` and L2 norms ``[T*h*w]``.
-
-    Each level is mean-pooled from the next finer one (``pool_level``) into one scratch buffer
-    (``workspace``); ``leaves`` is ``[N, C]`` and is the last level itself.
-    """
-    channels = leaves.shape[1]
-    rows = [pyr.frames * pyr.cells(lvl) for lvl in range(pyr.depth - 1)]
-    buffer = workspace(sum(rows) * channels, leaves.dtype, leaves.device)
-    feats, start = [], 0
-    for n in rows:
-        feats.append(buffer[start : start + n * channels].view(n, channels))
-        start += n * channels
-    feats.append(leaves)
-    for lvl in range(pyr.depth - 2, -1, -1):
-        pool_level(feats[lvl + 1], pyr, lvl, out=feats[lvl])
-    with heavy_threads():
-        norms = [torch.linalg.vector_norm(f, dim=-1) for f in feats]
-    return feats, norms
 
 
 def search(

@@ -1,7 +1,7 @@
 """Public entry point of STTM merging: ``merge_video(x, tau_s, tau_t, root_level=1, ...) -> Reduction``.
 
 Pipeline (all vectorised, pure torch, on the device of ``x``):
-  1. pyramid: every level mean-pooled from the next finer one, with L2 norms (``quadtree.materialize``);
+  1. pyramid: every level mean-pooled from the next finer one, with L2 norms (``pyramid.materialize``);
   2. spatial: per-frame quadtree search (``quadtree.search``), nodes in raster order of their
      top-left corners, earlier frames first (``quadtree.spatial_nodes``);
   3. temporal: group nested, similar nodes of consecutive frames (``temporal.temporal_groups``);
@@ -22,18 +22,11 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from lmms_sttm.merging.quadtree import (
-    Pyramid,
-    SpatialNodes,
-    bookkeeping_threads,
-    build_pyramid,
-    heavy_threads,
-    materialize,
-    search,
-    spatial_nodes,
-)
+from lmms_sttm.merging.pyramid import Pyramid, build_pyramid, materialize
+from lmms_sttm.merging.quadtree import SpatialNodes, search, spatial_nodes
 from lmms_sttm.merging.reduction import Reduction
 from lmms_sttm.merging.temporal import temporal_groups
+from lmms_sttm.merging.threads import bookkeeping_threads, heavy_threads
 
 
 def _check_inputs(x: object, tau_s: object, tau_t: object, root_level: object) -> None:
@@ -136,7 +129,7 @@ def merge_video(
             its child slots is >= tau_s. ``tau_s > 1`` keeps every original token.
         tau_t: temporal threshold; nested nodes of consecutive frames are linked when their
             cosine similarity is >= tau_t. ``tau_t <= 0`` disables temporal merging.
-        root_level: index of the root in the level list (``quadtree.level_sizes``); 1 = 4x4
+        root_level: index of the root in the level list (``pyramid.level_sizes``); 1 = 4x4
             root for 14x14 frames.
         mask_unused_slots: test only real children in the spatial stop test (the authors also
             compare stripe nodes with the frame's top-left child cell).

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import torch
 
-from lmms_sttm.merging.quadtree import SpatialNodes, pair_cosine
+from lmms_sttm.merging.quadtree import SpatialNodes
+from lmms_sttm.merging.similarity import pair_cosine
 
 
 def candidate_pairs(nodes: SpatialNodes, frames: int) -> tuple[torch.Tensor, torch.Tensor, int]:
