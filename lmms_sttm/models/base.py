@@ -17,7 +17,6 @@ from collections import OrderedDict
 
 import torch
 from lmms_eval.api.instance import GenerationResult, Instance, TokenCounts
-from lmms_eval.api.model import lmms
 from loguru import logger
 from tqdm import tqdm
 
@@ -26,6 +25,7 @@ from lmms_sttm.engine import session
 from lmms_sttm.engine.sampling import sampler
 from lmms_sttm.features.errors import FeatureMismatchError
 from lmms_sttm.models.checkpoints import load_checkpoint
+from lmms_sttm.models.generate_only import GenerateOnlyLmms
 from lmms_sttm.models.methods import MethodPlan, plan_for
 from lmms_sttm.models.paper_settings import MERGE_LAYER, THRESHOLDS, frame_protocol
 from lmms_sttm.models.prompts import Prompt, llava_prompt, qwen_prompt, time_instruction
@@ -38,7 +38,6 @@ from lmms_sttm.models.video_inputs import (
     encode_qwen,
     even_frames,
 )
-from lmms_sttm.runtime import dist_rank_world
 from lmms_sttm.video import VideoError, load_video
 
 
@@ -66,7 +65,7 @@ def _pick_attention(settings: ModelSettings, device: torch.device) -> str:
     return "flash_attention_2" if device.type == "cuda" and is_flash_attn_2_available() else "sdpa"
 
 
-class SttmVideoModel(lmms):
+class SttmVideoModel(GenerateOnlyLmms):
     """Base class; subclasses set ``family`` ("llava" or "qwen") and ``paper_model``."""
 
     family = "llava"
@@ -76,7 +75,6 @@ class SttmVideoModel(lmms):
     def __init__(self, **kwargs) -> None:
         super().__init__()
         self.settings = s = ModelSettings.from_model_args(**kwargs)
-        self._rank, self._world_size = dist_rank_world()
         self._device = _pick_device(s, self._rank)
         dtype = _pick_dtype(s, self._device)
         attn = _pick_attention(s, self._device)
@@ -131,24 +129,6 @@ class SttmVideoModel(lmms):
     @property
     def device(self):
         return self._device
-
-    @property
-    def rank(self) -> int:
-        return self._rank
-
-    @property
-    def world_size(self) -> int:
-        return self._world_size
-
-    @property
-    def batch_size(self) -> int:
-        return 1
-
-    def loglikelihood(self, requests):
-        raise NotImplementedError(f"{self.model_name} only generates (all STTM tasks are generate_until)")
-
-    def generate_until_multi_round(self, requests):
-        raise NotImplementedError(f"{self.model_name} does not support multi-round generation")
 
     # settings per request --------------------------------------------------------------------
     def _paper_key(self) -> str:

@@ -13,11 +13,10 @@ import re
 
 import numpy as np
 from lmms_eval.api.instance import Instance
-from lmms_eval.api.model import lmms
 from loguru import logger
 
 from lmms_sttm.data.synthetic import NEEDLE_COLOURS
-from lmms_sttm.runtime import dist_rank_world
+from lmms_sttm.models.generate_only import GenerateOnlyLmms
 from lmms_sttm.video import VideoError, load_video
 
 _OPTION = re.compile(r"^\(?([A-F])[.)]\s*(.+?)\s*$", re.MULTILINE)
@@ -41,8 +40,10 @@ def needle_colour(frames: np.ndarray, max_distance: float = 60.0) -> str | None:
     return best
 
 
-class NeedleOracle(lmms):
+class NeedleOracle(GenerateOnlyLmms):
     """Answers from the decoded video; ``fallback`` when no needle is seen."""
+
+    model_name = "sttm_oracle"
 
     def __init__(self, fallback: str = "", max_frames: int = 64, batch_size=1, max_batch_size=None, **kwargs):
         super().__init__()
@@ -55,20 +56,7 @@ class NeedleOracle(lmms):
             raise ValueError(f"sttm_oracle: batch_size must be 1, got {batch_size}")
         self.fallback = fallback
         self.max_frames = int(max_frames)
-        self._rank, self._world_size = dist_rank_world()
         self.failures: list[dict] = []
-
-    @property
-    def rank(self) -> int:
-        return self._rank
-
-    @property
-    def world_size(self) -> int:
-        return self._world_size
-
-    @property
-    def batch_size(self) -> int:
-        return 1
 
     @property
     def device(self) -> str:
@@ -91,9 +79,3 @@ class NeedleOracle(lmms):
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
         return ["" if r.metadata.get("__padding_only__") else self._answer(r) for r in requests]
-
-    def loglikelihood(self, requests):
-        raise NotImplementedError("sttm_oracle only generates")
-
-    def generate_until_multi_round(self, requests):
-        raise NotImplementedError("sttm_oracle only generates")
