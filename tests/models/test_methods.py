@@ -66,7 +66,8 @@ def test_bad_method_settings_fail(kwargs, match):
         ModelSettings.from_model_args(pretrained="/c", **kwargs)
 
 
-def test_query_aware_method_in_a_model_class(tiny_checkpoints, tmp_path):
+def _runs_with_and_without_reuse(tiny_checkpoints, tmp_path, **model_args) -> dict:
+    """``{kv_reuse: (answers, stats records)}`` of LlavaVideoSttm on two questions about one clip."""
     from lmms_sttm.data.synthetic import ClipSpec, ensure_clip
     from lmms_sttm.models.llava_video_sttm import LlavaVideoSttm
     from tests.models.test_model_layer import _run
@@ -74,17 +75,23 @@ def test_query_aware_method_in_a_model_class(tiny_checkpoints, tmp_path):
     clip = str(
         ensure_clip(ClipSpec(num_frames=16, height=96, width=96, fps=4, seed=2, cut_at=8), tmp_path / "c.mp4")
     )
-    paths = {0: clip, 2: clip}
     runs = {}
     for reuse in (True, False):
         m = LlavaVideoSttm(
-            pretrained=tiny_checkpoints("llava_video"), method="fastv", budget_mode="exact", retention=0.3,
-            kv_reuse=reuse, stats_dir=str(tmp_path / str(reuse)),
+            pretrained=tiny_checkpoints("llava_video"), kv_reuse=reuse, stats_dir=str(tmp_path / str(reuse)),
+            **model_args,
         )  # fmt: skip
         assert m.plan_for("probe_sttm").query_agnostic is False
-        runs[reuse] = (_run(m, paths), m.stats.records)
+        runs[reuse] = (_run(m, {0: clip, 2: clip}), m.stats.records, m)
+    return runs
+
+
+def test_query_aware_method_in_a_model_class(tiny_checkpoints, tmp_path):
+    runs = _runs_with_and_without_reuse(
+        tiny_checkpoints, tmp_path, method="fastv", budget_mode="exact", retention=0.3
+    )
     assert runs[True][0] == runs[False][0]
-    for _, records in runs.values():
+    for _, records, _ in runs.values():
         assert [r["prefix_reused"] for r in records] == [False, False]  # prefilled per question
         for r in records:
             assert abs(r["retained_pct"] - 30) <= 1 and r["params"]["budget_mode"] == "exact"
@@ -109,25 +116,11 @@ def test_dycoke_plan_is_stage1_plus_kv_pruning():
 
 
 def test_dycoke_in_a_model_class(tiny_checkpoints, tmp_path):
-    from lmms_sttm.data.synthetic import ClipSpec, ensure_clip
-    from lmms_sttm.models.llava_video_sttm import LlavaVideoSttm
-    from tests.models.test_model_layer import _run
-
-    clip = str(
-        ensure_clip(ClipSpec(num_frames=16, height=96, width=96, fps=4, seed=2, cut_at=8), tmp_path / "c.mp4")
-    )
-    paths = {0: clip, 2: clip}
-    runs = {}
-    for reuse in (True, False):
-        m = LlavaVideoSttm(
-            pretrained=tiny_checkpoints("llava_video"), method="dycoke", budget=30,
-            kv_reuse=reuse, stats_dir=str(tmp_path / str(reuse)),
-        )  # fmt: skip
-        assert m.merge_layer == 0 and m.plan_for("probe_sttm").query_agnostic is False
-        runs[reuse] = (_run(m, paths), m.stats.records)
+    runs = _runs_with_and_without_reuse(tiny_checkpoints, tmp_path, method="dycoke", budget=30)
+    assert all(m.merge_layer == 0 for _, _, m in runs.values())
     assert runs[True][0] == runs[False][0]
     assert runs[True][1][0]["kv_video_kept"] == runs[False][1][0]["kv_video_kept"]
-    for _, records in runs.values():
+    for _, records, _ in runs.values():
         assert [r["prefix_reused"] for r in records] == [False, False]
         for r in records:
             assert r["error"] is None and r["visual_tokens_kept"] < r["visual_tokens"]
