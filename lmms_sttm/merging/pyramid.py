@@ -15,7 +15,7 @@ scratch buffer, see ``memory.workspace``) by ``materialize``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -87,6 +87,7 @@ class Pyramid:
     sizes: list[tuple[int, int]]
     rows: AxisPyramid
     cols: AxisPyramid
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def depth(self) -> int:
@@ -100,19 +101,38 @@ class Pyramid:
     def child_slots(self, lvl: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Children of every level-``lvl`` cell: ``([h*w, 4] child cell in frame, [h*w, 4] valid)``.
 
-        Slot ``2*dy + dx``; invalid slots point to child cell 0 (the top-left one).
+        Slot ``2*dy + dx``; invalid slots point to child cell 0 (the top-left one). Memoised.
         """
-        w2 = self.sizes[lvl + 1][1]
-        fy, cy = self.rows.first[lvl], self.rows.count[lvl]
-        fx, cx = self.cols.first[lvl], self.cols.count[lvl]
-        d = torch.tensor([0, 1], device=fy.device)
-        ry = fy[:, None, None, None] + d[None, :, None, None]  # [h, 2(dy), 1, 1]
-        rx = fx[None, None, :, None] + d[None, None, None, :]  # [1, 1, w, 2(dx)]
-        vy = d[None, :, None, None] < cy[:, None, None, None]
-        vx = d[None, None, None, :] < cx[None, None, :, None]
-        valid = (vy & vx).permute(0, 2, 1, 3).reshape(-1, 4)
-        child = (ry * w2 + rx).permute(0, 2, 1, 3).reshape(-1, 4)
-        return torch.where(valid, child, torch.zeros_like(child)), valid
+        key = ("child_slots", lvl)
+        if key not in self._memo:
+            w2 = self.sizes[lvl + 1][1]
+            fy, cy = self.rows.first[lvl], self.rows.count[lvl]
+            fx, cx = self.cols.first[lvl], self.cols.count[lvl]
+            d = torch.tensor([0, 1], device=fy.device)
+            ry = fy[:, None, None, None] + d[None, :, None, None]  # [h, 2(dy), 1, 1]
+            rx = fx[None, None, :, None] + d[None, None, None, :]  # [1, 1, w, 2(dx)]
+            vy = d[None, :, None, None] < cy[:, None, None, None]
+            vx = d[None, None, None, :] < cx[None, None, :, None]
+            valid = (vy & vx).permute(0, 2, 1, 3).reshape(-1, 4)
+            child = (ry * w2 + rx).permute(0, 2, 1, 3).reshape(-1, 4)
+            self._memo[key] = (torch.where(valid, child, torch.zeros_like(child)), valid)
+        return self._memo[key]
+
+    def parent_slots(self, lvl: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Parent of every level-``lvl+1`` cell in its frame: ``([h2*w2] parent cell, [h2*w2] slot 0-3)``. Memoised."""
+        key = ("parent_slots", lvl)
+        if key not in self._memo:
+            slots, valid = self.child_slots(lvl)
+            device = slots.device
+            child = torch.masked_select(slots, valid)
+            parent = torch.empty(self.cells(lvl + 1), dtype=torch.int64, device=device)
+            slot = torch.empty_like(parent)
+            parent.index_copy_(
+                0, child, torch.masked_select(torch.arange(slots.shape[0], device=device)[:, None], valid)
+            )
+            slot.index_copy_(0, child, torch.masked_select(torch.arange(4, device=device)[None, :], valid))
+            self._memo[key] = (parent, slot)
+        return self._memo[key]
 
     def leaf_ancestor(self, lvl: int) -> torch.Tensor:
         """``[T*H*W]`` global level-``lvl`` cell index of every leaf."""

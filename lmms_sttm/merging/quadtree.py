@@ -52,20 +52,6 @@ __all__ = [
 ]
 
 
-def _parent_tables(pyr: Pyramid, lvl: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Parent of every level-``lvl+1`` cell in its frame: ``([h2*w2] parent cell, [h2*w2] slot 0-3)``."""
-    slots, valid = pyr.child_slots(lvl)
-    cells = slots.shape[0]
-    child = torch.masked_select(slots, valid)
-    parent = torch.empty(pyr.cells(lvl + 1), dtype=torch.int64, device=slots.device)
-    slot = torch.empty_like(parent)
-    parent.index_copy_(
-        0, child, torch.masked_select(torch.arange(cells, device=slots.device)[:, None], valid)
-    )
-    slot.index_copy_(0, child, torch.masked_select(torch.arange(4, device=slots.device)[None, :], valid))
-    return parent, slot
-
-
 @dataclass(frozen=True)
 class _LevelTest:
     """The stop test of the active level-``lvl`` parents (``n`` of them, ``m`` children in all).
@@ -100,7 +86,7 @@ def _level_test(
     device = active.device
     cells, cells2 = pyr.cells(lvl), pyr.cells(lvl + 1)
     slots, valid = pyr.child_slots(lvl)
-    parent_of, slot_of = _parent_tables(pyr, lvl)
+    parent_of, slot_of = pyr.parent_slots(lvl)
     kids = _children(pyr, lvl, active)
     frame = kids // cells2
     local_parent = parent_of.index_select(0, kids % cells2)
