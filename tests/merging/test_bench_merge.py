@@ -1,0 +1,28 @@
+"""``scripts/bench_merge.py`` runs and prints one well-formed JSON line per case."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_benchmark_prints_json_lines_per_threshold_pair():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_merge.py"), "--quick", "--repeats", "1", "--channels", "16"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(d["tau_s"], d["tau_t"]) for d in lines] == [(0.85, 0.55), (0.8, 0.5)]
+    for d in lines:
+        assert (d["T"], d["H"], d["W"], d["C"], d["dtype"]) == (128, 14, 14, 16, "float32")
+        assert d["repeatable"] is True and d["warmup"] == 3 and d["repeats"] == 1
+        assert 0.0 < d["kept_ratio"] <= 1.0 and d["ms_min"] <= d["ms_median"]
+        assert d["target_ms"] == {0.85: 280.0, 0.8: 130.0}[d["tau_s"]] and d["target_kind"] == "measured"
+        assert d["target_met"] == (d["ms_median"] <= d["target_ms"])
