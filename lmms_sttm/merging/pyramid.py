@@ -1,4 +1,4 @@
-"""The pooled feature pyramid of STTM: level sizes, per-axis tables and pooling.
+"""The pooled feature pyramid of STTM: level sizes, per-axis tables, pooling and norms.
 
 Level sizes (authors' rule): start from the finest grid (H, W) and repeatedly halve both sides
 with ceil, prepending each result, until either side equals 2. ``root_level`` indexes that list
@@ -10,17 +10,44 @@ are paired (0-1, 2-3, ...). A coarse cell's feature is the plain mean of its 1, 
 so odd grids give 1x2 / 2x1 stripes on the first row / column and a lone (0, 0) cell.
 
 Each level is mean-pooled from the next one through strided views (on CPU into a reusable
-scratch buffer, see ``memory.workspace``) by ``materialize``.
+scratch buffer, see ``workspace``) and its L2 norms are taken once (``materialize``).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import torch
 
-from lmms_sttm.merging.memory import workspace
 from lmms_sttm.merging.threads import heavy_threads
+
+_LOCAL = threading.local()
+
+
+def workspace(name: str, numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A flat ``[numel]`` scratch tensor; on CPU cached per thread and ``name`` and reused across calls.
+
+    Fresh CPU allocations of this size (~100 MB for a 128-frame video) are paid in page faults
+    on every call; the pooled pyramid levels (and converted inputs) live here instead. The
+    contents are overwritten by the next call on the same thread with the same ``name`` and never
+    escape a call. Other devices allocate normally (their caching allocators already reuse
+    memory). ``release_workspace`` frees the cache.
+    """
+    if device.type != "cpu":
+        return torch.empty(numel, dtype=dtype, device=device)
+    buffers = _LOCAL.__dict__.setdefault("buffers", {})
+    buffer = buffers.get(name)
+    if buffer is None or buffer.dtype != dtype or buffer.numel() < numel:
+        buffers.pop(name, None)  # free the old buffer first
+        buffer = torch.empty(numel + numel // 4, dtype=dtype)  # untouched headroom costs no memory
+        buffers[name] = buffer
+    return buffer[:numel]
+
+
+def release_workspace() -> None:
+    """Free this thread's cached CPU scratch buffers."""
+    _LOCAL.__dict__.pop("buffers", None)
 
 
 def level_sizes(height: int, width: int) -> list[tuple[int, int]]:
@@ -47,6 +74,7 @@ class AxisPyramid:
         first, count: ``[n_l]`` int64 for ``l < L-1``: first child index at level ``l+1`` and
             number of children (1 or 2).
         anc: ``[n]`` int64, the level-``l`` ancestor of each leaf.
+        weight: ``[n]`` float64, the weight of each leaf in its level-``l`` ancestor's mean.
     """
 
     lengths: list[int]
@@ -55,6 +83,7 @@ class AxisPyramid:
     first: list[torch.Tensor]
     count: list[torch.Tensor]
     anc: list[torch.Tensor]
+    weight: list[torch.Tensor]
 
 
 def axis_pyramid(lengths: list[int], device: torch.device) -> AxisPyramid:
@@ -63,6 +92,7 @@ def axis_pyramid(lengths: list[int], device: torch.device) -> AxisPyramid:
     n = lengths[-1]
     leaf = torch.arange(n, device=device)
     lo, hi, anc = [leaf] * depth, [leaf + 1] * depth, [leaf] * depth
+    weight = [torch.ones(n, dtype=torch.float64, device=device)] * depth
     first: list[torch.Tensor] = [leaf] * (depth - 1)
     count: list[torch.Tensor] = [leaf] * (depth - 1)
     for lvl in range(depth - 2, -1, -1):
@@ -76,7 +106,8 @@ def axis_pyramid(lengths: list[int], device: torch.device) -> AxisPyramid:
         lo[lvl], hi[lvl] = lo[lvl + 1].index_select(0, f), hi[lvl + 1].index_select(0, last)
         parent = (torch.arange(m, device=device) + odd) // 2
         anc[lvl] = parent.index_select(0, anc[lvl + 1])
-    return AxisPyramid(list(lengths), lo, hi, first, count, anc)
+        weight[lvl] = weight[lvl + 1] / count[lvl].index_select(0, anc[lvl])
+    return AxisPyramid(list(lengths), lo, hi, first, count, anc, weight)
 
 
 @dataclass(frozen=True)
@@ -103,8 +134,7 @@ class Pyramid:
 
         Slot ``2*dy + dx``; invalid slots point to child cell 0 (the top-left one). Memoised.
         """
-        key = ("child_slots", lvl)
-        if key not in self._memo:
+        if lvl not in self._memo:
             w2 = self.sizes[lvl + 1][1]
             fy, cy = self.rows.first[lvl], self.rows.count[lvl]
             fx, cx = self.cols.first[lvl], self.cols.count[lvl]
@@ -115,24 +145,8 @@ class Pyramid:
             vx = d[None, None, None, :] < cx[None, None, :, None]
             valid = (vy & vx).permute(0, 2, 1, 3).reshape(-1, 4)
             child = (ry * w2 + rx).permute(0, 2, 1, 3).reshape(-1, 4)
-            self._memo[key] = (torch.where(valid, child, torch.zeros_like(child)), valid)
-        return self._memo[key]
-
-    def parent_slots(self, lvl: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Parent of every level-``lvl+1`` cell in its frame: ``([h2*w2] parent cell, [h2*w2] slot 0-3)``. Memoised."""
-        key = ("parent_slots", lvl)
-        if key not in self._memo:
-            slots, valid = self.child_slots(lvl)
-            device = slots.device
-            child = torch.masked_select(slots, valid)
-            parent = torch.empty(self.cells(lvl + 1), dtype=torch.int64, device=device)
-            slot = torch.empty_like(parent)
-            parent.index_copy_(
-                0, child, torch.masked_select(torch.arange(slots.shape[0], device=device)[:, None], valid)
-            )
-            slot.index_copy_(0, child, torch.masked_select(torch.arange(4, device=device)[None, :], valid))
-            self._memo[key] = (parent, slot)
-        return self._memo[key]
+            self._memo[lvl] = (torch.where(valid, child, torch.zeros_like(child)), valid)
+        return self._memo[lvl]
 
     def leaf_ancestor(self, lvl: int) -> torch.Tensor:
         """``[T*H*W]`` global level-``lvl`` cell index of every leaf."""
@@ -140,6 +154,10 @@ class Pyramid:
         t = torch.arange(self.frames, device=self.rows.anc[lvl].device)
         ay, ax = self.rows.anc[lvl], self.cols.anc[lvl]
         return ((t[:, None, None] * h + ay[None, :, None]) * w + ax[None, None, :]).reshape(-1)
+
+    def leaf_weight(self, lvl: int) -> torch.Tensor:
+        """``[H*W]`` float64 weight of each leaf in its level-``lvl`` ancestor's mean."""
+        return (self.rows.weight[lvl][:, None] * self.cols.weight[lvl][None, :]).reshape(-1)
 
 
 def build_pyramid(frames: int, height: int, width: int, root_level: int, device: torch.device) -> Pyramid:
@@ -176,18 +194,22 @@ def pool_level(child: torch.Tensor, pyr: Pyramid, lvl: int, out: torch.Tensor | 
     return out
 
 
-def materialize(leaves: torch.Tensor, pyr: Pyramid) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Per level (root first, leaves last) features ``[T*h*w, C]``, and the pooled levels stacked.
+def materialize(leaves: torch.Tensor, pyr: Pyramid) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per level (root first, leaves last) features ``[T*h*w, C]`` and L2 norms ``[T*h*w]``.
 
     Each level is mean-pooled from the next finer one (``pool_level``) into one scratch buffer
-    (``memory.workspace``); ``leaves`` is ``[N, C]`` and is the last level itself. The second
-    result is that buffer as ``[R, C]``: the levels above the leaves stacked root first
-    (``R = T * sum of h*w`` over them), valid until the next call on this thread.
+    (``workspace``); ``leaves`` is ``[N, C]`` and is the last level itself.
     """
     channels = leaves.shape[1]
     rows = [pyr.frames * pyr.cells(lvl) for lvl in range(pyr.depth - 1)]
-    coarse = workspace("pyramid", sum(rows) * channels, leaves.dtype, leaves.device).view(-1, channels)
-    feats = list(torch.split(coarse, rows)) + [leaves]
+    buffer = workspace("pyramid", sum(rows) * channels, leaves.dtype, leaves.device)
+    feats, start = [], 0
+    for n in rows:
+        feats.append(buffer[start : start + n * channels].view(n, channels))
+        start += n * channels
+    feats.append(leaves)
     for lvl in range(pyr.depth - 2, -1, -1):
         pool_level(feats[lvl + 1], pyr, lvl, out=feats[lvl])
-    return feats, coarse
+    with heavy_threads():
+        norms = [torch.linalg.vector_norm(f, dim=-1) for f in feats]
+    return feats, norms

@@ -1,17 +1,17 @@
 """Public entry point of STTM merging: ``merge_video(x, tau_s, tau_t, root_level=1, ...) -> Reduction``.
 
 Pipeline (all vectorised, pure torch, on the device of ``x``):
-  1. pyramid: every level mean-pooled from the next finer one (``pyramid.materialize``);
-  2. spatial: per-frame quadtree search (``quadtree.search``, which also yields the norms), nodes in raster order of their
+  1. pyramid: every level mean-pooled from the next finer one, with L2 norms (``pyramid.materialize``);
+  2. spatial: per-frame quadtree search (``quadtree.search``), nodes in raster order of their
      top-left corners, earlier frames first (``quadtree.spatial_nodes``);
   3. temporal: group nested, similar nodes of consecutive frames (``temporal.temporal_groups``);
   4. output: one token per group at its representative (smallest node index), with the mean of
      the member node features, the summed patch counts and the representative's rectangle.
 
 Features are processed in float32 (float64 for float64 input), so similarities are float32 or
-better; output features are cast back to ``x.dtype``. A node's feature is its pooled pyramid
-row (the hierarchical mean of its leaves); each output feature is a weighted sum of its member
-nodes' rows, computed by bag sums into one freshly allocated output (``memory.output_buffer``).
+better; output features are cast back to ``x.dtype``. A node's feature is the hierarchical mean
+of its leaves, so each output feature is a fixed weighted sum of original tokens; it is computed
+from the original tokens in one bag-sum pass.
 """
 
 from __future__ import annotations
@@ -22,15 +22,11 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from lmms_sttm.merging.memory import output_buffer, workspace
-from lmms_sttm.merging.pyramid import build_pyramid, materialize
+from lmms_sttm.merging.pyramid import Pyramid, build_pyramid, materialize, workspace
 from lmms_sttm.merging.quadtree import SpatialNodes, search, spatial_nodes
 from lmms_sttm.merging.reduction import Reduction
 from lmms_sttm.merging.temporal import temporal_groups
 from lmms_sttm.merging.threads import bookkeeping_threads, heavy_threads
-
-_CHUNK_BYTES = 2 << 20
-"""Output bytes per chunk of bag sums on CPU (partial sums of a chunk stay in cache; 2 MiB measured best)."""
 
 
 def _check_inputs(x: object, tau_s: object, tau_t: object, root_level: object) -> None:
@@ -53,15 +49,10 @@ def _check_inputs(x: object, tau_s: object, tau_t: object, root_level: object) -
         raise TypeError(f"root_level must be an int, got {type(root_level).__name__}")
 
 
-def _check_finite(x: torch.Tensor, roots: torch.Tensor) -> None:
-    """Raise if a token is non-finite or if the features are too large for their norms.
-
-    ``roots``: the pooled root level. A non-finite token makes its root, and so the sum of all
-    roots, non-finite; a finite sum can only overflow when some value's square overflows too.
-    """
-    with heavy_threads():
-        if bool(torch.isfinite(roots.sum())):
-            return
+def _check_finite(x: torch.Tensor, root_norms: torch.Tensor) -> None:
+    """Raise if a token is non-finite (its root's norm then is too) or if a norm overflows."""
+    if bool(torch.isfinite(root_norms).all()):
+        return
     bad = torch.nonzero(~torch.isfinite(x).all(-1).view(-1)).squeeze(1)
     if bad.numel() == 0:
         raise ValueError(
@@ -75,75 +66,48 @@ def _check_finite(x: torch.Tensor, roots: torch.Tensor) -> None:
     )
 
 
-def _bag_sums(
-    tables: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]], out: torch.Tensor
-) -> torch.Tensor:
-    """Fill ``out [B, C]`` with per-bag weighted row sums, summed over ``tables``.
-
-    Each table is ``(rows [R, C], index [L], weight [L], bounds [B+1])``: bag ``b`` of the table
-    is ``index[bounds[b]:bounds[b+1]]`` (possibly empty) with those weights. On CPU bags go in
-    chunks of a few MiB of output, so partial sums stay in cache and ``out`` is written once.
-    """
-    num_bags, channels = out.shape
-    step = max(1, _CHUNK_BYTES // (channels * out.element_size())) if out.device.type == "cpu" else num_bags
-    ends = [b.tolist() for _, _, _, b in tables]
-    with heavy_threads():
-        for b0 in range(0, num_bags, step):
-            b1 = min(num_bags, b0 + step)
-            parts = []
-            for (rows, index, weight, bounds), end in zip(tables, ends, strict=True):
-                lo, hi = end[b0], end[b1]
-                if hi > lo:
-                    offsets = bounds[b0:b1] - lo
-                    parts.append(
-                        F.embedding_bag(
-                            index[lo:hi], rows, offsets, mode="sum", per_sample_weights=weight[lo:hi]
-                        )
-                    )
-            if len(parts) == 1:
-                out[b0:b1].copy_(parts[0])
-            else:
-                torch.add(parts[0], parts[1], out=out[b0:b1])
-    return out
-
-
 def _token_features(
-    feats: list[torch.Tensor],
-    coarse: torch.Tensor,
+    leaves: torch.Tensor,
     nodes: SpatialNodes,
-    out_of_node: torch.Tensor,
+    pyr: Pyramid,
+    group: torch.Tensor,
     member_weight: torch.Tensor,
-    num_kept: int,
-    dtype: torch.dtype,
+    num_patches: torch.Tensor,
 ) -> torch.Tensor:
-    """``[N', C]`` output features (``dtype``): per group, the weighted sum of its member nodes' features.
+    """``[N', C]`` output features: per group, the weighted sum of its member nodes' mean features.
 
     Args:
-        feats: per level ``[T*h*w, C]`` pyramid features (``materialize``), leaves last.
-        coarse: ``[R, C]`` the levels above the leaves stacked root first (``materialize``).
-        nodes: the ``S`` spatial nodes; ``out_of_node``: ``[S]`` output token of each node.
+        leaves: ``[N, C]`` original tokens (work dtype).
+        nodes: the spatial nodes; ``group``: ``[S]`` group label (smallest member) of each node.
         member_weight: ``[S]`` float64 weight of each node within its group (summing to 1).
-        num_kept: ``N'``.
+        num_patches: ``[N']`` leaves per group, groups in order of their labels.
 
-    A node's feature is its pyramid row: row ``start[level] + cell`` of ``coarse`` or, for
-    finest-level nodes, row ``cell`` of the leaves. Each output token sums its members' rows.
+    Each node's feature is a fixed weighted mean of its leaves, so every output token is a
+    weighted sum of original tokens, computed in one bag-sum pass over ``leaves``. Bags are the
+    groups in order; a bag lists its member nodes' leaves (node rectangles enumerated row-major).
     """
-    depth, leaves = len(feats), feats[-1]
-    device = out_of_node.device
-    order = torch.sort(out_of_node, stable=True).indices
-    bag = out_of_node.index_select(0, order)
-    level = nodes.level.index_select(0, order)
-    start = torch.tensor([0] + [f.shape[0] for f in feats[:-1]], device=device).cumsum(0)
-    row = nodes.cell.index_select(0, order) + start.index_select(0, level).masked_fill_(level == depth - 1, 0)
-    weight = member_weight.index_select(0, order).to(leaves.dtype)
-    tables = []
-    for rows, pick in ((coarse, level < depth - 1), (leaves, level == depth - 1)):
-        pick = torch.nonzero(pick).squeeze(1)
-        counts = torch.bincount(bag.index_select(0, pick), minlength=num_kept)
-        bounds = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
-        tables.append((rows, row.index_select(0, pick), weight.index_select(0, pick), bounds))
-    tables = [t for t in tables if t[1].numel() > 0]
-    return _bag_sums(tables, output_buffer(num_kept, leaves.shape[1], dtype, device))
+    num_leaves = leaves.shape[0]
+    width = pyr.sizes[-1][1]
+    device = leaves.device
+    merged = bool((group != torch.arange(group.shape[0], device=device)).any())
+    node_order = (
+        torch.sort(group, stable=True).indices if merged else torch.arange(group.shape[0], device=device)
+    )
+    area = nodes.num_patches.index_select(0, node_order)
+    start = torch.cumsum(area, 0) - area
+    marker = torch.zeros(num_leaves, dtype=torch.int64, device=device).index_fill_(0, start[1:], 1)
+    position = torch.cumsum(marker, 0)  # [N] position in node_order of the node owning each slot
+    node = node_order.index_select(0, position)
+    offset = torch.arange(num_leaves, device=device) - start.index_select(0, position)
+    node_width = (nodes.tlbr[:, 4] - nodes.tlbr[:, 2]).index_select(0, node)
+    leaf = nodes.rep_leaf.index_select(0, node) + offset // node_width * width + offset % node_width
+    hw = pyr.cells(pyr.depth - 1)
+    per_level = torch.stack([pyr.leaf_weight(lvl) for lvl in range(pyr.depth)]).view(-1)  # [depth * H*W]
+    weight = per_level.index_select(0, nodes.level.index_select(0, node) * hw + leaf % hw)
+    weight = (weight * member_weight.index_select(0, node)).to(leaves.dtype)
+    offsets = torch.cumsum(num_patches, 0) - num_patches
+    with heavy_threads():
+        return F.embedding_bag(leaf, leaves, offsets, mode="sum", per_sample_weights=weight)
 
 
 def merge_video(
@@ -214,15 +178,14 @@ def _merge(
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
     if x.dtype == work and x.is_contiguous():
         leaves = x.view(frames * height * width, channels)
-    else:  # converted into scratch memory: no fresh allocation to fault in
+    else:  # converted into scratch memory: no fresh allocation to fault in on every call
         leaves = workspace("leaves", x.numel(), work, x.device).view(frames * height * width, channels)
         with heavy_threads():
             leaves.view(x.shape).copy_(x)
-    feats, coarse = materialize(leaves, pyr)
-    _check_finite(x, feats[0])  # a non-finite token makes its root non-finite
+    feats, norms = materialize(leaves, pyr)
+    _check_finite(x, norms[0])  # a non-finite token makes its root's norm non-finite
 
-    emitted, norms = search(feats, pyr, tau_s, mask_unused_slots)
-    nodes = spatial_nodes(emitted, pyr)
+    nodes = spatial_nodes(search(feats, norms, pyr, tau_s, mask_unused_slots), pyr)
     group = temporal_groups(nodes, feats, norms, frames, tau_t, best_partner, authors_stop)
 
     node = torch.arange(group.shape[0], device=group.device)
@@ -238,7 +201,9 @@ def _merge(
     else:
         members = torch.zeros_like(num_patches).scatter_add_(0, out_of_node, torch.ones_like(area))
         member_weight = 1.0 / members.index_select(0, out_of_node).double()
-    features = _token_features(feats, coarse, nodes, out_of_node, member_weight, num_kept, x.dtype)
+    features = _token_features(leaves, nodes, pyr, group, member_weight, num_patches)
+    with heavy_threads():
+        features = features.to(x.dtype)
     return Reduction(
         features=features,
         num_patches=num_patches,

@@ -12,7 +12,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_quick_benchmark_prints_json_lines_per_threshold_pair():
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench_merge.py"), "--quick", "--repeats", "1", "--channels", "16"],
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_merge.py"),
+            "--quick",
+            "--repeats",
+            "1",
+            "--channels",
+            "16",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

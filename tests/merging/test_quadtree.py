@@ -40,6 +40,7 @@ def test_axis_spans_pool_the_first_index_alone_on_odd_lengths():
     assert ax.hi[0].tolist() == [2, 6, 10, 14]
     assert ax.count[0].tolist() == [1, 2, 2, 2]
     assert ax.anc[0].tolist() == [0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
+    assert ax.weight[0][:4].tolist() == [0.5, 0.5, 0.25, 0.25]
 
 
 def _roots_only(x: torch.Tensor):
