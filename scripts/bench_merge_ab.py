@@ -2,8 +2,8 @@
 
 Timings on a shared CPU drift by 10-20% within minutes, so two separate benchmark runs cannot
 resolve a change of a few percent. This script imports the revision's ``lmms_sttm/merging`` as a
-second package (from ``git archive``), checks that both give the same plan, then alternates calls
-in random order and prints one JSON line per case: median wall and CPU milliseconds of each side
+second package (from ``git archive``), checks that both give the same plan and features, then alternates calls
+in random order (each result dropped at once) and prints one JSON line per case: median wall and CPU milliseconds of each side
 and the ratio working tree / revision.
 
 Usage: ``.venv/bin/python scripts/bench_merge_ab.py REV [--frames 128] [--dtype float32] [--repeats 20]``.
@@ -66,6 +66,8 @@ def main() -> None:
         for tau_s, tau_t in TAUS:
             plans = {name: fn(x, tau_s, tau_t) for name, fn in sides.items()}
             same = torch.equal(plans["tree"].token_map, plans["rev"].token_map)
+            same_features = torch.equal(plans["tree"].features, plans["rev"].features)
+            del plans
             for fn in sides.values():  # second warm-up call each
                 fn(x, tau_s, tau_t)
             wall: dict[str, list[float]] = {name: [] for name in sides}
@@ -84,6 +86,7 @@ def main() -> None:
                 "tau_s": tau_s,
                 "tau_t": tau_t,
                 "same_plan": same,
+                "same_features": same_features,
                 "tree_ms": round(med["tree"], 1),
                 "rev_ms": round(med["rev"], 1),
                 "tree_cpu_ms": round(statistics.median(cpu["tree"]), 1),

@@ -10,44 +10,17 @@ are paired (0-1, 2-3, ...). A coarse cell's feature is the plain mean of its 1, 
 so odd grids give 1x2 / 2x1 stripes on the first row / column and a lone (0, 0) cell.
 
 Each level is mean-pooled from the next one through strided views (on CPU into a reusable
-scratch buffer, see ``workspace``) and its L2 norms are taken once (``materialize``).
+scratch buffer, see ``buffers.workspace``) and its L2 norms are taken once (``materialize``).
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 import torch
 
+from lmms_sttm.merging.buffers import workspace
 from lmms_sttm.merging.threads import heavy_threads
-
-_LOCAL = threading.local()
-
-
-def workspace(name: str, numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A flat ``[numel]`` scratch tensor; on CPU cached per thread and ``name`` and reused across calls.
-
-    Fresh CPU allocations of this size (~100 MB for a 128-frame video) are paid in page faults
-    on every call; the pooled pyramid levels (and converted inputs) live here instead. The
-    contents are overwritten by the next call on the same thread with the same ``name`` and never
-    escape a call. Other devices allocate normally (their caching allocators already reuse
-    memory). ``release_workspace`` frees the cache.
-    """
-    if device.type != "cpu":
-        return torch.empty(numel, dtype=dtype, device=device)
-    buffers = _LOCAL.__dict__.setdefault("buffers", {})
-    buffer = buffers.get(name)
-    if buffer is None or buffer.dtype != dtype or buffer.numel() < numel:
-        buffers.pop(name, None)  # free the old buffer first
-        buffer = torch.empty(numel + numel // 4, dtype=dtype)  # untouched headroom costs no memory
-        buffers[name] = buffer
-    return buffer[:numel]
-
-
-def release_workspace() -> None:
-    """Free this thread's cached CPU scratch buffers."""
-    _LOCAL.__dict__.pop("buffers", None)
 
 
 def level_sizes(height: int, width: int) -> list[tuple[int, int]]:

@@ -33,8 +33,6 @@ from lmms_sttm.merging.pyramid import (
     level_sizes,
     materialize,
     pool_level,
-    release_workspace,
-    workspace,
 )
 from lmms_sttm.merging.similarity import EPS, pair_cosine, pair_dots
 from lmms_sttm.merging.threads import bookkeeping_threads, heavy_threads
@@ -53,10 +51,8 @@ __all__ = [
     "pair_cosine",
     "pair_dots",
     "pool_level",
-    "release_workspace",
     "search",
     "spatial_nodes",
-    "workspace",
 ]
 
 

@@ -11,7 +11,8 @@ Pipeline (all vectorised, pure torch, on the device of ``x``):
 Features are processed in float32 (float64 for float64 input), so similarities are float32 or
 better; output features are cast back to ``x.dtype``. A node's feature is the hierarchical mean
 of its leaves, so each output feature is a fixed weighted sum of original tokens; it is computed
-from the original tokens in one bag-sum pass.
+from the original tokens in one bag-sum pass, into memory reused across calls on CPU
+(``buffers.output_tensor``).
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from lmms_sttm.merging.pyramid import Pyramid, build_pyramid, materialize, workspace
+from lmms_sttm.merging.buffers import output_tensor, workspace
+from lmms_sttm.merging.pyramid import Pyramid, build_pyramid, materialize
 from lmms_sttm.merging.quadtree import SpatialNodes, search, spatial_nodes
 from lmms_sttm.merging.reduction import Reduction
 from lmms_sttm.merging.temporal import temporal_groups
 from lmms_sttm.merging.threads import bookkeeping_threads, heavy_threads
+
+_CHUNK_BYTES = 2 << 20
+"""Output bytes per chunk of bag sums on CPU (the chunk's sums stay in cache until copied)."""
 
 
 def _check_inputs(x: object, tau_s: object, tau_t: object, root_level: object) -> None:
@@ -73,8 +78,9 @@ def _token_features(
     group: torch.Tensor,
     member_weight: torch.Tensor,
     num_patches: torch.Tensor,
+    dtype: torch.dtype,
 ) -> torch.Tensor:
-    """``[N', C]`` output features: per group, the weighted sum of its member nodes' mean features.
+    """``[N', C]`` output features (``dtype``): per group, the weighted sum of its member nodes' mean features.
 
     Args:
         leaves: ``[N, C]`` original tokens (work dtype).
@@ -106,8 +112,32 @@ def _token_features(
     weight = per_level.index_select(0, nodes.level.index_select(0, node) * hw + leaf % hw)
     weight = (weight * member_weight.index_select(0, node)).to(leaves.dtype)
     offsets = torch.cumsum(num_patches, 0) - num_patches
+    return _bag_sums(
+        leaves, leaf, weight, offsets, output_tensor(num_patches.shape[0], leaves.shape[1], dtype, device)
+    )
+
+
+def _bag_sums(
+    table: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, offsets: torch.Tensor, out: torch.Tensor
+) -> torch.Tensor:
+    """``out [B, C]`` (any float dtype) filled with the weighted bag sums of rows of ``table [R, C]``.
+
+    Bag ``b`` is ``index[offsets[b]:offsets[b+1]]`` with those ``weight`` s. On CPU the bags go in
+    chunks of ~2 MiB of output whose sums stay in cache before they are copied into ``out``
+    (``out`` may be reused memory, see ``buffers.output_tensor``); elsewhere in one call.
+    """
+    num_bags, channels = out.shape
+    step = max(1, _CHUNK_BYTES // (channels * table.element_size())) if out.device.type == "cpu" else num_bags
+    bounds = torch.cat([offsets, offsets.new_tensor([index.shape[0]])]).tolist()
     with heavy_threads():
-        return F.embedding_bag(leaf, leaves, offsets, mode="sum", per_sample_weights=weight)
+        for b0 in range(0, num_bags, step):
+            b1 = min(num_bags, b0 + step)
+            lo, hi = bounds[b0], bounds[b1]
+            sums = F.embedding_bag(
+                index[lo:hi], table, offsets[b0:b1] - lo, mode="sum", per_sample_weights=weight[lo:hi]
+            )
+            out[b0:b1].copy_(sums)
+    return out
 
 
 def merge_video(
@@ -201,9 +231,7 @@ def _merge(
     else:
         members = torch.zeros_like(num_patches).scatter_add_(0, out_of_node, torch.ones_like(area))
         member_weight = 1.0 / members.index_select(0, out_of_node).double()
-    features = _token_features(leaves, nodes, pyr, group, member_weight, num_patches)
-    with heavy_threads():
-        features = features.to(x.dtype)
+    features = _token_features(leaves, nodes, pyr, group, member_weight, num_patches, x.dtype)
     return Reduction(
         features=features,
         num_patches=num_patches,
