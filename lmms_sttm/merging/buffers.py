@@ -55,6 +55,8 @@ def _idle_count() -> int:
 
 
 _IDLE = _idle_count()
+_COUNTS_ARE_EXACT = getattr(sys, "_is_gil_enabled", lambda: True)()
+"""Free-threaded CPython defers reference counts, so the pool is only used with the GIL."""
 """Reference count, seen from ``_references``, of a buffer held only by a pool list."""
 
 
@@ -66,7 +68,7 @@ def output_tensor(rows: int, cols: int, dtype: torch.dtype, device: torch.device
     earlier results), a plain tensor is allocated outside the pool.
     """
     nbytes = rows * cols * torch.empty(0, dtype=dtype).element_size()
-    if device.type != "cpu" or nbytes == 0:
+    if device.type != "cpu" or nbytes == 0 or not _COUNTS_ARE_EXACT:
         return torch.empty(rows, cols, dtype=dtype, device=device)
     pool: list[bytearray] = _LOCAL.__dict__.setdefault("outputs", [])
     idle = [i for i in range(len(pool)) if _references(pool[i]) <= _IDLE]  # same form as _idle_count
