@@ -55,9 +55,9 @@ def _idle_count() -> int:
 
 
 _IDLE = _idle_count()
+"""Reference count, seen from ``_references``, of a buffer held only by a pool list."""
 _COUNTS_ARE_EXACT = getattr(sys, "_is_gil_enabled", lambda: True)()
 """Free-threaded CPython defers reference counts, so the pool is only used with the GIL."""
-"""Reference count, seen from ``_references``, of a buffer held only by a pool list."""
 
 
 def output_tensor(rows: int, cols: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -67,7 +67,7 @@ def output_tensor(rows: int, cols: int, dtype: torch.dtype, device: torch.device
     is replaced by a bigger one; when every pooled buffer is still in use (the caller keeps
     earlier results), a plain tensor is allocated outside the pool.
     """
-    nbytes = rows * cols * torch.empty(0, dtype=dtype).element_size()
+    nbytes = rows * cols * dtype.itemsize
     if device.type != "cpu" or nbytes == 0 or not _COUNTS_ARE_EXACT:
         return torch.empty(rows, cols, dtype=dtype, device=device)
     pool: list[bytearray] = _LOCAL.__dict__.setdefault("outputs", [])
@@ -78,7 +78,7 @@ def output_tensor(rows: int, cols: int, dtype: torch.dtype, device: torch.device
     elif idle or len(pool) < _POOL_SIZE:
         if idle:
             del pool[idle[0]]  # too small: free it first
-        buffer = bytearray(nbytes + nbytes // 4)
+        buffer = bytearray(nbytes + nbytes // 4)  # zero-filled once: mapped for every later use
         pool.append(buffer)
     else:
         return torch.empty(rows, cols, dtype=dtype)
