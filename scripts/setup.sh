@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Create or reuse the project's virtualenv (.venv) and install lmms_sttm into it.
-# torch and torchvision are installed first as a matching pair, pinned, so that no
-# other requirement can pull a different (CUDA) torch.
-# Usage: bash scripts/setup.sh   (idempotent; reinstalls only when pyproject.toml changed)
+# Create or reuse the project's virtualenv (.venv) and install exactly requirements.lock into it.
+# The torch/torchvision pair is installed first, then every other locked distribution with
+# --no-deps (the lock is complete: nothing is resolved here, so a new release elsewhere cannot
+# change what a fresh machine gets), then lmms_sttm itself (editable), then `pip check`.
+# Usage: bash scripts/setup.sh   (idempotent; reinstalls when the lock, pyproject.toml or this script change)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 venv="${LMMS_STTM_VENV:-$root/.venv}"
-torch_pin="torch==2.14.1"
-vision_pin="torchvision==0.29.1"
-extras="${LMMS_STTM_EXTRAS:-dev,decord}"
+lock="$root/requirements.lock"
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "[setup] creating virtualenv $venv" >&2
@@ -17,17 +16,19 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 py="$venv/bin/python"
 stamp="$venv/.lmms_sttm_stamp"
-want="$( (cat pyproject.toml; echo "$torch_pin $vision_pin $extras") | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements.lock pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "[setup] environment up to date ($venv)" >&2
   exit 0
 fi
 start=$(date +%s)
-"$py" -m pip install --quiet --upgrade pip
-"$py" -m pip install --quiet "$torch_pin" "$vision_pin"
-# The constraint file keeps the torch pair fixed while the rest resolves.
-cons="$venv/.torch-constraints.txt"
-printf '%s\n%s\n' "$torch_pin" "$vision_pin" > "$cons"
-"$py" -m pip install --quiet -c "$cons" -e ".[$extras]"
+pip_install() { "$py" -m pip install --quiet --disable-pip-version-check "$@"; }
+torch_pair=$(grep -E '^(torch|torchvision)==' "$lock" | cut -d' ' -f1)
+pip_install --no-deps $torch_pair
+# Exact pins, no resolution; a package in the venv that is not in the lock is reported by the drift test.
+grep -vE '^(torch|torchvision)==' "$lock" | sed -E 's/[[:space:]]+#.*$//' | grep -E '==' > "$venv/.lock-rest.txt"
+pip_install --no-deps -r "$venv/.lock-rest.txt"
+pip_install --no-deps --no-build-isolation -e .
+"$py" -m pip check >&2 || { echo "[setup] pip check failed: the lock is inconsistent" >&2; exit 1; }
 echo "$want" > "$stamp"
-echo "[setup] installed in $(( $(date +%s) - start )) s; venv size $(du -sh "$venv" | cut -f1)" >&2
+echo "[setup] installed requirements.lock in $(( $(date +%s) - start )) s; venv size $(du -sh "$venv" | cut -f1)" >&2
