@@ -28,6 +28,13 @@ class Reduction:
             (its top-left original token in its earliest frame); used to select per-token
             values such as position ids of survivors.
         grid: ``(T, H, W)`` of the original token grid.
+        position_index: ``[N']`` int64 or ``None``: the original token whose position id each kept
+            token takes when the model keeps survivors' own ids (e.g. the authors' ToMe keeps its
+            merge destination's M-RoPE id). ``None`` means ``rep_index``.
+
+    Rows are listed in the order the kept tokens enter the LLM. For most methods that is raster
+    order of the representatives (``rep_index`` strictly increasing); a method that reproduces an
+    authors' other order (ToMe's similarity order) lists its rows in that order instead.
     """
 
     features: torch.Tensor
@@ -36,6 +43,7 @@ class Reduction:
     token_map: torch.Tensor
     rep_index: torch.Tensor
     grid: tuple[int, int, int]
+    position_index: torch.Tensor | None = None
 
     @property
     def num_kept(self) -> int:
@@ -45,6 +53,11 @@ class Reduction:
     def num_original(self) -> int:
         t, h, w = self.grid
         return t * h * w
+
+    @property
+    def position_source(self) -> torch.Tensor:
+        """``[N']`` original token index whose position id each kept token takes."""
+        return self.rep_index if self.position_index is None else self.position_index
 
     @property
     def ratio(self) -> float:
