@@ -16,8 +16,10 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 py="$venv/bin/python"
 stamp="$venv/.lmms_sttm_stamp"
-want="$(cat requirements.lock pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+want="$(cat requirements.lock pyproject.toml scripts/setup.sh scripts/check_lock.py | sha256sum | cut -d' ' -f1)"
+# Up to date only when the stamp matches AND the installed set still equals the lock (a package
+# changed by hand is put back by the install below).
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$py" scripts/check_lock.py >/dev/null 2>&1; then
   echo "[setup] environment up to date ($venv)" >&2
   exit 0
 fi
@@ -25,10 +27,16 @@ start=$(date +%s)
 pip_install() { "$py" -m pip install --quiet --disable-pip-version-check "$@"; }
 torch_pair=$(grep -E '^(torch|torchvision)==' "$lock" | cut -d' ' -f1)
 pip_install --no-deps $torch_pair
-# Exact pins, no resolution; a package in the venv that is not in the lock is reported by the drift test.
+# Exact pins, no resolution (a hand-changed version is put back); extras are removed below.
 grep -vE '^(torch|torchvision)==' "$lock" | sed -E 's/[[:space:]]+#.*$//' | grep -E '==' > "$venv/.lock-rest.txt"
 pip_install --no-deps -r "$venv/.lock-rest.txt"
 pip_install --no-deps --no-build-isolation -e .
+extra=$("$py" scripts/check_lock.py --print-extra)
+if [ -n "$extra" ]; then
+  echo "[setup] removing distributions that are not in the lock: $(echo $extra)" >&2
+  "$py" -m pip uninstall --quiet -y $extra
+fi
 "$py" -m pip check >&2 || { echo "[setup] pip check failed: the lock is inconsistent" >&2; exit 1; }
+"$py" scripts/check_lock.py >/dev/null || { echo "[setup] the environment does not match requirements.lock" >&2; exit 1; }
 echo "$want" > "$stamp"
 echo "[setup] installed requirements.lock in $(( $(date +%s) - start )) s; venv size $(du -sh "$venv" | cut -f1)" >&2
