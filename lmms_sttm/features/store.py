@@ -19,6 +19,7 @@ import io
 import os
 import pickle
 import tempfile
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -139,9 +140,13 @@ def save_tensor(path: str | os.PathLike, tensor: torch.Tensor) -> None:
     _atomic_write(Path(path), lambda f: torch.save(t, f))
 
 
-def load_tensor(path: str | os.PathLike) -> torch.Tensor:
-    """``torch.load(..., weights_only=True)`` of a file that must hold exactly one tensor."""
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+def load_tensor(path: str | os.PathLike, mmap: bool = False) -> torch.Tensor:
+    """``torch.load(..., weights_only=True)`` of a file that must hold exactly one tensor.
+
+    ``mmap``: map the file instead of reading it (zip-format files only; others are read).
+    """
+    mmap = mmap and zipfile.is_zipfile(path)
+    obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     if not isinstance(obj, torch.Tensor):
         raise TypeError(f"{path} holds a {type(obj).__name__}, expected one tensor")
     return obj
