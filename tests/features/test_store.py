@@ -134,7 +134,7 @@ def test_tensor_storage_payload_cannot_run_code(tmp_path):
         _Tensor(storage, hooks=OrderedDict(h=1)),
         _Tensor(storage, size=(1.5,)),
         _Tensor(b"not a storage"),
-        _Tensor(_Storage(pickle.dumps({"not": "a storage"}))),
+        _Tensor(_Storage(pickle.dumps({"not": "a storage"}, protocol=2))),
     ]
     for obj in bad:
         with pytest.raises(pickle.UnpicklingError):
