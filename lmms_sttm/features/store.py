@@ -36,7 +36,12 @@ def _storage_from_bytes(data) -> torch.storage.TypedStorage:
     """Stand-in for ``torch.storage._load_from_bytes``: the storage, through ``weights_only=True``."""
     if not isinstance(data, bytes):
         raise UnsafePickleError(f"tensor storage payload is a {type(data).__name__}, expected bytes")
-    storage = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    try:
+        storage = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:  # weights_only refusals and corrupt payloads alike
+        raise UnsafePickleError(
+            f"tensor storage payload refused by torch.load(weights_only=True): {e}"
+        ) from e
     if not isinstance(storage, torch.storage.TypedStorage):
         raise UnsafePickleError(f"tensor storage payload holds a {type(storage).__name__}")
     return storage

@@ -119,7 +119,7 @@ def test_tensor_storage_payload_cannot_run_code(tmp_path):
     payload = tmp_path / "payload"
     torch.save(_Exploit(marker), payload, _use_new_zipfile_serialization=False)  # torch's storage format
     evil = pickle.dumps({"vid": "x", "video_grid_thw": _Tensor(_Storage(payload.read_bytes()))}, protocol=4)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(UnsafePickleError, match="weights_only"):
         loads_metadata(evil)
     assert not marker.exists()
     with pytest.raises(AttributeError):  # the control: torch's own _load_from_bytes runs it
