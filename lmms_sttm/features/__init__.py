@@ -2,6 +2,7 @@
 
 Layout and file formats follow the STTM authors' pipeline (``sttm-method.md`` §10.1):
 ``{root}/{bench}/preprocess_data/{ckpt}/F-{cap}_fps-{fps}/features/{vid}.pt`` (a tensor) and
-``.../metadata/{vid}.pkl`` (a plain dict). See :mod:`.layout`, :mod:`.store`, :mod:`.extract`,
-:mod:`.read`. This module imports nothing heavy (``base.py`` imports :mod:`.errors` at start-up).
+``.../metadata/{vid}.pkl`` (a dict of plain values and CPU tensors). See :mod:`.layout`,
+:mod:`.store`, :mod:`.extract`, :mod:`.read`, :mod:`.inventory`. This module imports nothing
+heavy (``base.py`` imports :mod:`.errors` at start-up).
 """

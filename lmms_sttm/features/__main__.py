@@ -1,5 +1,9 @@
 """``python -m lmms_sttm.features extract ...``: stage one of the two-stage evaluation.
 
+``python -m lmms_sttm.features list --root datasets`` prints every feature set under a root (one
+JSON object per line: benchmark, checkpoint folder, sampling, counts, the first video's shape and
+metadata keys, or why it does not load) and the move a misplaced Hub download needs.
+
 Runs lmms-eval with ``features_mode=extract`` so the task's own ``doc_to_visual``, its sharding
 over ranks and accelerate's multi-process launch are reused; each video is written once in the
 authors' layout (see :mod:`lmms_sttm.features.layout`) and finished videos are skipped, so a killed
@@ -14,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import subprocess
 import sys
@@ -49,6 +54,22 @@ def extract_command(args: argparse.Namespace) -> list[str]:
     return cmd
 
 
+def list_sets(root: str) -> int:
+    """Print the inventory of ``root``; exit status 1 when nothing loads or a set fails."""
+    from lmms_sttm.features.inventory import inventory
+
+    sets, moves = inventory(root)
+    for fs in sets:
+        print(json.dumps(fs.as_dict()), flush=True)
+    for move in moves:
+        print(f"move: {move}", file=sys.stderr)
+    if not sets:
+        print(
+            f"no feature set under {root} ({{bench}}/preprocess_data/{{ckpt}}/{{sampling}})", file=sys.stderr
+        )
+    return 0 if sets and not any(fs.error for fs in sets) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lmms_sttm.features", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--limit", type=int, default=None, help="first N documents per task (a smoke run)")
     ex.add_argument("--output_path", default=None, help="lmms-eval's output folder (default: a temp dir)")
     ex.add_argument("--dry_run", action="store_true", help="print the command only")
+    ls = sub.add_parser("list", help="print the feature sets under a root and whether they load")
+    ls.add_argument("--root", required=True, help="feature root (the authors' datasets/ folder)")
     args = parser.parse_args(argv)
+    if args.command == "list":
+        return list_sets(args.root)
     if args.num_processes < 1:
         parser.error("--num_processes must be >= 1")
     cmd = extract_command(args)

@@ -3,7 +3,11 @@
 The rest of the pipeline is the one of the video path: LLaVA runs the stored tower output through
 projector -> bilinear pooling -> newline layout (:func:`llava_from_tower`) and rebuilds the time
 instruction from the metadata; Qwen flattens the stored merger output in raster order and
-rebuilds ``video_grid_thw`` from its shape (:func:`qwen_from_features`).
+rebuilds ``video_grid_thw`` from its shape (:func:`qwen_from_features`), checked against the
+metadata's ``video_grid_thw`` (``[[t, h, w]]`` in the authors' files and ours, ``[t, h, w]`` in our
+older ones). The video's duration is ``video_time`` when the metadata has it (LLaVA, our older
+Qwen files), else frames / ``video_sample_fps`` (the authors' Qwen files, whose fps is the frame
+count over the container's duration).
 """
 
 from __future__ import annotations
@@ -31,6 +35,28 @@ def frame_seconds(frame_time) -> list[float]:
     return [float(s) for s in frame_time]
 
 
+def video_seconds(meta: dict, frames: int) -> float | None:
+    """The video's duration from the metadata (``video_time``, else ``frames / video_sample_fps``)."""
+    if meta.get("video_time") is not None:
+        return round(float(meta["video_time"]), 3)
+    fps = meta.get("video_sample_fps")
+    return round(frames / float(fps), 3) if fps else None
+
+
+def _check_grid(meta: dict, stored: torch.Tensor, merge: int, fpath: str) -> None:
+    """The metadata's ``video_grid_thw`` (if any) must be the stored ``[t, h/2, w/2]`` times the merge."""
+    shown = grid = meta.get("video_grid_thw")
+    if grid is None:
+        return
+    if len(grid) == 1 and isinstance(grid[0], (list, tuple)):
+        grid = grid[0]
+    t, h2, w2, _ = stored.shape
+    if [int(v) for v in grid] != [t, h2 * merge, w2 * merge]:
+        raise FeatureMismatchError(
+            f"{fpath}: shape {tuple(stored.shape)} does not fit the metadata's video_grid_thw {shown}"
+        )
+
+
 def load_pair(model, path: str, task: str) -> tuple[torch.Tensor, dict, str]:
     """The stored tensor, metadata and feature file path of the video at ``path``."""
     layout = layout_for(model, task)
@@ -55,13 +81,13 @@ def _check(stored: torch.Tensor, want: tuple, what: str, fpath: str) -> None:
 def encode_from_features(model, path: str, task: str) -> tuple[VideoInputs, str | None, dict]:
     """``SttmVideoModel.encode`` from stored features: ``(VideoInputs, time text, facts)``."""
     stored, meta, fpath = load_pair(model, path, task)
-    seconds = meta.get("video_time")
-    facts = {"video_seconds": None if seconds is None else round(float(seconds), 3), "features": fpath}
+    facts = {"features": fpath}
     time_text = None
     if model.family == "qwen":
         _check(
             stored, (None, None, None, qwen_feature_dim(model.model)), "merger output [t, h/2, w/2, D]", fpath
         )
+        _check_grid(meta, stored, model.processor.video_processor.merge_size, fpath)
         fps, _ = model.frames_for(task)
         video = qwen_from_features(model.model, model.processor, stored, fps)
         facts["frames"] = stored.shape[0] * model.processor.video_processor.temporal_patch_size
@@ -78,4 +104,5 @@ def encode_from_features(model, path: str, task: str) -> tuple[VideoInputs, str 
             if len(stamps) != stored.shape[0]:
                 raise FeatureMismatchError(f"{fpath}: {stored.shape[0]} frames but {len(stamps)} frame times")
             time_text = time_instruction(float(meta["video_time"]), stamps)
+    facts["video_seconds"] = video_seconds(meta, facts["frames"])
     return video, time_text, facts

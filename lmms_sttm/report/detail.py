@@ -37,6 +37,7 @@ def detail_records(rows: list[Row], rels: dict[tuple, Relative]) -> list[dict]:
                     "visual_tokens": m.visual_tokens if m else None,
                     "retained_pct": m.retained_pct if m else None,
                     "ttft_s": m.ttft_s if m else None,
+                    "ttft_questions": m.ttft_questions if m else None,
                     "ttft_all_s": m.ttft_all_s if m else None,
                     "frames": m.frames if m else None,
                     "r_acc": b.r_acc if b else None,
@@ -81,7 +82,8 @@ def detail_table(records: list[dict]) -> Table:
             ]  # fmt: skip
         )
     table.notes = [
-        "TTFT: questions whose video prefix was prefilled for them; TTFT all: every answer (a reused "
+        "TTFT: questions whose video prefix was prefilled for them, in a reduced row only those also "
+        "prefilled in its unreduced run (the same questions as R.TTFT); TTFT all: every answer (a reused "
         "prefix prefills only the question).",
         "Retained %: mean over questions of 100 × kept / visual tokens (this is R.NV when the row has a reference).",
     ]

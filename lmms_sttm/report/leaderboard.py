@@ -135,8 +135,9 @@ def leaderboard_table(rows: list[Row], rels: dict, columns: list[Column]) -> tup
     table.notes = [
         "Accuracy in percent (each task's headline metric); Avg = mean over the row's scored benchmarks.",
         "NV = mean visual tokens kept per question; TTFT = mean LLM prefill time (merge included, vision "
-        "encoder excluded) of the questions whose video prefix was prefilled for them; both averaged over "
-        "benchmarks.",
+        "encoder excluded) of the questions whose video prefix was prefilled for them, in a reduced row "
+        "only those also prefilled in its unreduced run (R.TTFT compares the same questions); both "
+        "averaged over benchmarks.",
         "R.Acc / R.TTFT = mean over benchmarks of 100 × value / value of the same checkpoint's unreduced "
         "(method=none) run on the same frames; R.NV = mean over benchmarks of the mean per-question "
         "retained-token percentage.",

@@ -15,6 +15,16 @@ def _triple(v: tuple[float, float, int] | None) -> str:
     return MISSING if v is None else f"{v[0]:.1f} / {v[1]:.3f} / {v[2]}"
 
 
+def _cell(r: PaperRow, b: str) -> str:
+    """Acc / TTFT / NV, marked when another table prints relatives these cells do not give."""
+    text = _triple(r.cells.get(b))
+    other = r.disagree.get(b)
+    if other is not None:
+        pair = " / ".join(f"{v:.1f}" for v in other["printed"].values())
+        text += f" (printed R.Acc / R.TTFT {pair} in {other['source'].removeprefix('STTM paper ')})"
+    return text
+
+
 def _relative(derived: float | None, printed: float | None) -> str:
     if derived is None:
         return num(printed)
@@ -40,7 +50,7 @@ def paper_table(model: str) -> tuple[Table, list[dict]]:
             [
                 f"{r.budget}%",
                 r.method,
-                *[_triple(r.cells.get(b)) for b in benches],
+                *[_cell(r, b) for b in benches],
                 _triple(r.avg),
                 _relative(r.r_acc, r.printed.get("r_acc")),
                 _relative(r.r_ttft, r.printed.get("r_ttft")),
@@ -51,7 +61,9 @@ def paper_table(model: str) -> tuple[Table, list[dict]]:
         records.append(_record(r, benches))
     table.notes = [
         "R.Acc / R.TTFT derived from the absolute cells as for our runs (mean over benchmarks of the ratio to "
-        "'full'); '(printed x)' is the paper's own average where it differs. R.NV only where printed.",
+        "'full'); '(printed x)' is the paper's own average where it differs. R.NV only where printed. A "
+        "cell marked '(printed R.Acc / R.TTFT a / b in Table n)': that table's relatives for it disagree "
+        "with these absolute cells (see the notes).",
         *sorted({f"{r.budget}% {r.method}: {n}" for r in rows for n in r.notes}),
     ]
     return table, records

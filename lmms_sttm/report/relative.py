@@ -3,7 +3,12 @@
 Per benchmark b (``shared/docs/sttm-method.md`` §9.1):
 
 - R.Acc_b = 100 * Acc_b(row) / Acc_b(reference)
-- R.TTFT_b = 100 * TTFT_b(row) / TTFT_b(reference)
+- R.TTFT_b = 100 * TTFT_b(row) / TTFT_b(reference), both over the same questions: those whose
+  video prefix was prefilled for them on both sides. With ``kv_reuse`` the unreduced run prefills
+  only each video's first question, while a query-aware row (FastV, FrameFusion, DyCoke)
+  prefills every question; both are then timed on the first questions. The row's headline TTFT
+  becomes this same-question value (:func:`relatives`), so TTFT(row) / TTFT(reference) = R.TTFT
+  whenever the row prefilled every question the reference did; "TTFT all" stays every answer.
 - R.NV_b = mean over the row's questions of 100 * kept / visual tokens (mean of per-question ratios)
 
 and the row's R.Acc / R.TTFT / R.NV are the means of the per-benchmark values over the benchmarks
@@ -14,7 +19,7 @@ is left out says why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lmms_sttm.report.measures import mean
 from lmms_sttm.report.model_args import NOT_A_METHOD, frames_label, setting_label, shared_setting
@@ -28,6 +33,8 @@ class BenchRelative:
     r_acc: float | None = None
     r_ttft: float | None = None
     r_nv: float | None = None
+    ttft_s: float | None = None
+    ttft_questions: int = 0
     reasons: list[str] = field(default_factory=list)
 
 
@@ -120,23 +127,46 @@ def _fill(b: BenchRelative, acc, ref_acc, m, mr) -> None:
     if m is None:
         b.reasons.append("R.TTFT, R.NV: no statistics for this row")
         return
-    if m.ttft_s is None or mr is None or mr.ttft_s is None:
-        side = "this row" if m.ttft_s is None else "the unreduced run"
-        b.reasons.append(f"R.TTFT: no timing statistics for {side}")
-    elif mr.ttft_s == 0:
-        b.reasons.append("R.TTFT: the unreduced TTFT is 0")
-    else:
-        b.r_ttft = 100.0 * m.ttft_s / mr.ttft_s
+    _fill_ttft(b, m, mr)
     if m.retained_pct is None:
         b.reasons.append("R.NV: no token statistics")
     else:
         b.r_nv = m.retained_pct
 
 
+def _fill_ttft(b: BenchRelative, m, mr) -> None:
+    """R.TTFT over the questions prefilled on both sides (see the module docstring)."""
+    if m.ttft_s is None or mr is None or mr.ttft_s is None:
+        side = "this row" if m.ttft_s is None else "the unreduced run"
+        b.reasons.append(f"R.TTFT: no timing statistics for {side}")
+        return
+    both = set(m.cold) & set(mr.cold)
+    if not both:
+        b.reasons.append("R.TTFT: no question had its video prefix prefilled on both sides")
+        return
+    b.ttft_s, b.ttft_questions = m.ttft_over(both), len(both)
+    ref = mr.ttft_over(both)
+    if len(both) < len(mr.cold):
+        b.reasons.append(f"TTFT, R.TTFT over the {len(both)} of {len(mr.cold)} prefilled unreduced questions")
+    if ref == 0:
+        b.reasons.append("R.TTFT: the unreduced TTFT is 0")
+    else:
+        b.r_ttft = 100.0 * b.ttft_s / ref
+
+
 def relatives(rows: list[Row]) -> dict[tuple, Relative]:
-    """Each row's :class:`Relative`, keyed by ``Row.key``."""
+    """Each row's :class:`Relative`, keyed by ``Row.key``.
+
+    A compared row's per-benchmark :class:`Measures` get the same-question TTFT as ``ttft_s``
+    (the leaderboard, detail table and plots show that one); ``ttft_all_s`` is left as it is.
+    """
     out = {}
     for row in rows:
         reference, reason = find_reference(row, rows)
         out[row.key] = compare(row, reference) if reference is not None else Relative(None, reason)
+    for row in rows:
+        for name, b in out[row.key].per_task.items():
+            m = row.measures.get(name)
+            if m is not None and b.ttft_s is not None:
+                row.measures[name] = replace(m, ttft_s=b.ttft_s, ttft_questions=b.ttft_questions)
     return out

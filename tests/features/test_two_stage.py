@@ -4,10 +4,12 @@ the videos; resumable extraction; missing files fail their samples; the authors'
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
 from lmms_eval.api.instance import GenerationResult, Instance
+from torch.utils.data import default_collate
 
 from lmms_sttm.data.synthetic import ClipSpec, ensure_clip
 from lmms_sttm.features.errors import FeatureMismatchError
@@ -15,7 +17,14 @@ from lmms_sttm.features.extract import layout_for
 from lmms_sttm.features.store import load_metadata, load_tensor
 from lmms_sttm.models.llava_video_sttm import LlavaVideoSttm
 from lmms_sttm.models.qwen2_vl_sttm import Qwen2VLSttm, Qwen25VLSttm
-from lmms_sttm.models.video_inputs import llava_from_tower, llava_tower_shape, qwen_feature_dim
+from lmms_sttm.models.video_inputs import (
+    encode_qwen,
+    even_frames,
+    llava_from_tower,
+    llava_tower_shape,
+    qwen_feature_dim,
+)
+from lmms_sttm.video import load_video
 
 CLASSES = {"llava_video": LlavaVideoSttm, "qwen2_vl": Qwen2VLSttm, "qwen2_5_vl": Qwen25VLSttm}
 TASK = "probe_sttm"
@@ -71,10 +80,13 @@ def test_features_give_the_answers_and_statistics_of_the_videos(arch, tiny_check
             assert tuple(x.shape[1:]) == llava_tower_shape(ext.model)
             assert meta["num_frames"] == x.shape[0] and meta["frame_time"].startswith("0.00s,1.00s,")
             assert meta["video_time"] == {"a": 6.0, "b": 3.75}[vid]
-        else:
+        else:  # the authors' keys; their tensors come back as plain lists
             t, h2, w2, dim = x.shape
-            assert dim == qwen_feature_dim(ext.model) and meta["video_grid_thw"] == [t, 2 * h2, 2 * w2]
-            assert len(meta["frame_time"]) == 2 * t and meta["frame_time"][:2] == [0.0, 0.5]
+            assert set(meta) == {"vid", "video_sample_fps", "frame_time", "video_grid_thw"}
+            assert dim == qwen_feature_dim(ext.model) and meta["video_grid_thw"] == [[t, 2 * h2, 2 * w2]]
+            assert meta["frame_time"] == [0.0]
+            assert 2 * t / meta["video_sample_fps"] == pytest.approx({"a": 6.0, "b": 3.75}[vid])
+            _read_like_the_authors(layout, vid, x, ext.processor)
     # resumable: finished videos are skipped, a half-written one is redone
     stamps = {f: f.stat().st_mtime_ns for f in files}
     layout.metadata_path("b").unlink()
@@ -84,7 +96,20 @@ def test_features_give_the_answers_and_statistics_of_the_videos(arch, tiny_check
         layout.metadata_path("b").is_file() and layout.feature_path("b").stat().st_mtime_ns > stamps[files[1]]
     )
 
-    for method in ({"tau_s": 0.9, "tau_t": 0.8}, {"method": "none"}):
+    _compare_with_videos(cls, ckpt, root, clips, layout, tmp_path)
+    # the same features with the authors' metadata (their collate and save lines): the same again
+    for vid, clip in (("a", clips[0]), ("b", clips[2])):
+        _write_authors_metadata(ext, clip, layout.metadata_path(vid))
+    _compare_with_videos(cls, ckpt, root, clips, layout, tmp_path / "authors", methods=METHODS[:1])
+
+
+METHODS = ({"tau_s": 0.9, "tau_t": 0.8}, {"method": "none"})
+
+
+def _compare_with_videos(cls, ckpt, root, clips, layout, tmp_path, methods=METHODS) -> None:
+    """Answers, statistics rows and model inputs from the features equal those from the videos."""
+    arch = layout.ckpt
+    for method in methods:
         from_video = cls(pretrained=ckpt, stats_dir=str(tmp_path / "v"), **method)
         from_feats = cls(pretrained=ckpt, features=root, stats_dir=str(tmp_path / "f"), **method)
         answers = _run(from_video, clips)
@@ -98,6 +123,74 @@ def test_features_give_the_answers_and_statistics_of_the_videos(arch, tiny_check
         for key, value in v1.extra.items():
             assert torch.equal(value, v2.extra[key])
     assert text1 is not None if arch == "llava_video" else text1 is None
+
+
+def _authors_collate(sample: dict) -> dict:
+    """The authors' extraction loop's view of a dataset dict: ``default_collate`` of a batch of one."""
+    return default_collate([sample])
+
+
+def _write_authors_metadata(model, clip: str, path) -> None:
+    """The metadata pickle the authors' extractor writes for ``clip`` (types after their collate).
+
+    Their dataset returns plain values (LLaVA: ``video_time`` float, ``frame_time`` string,
+    ``num_frames`` int; Qwen: ``video_sample_fps`` float, ``frame_time`` list of floats,
+    ``video_grid_thw`` the processor's int64 ``[1, 3]``); the collate wraps each in a batch and
+    their save lines take element 0 / ``.item()`` back out, keeping tensors where they stay tensors.
+    """
+    fps, cap = model.frames_for(TASK)
+    frames, idx, info = load_video(clip, target_fps=fps, max_frames=cap)
+    vid = Path(clip).stem
+    if model.family == "qwen":
+        frames, idx = even_frames(frames, idx)
+        grid = encode_qwen(model.model, model.processor, frames, fps).extra["video_grid_thw"]
+        assert grid.dtype == torch.int64 and grid.shape == (1, 3)
+        sample = {
+            "vid": vid,
+            "video_sample_fps": len(idx) / info.num_frames * info.fps,
+            "frame_time": [i / info.fps for i in idx],
+            "video_grid_thw": grid,
+        }
+        meta = _authors_collate(sample)
+        meta["video_sample_fps"] = meta["video_sample_fps"].item()
+        meta["video_grid_thw"] = meta["video_grid_thw"][0].cpu()
+    else:
+        sample = {
+            "vid": vid,
+            "video_time": float(info.duration),
+            "frame_time": ",".join(f"{i / info.fps:.2f}s" for i in idx),
+            "num_frames": len(idx),
+        }
+        meta = _authors_collate(sample)
+        meta["video_time"] = meta["video_time"].item()
+        meta["num_frames"] = meta["num_frames"].item()
+    meta["vid"] = meta["vid"][0]
+    meta["frame_time"] = meta["frame_time"][0]
+    if model.family == "qwen":  # the exact types of their Qwen2-VL files
+        assert isinstance(meta["video_grid_thw"], torch.Tensor) and meta["video_grid_thw"].shape == (1, 3)
+        assert meta["frame_time"].dtype == torch.float64 and meta["frame_time"].shape == (1,)
+        assert "video_time" not in meta and "num_frames" not in meta
+    else:
+        assert all(isinstance(v, (str, int, float)) for v in meta.values())
+    with open(path, "wb") as f:
+        pickle.dump(meta, f)
+
+
+def _read_like_the_authors(layout, vid: str, stored: torch.Tensor, processor) -> None:
+    """Our Qwen metadata as the authors' feature reader uses it: plain ``pickle.load``, the grid a
+    tensor (``video_grid_thw[0].prod() // merge**2`` video tokens), then their DataLoader's collate
+    and ``[0]`` before the model gets ``video_grid_thw`` ``[1, 3]``."""
+    with open(layout.metadata_path(vid), "rb") as f:
+        meta = pickle.load(f)
+    grid = meta["video_grid_thw"]
+    merge = processor.video_processor.merge_size
+    tokens = grid[0].prod() // merge**2
+    assert "<|placeholder|>" * tokens == "<|placeholder|>" * stored[..., 0].numel()
+    item = {"feature": stored, "video_grid_thw": grid, "video_sample_fps": meta["video_sample_fps"]}
+    batch = default_collate([item])
+    assert batch["video_grid_thw"][0].dtype == torch.int64 and batch["video_grid_thw"][0].shape == (1, 3)
+    t, h, w = batch["video_grid_thw"][0][0].tolist()
+    assert (t, h // merge, w // merge) == tuple(batch["feature"][0].shape[:3])
 
 
 def test_missing_and_mismatched_features(tiny_checkpoints, clips, tmp_path):
@@ -156,17 +249,24 @@ def test_authors_format_round_trip(tiny_checkpoints, clips, tmp_path):
     dim = qwen_feature_dim(qwen.model)
     merged = torch.randn(2, 3, 5, dim).to(torch.bfloat16)
     d = root / f"vnbench/preprocess_data/{layout_for(qwen, task).ckpt}/F-360_fps-2"
-    meta = {
+    meta = {  # the authors' types: tensors after their collate, no video_time/num_frames
         "vid": "b",
-        "video_sample_fps": 2.0,
-        "frame_time": [0.0, 0.5, 1.0, 1.5],
-        "video_grid_thw": [2, 6, 10],
+        "video_sample_fps": 4 / 15 * 4.0,
+        "frame_time": torch.tensor([0.0], dtype=torch.float64),
+        "video_grid_thw": torch.tensor([[2, 6, 10]], dtype=torch.int64),
     }
     _authors_files(d, "b", merged, meta)
     video, text, facts = qwen.encode(clips[2], task)
     assert video.grid == (2, 3, 5) and video.extra["video_grid_thw"].tolist() == [[2, 6, 10]]
     assert torch.equal(video.features, merged.float().reshape(30, dim)) and facts["frames"] == 4
-    assert text is None and facts["video_seconds"] is None
+    assert text is None and facts["video_seconds"] == 3.75  # 4 frames / video_sample_fps
+    for grid in ([2, 6, 10], [[2, 6, 10]]):  # our older files wrote a list
+        _authors_files(d, "b", merged, {**meta, "video_grid_thw": grid, "video_time": 3.5})
+        assert qwen.encode(clips[2], task)[2]["video_seconds"] == 3.5
+    _authors_files(d, "b", merged, {**meta, "video_grid_thw": torch.tensor([[2, 6, 12]])})
+    with pytest.raises(FeatureMismatchError, match=r"video_grid_thw \[\[2, 6, 12\]\]"):
+        qwen.encode(clips[2], task)
+    _authors_files(d, "b", merged, meta)
     answers = _run(qwen, {0: clips[2]}, task)  # the model runs on them (prefill with M-RoPE over the grid)
     assert qwen.stats.records[0]["error"] is None and qwen.stats.records[0]["visual_tokens"] == 30
     assert isinstance(answers[0], str)

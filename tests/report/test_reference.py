@@ -121,3 +121,31 @@ def test_reference_rows_are_separate_tables_and_never_in_our_relatives(built_rep
     sttm50 = next(r for r in paper_csv if (r["budget"], r["method"]) == ("50", "STTM"))
     assert float(sttm50["acc_vnbench"]) == 77.4 and sttm50["r_acc_printed"] == "99.5"
     assert "Table 11" in sttm50["source"]
+
+
+def test_inconsistent_qwen2_vl_tome_longvideobench_cells_are_marked():
+    """Table 3 prints 101.4 / 41.9 and 99.5 / 26.3; Table 13's cells give 99.8 / 41.0 and 96.3 / 24.5."""
+    from lmms_sttm.report.paper_tables import paper_table
+
+    rows = {(r.budget, r.method): r for r in paper_rows("qwen2_vl_7b")}
+    assert {k for k, r in rows.items() if r.disagree} == {(50, "ToMe"), (30, "ToMe")}
+    for budget, printed, derived in ((50, (101.4, 41.9), (99.8, 41.0)), (30, (99.5, 26.3), (96.3, 24.5))):
+        d = rows[(budget, "ToMe")].disagree
+        assert set(d) == {"longvideobench"} and d["longvideobench"]["source"] == "STTM paper Table 3"
+        got = d["longvideobench"]
+        assert (got["printed"]["r_acc"], got["printed"]["r_ttft"]) == printed
+        assert (round(got["derived"]["r_acc"], 1), round(got["derived"]["r_ttft"], 1)) == derived
+    table, records = paper_table("qwen2_vl_7b")
+    lvb = table.headers.index("LongVideoBench")
+    cells = [c for row in table.rows for c in row if "in Table 3)" in c]
+    assert cells == [
+        "56.7 / 4.348 / 36054 (printed R.Acc / R.TTFT 101.4 / 41.9 in Table 3)",
+        "54.7 / 2.600 / 21633 (printed R.Acc / R.TTFT 99.5 / 26.3 in Table 3)",
+    ]
+    assert [row[lvb] for row in table.rows if row[1] == "ToMe"] == cells
+    assert any("prints R.Acc / R.TTFT 101.4 / 41.9, but the cells of STTM paper Table 13 give 99.8 / 41.0" in n
+               for n in table.notes)  # fmt: skip
+    tome30 = next(r for r in records if (r["budget"], r["method"]) == (30, "ToMe"))
+    assert "96.3 / 24.5" in tome30["notes"]
+    for model in ("llava_video_7b", "llava_video_72b", "llava_onevision_7b"):  # no other cell disagrees
+        assert not [r for r in paper_rows(model) if r.disagree]

@@ -13,11 +13,12 @@ from tests.report.fixture_runs import PRETRAINED
 # unreduced: VNBench 3/4 right, cold prefills 1000 and 1400 ms, 400/600 tokens; VideoMME 1/2, 2000/2600 ms,
 #            800/1000 tokens; MLVU 2/2, 1500/1700 ms, 500 tokens.
 # STTM:      VNBench 2/4, cold 400 and 600 ms, kept 100/400 and 300/600; VideoMME doc 0 right (700 ms,
-#            200/800 kept), doc 1 failed (wrong); no MLVU.
+#            200/800 kept), doc 1 failed (wrong); no MLVU. R.TTFT compares the questions prefilled on
+#            both sides.
 R_ACC = {"vnbench_sttm": 100 * 50.0 / 75.0, "videomme_sttm": 100 * 50.0 / 50.0}
 R_TTFT = {
     "vnbench_sttm": 100 * ((0.4 + 0.6) / 2) / ((1.0 + 1.4) / 2),
-    "videomme_sttm": 100 * 0.7 / ((2.0 + 2.6) / 2),
+    "videomme_sttm": 100 * 0.7 / 2.0,  # doc 1 failed in the STTM run: doc 0 on both sides
 }
 R_NV = {"vnbench_sttm": (25.0 + 25.0 + 50.0 + 50.0) / 4, "videomme_sttm": 25.0}
 
@@ -96,3 +97,31 @@ def test_markdown_cells(built_report):
     assert row["R.TTFT"] == f"{sum(R_TTFT.values()) / 2:.1f}"
     assert row["R.NV"] == "31.2"
     assert "VideoMME: 1 failed answers" in row["Notes"]
+
+
+def test_query_aware_ttft_compares_the_questions_the_reference_prefilled(tmp_path):
+    """A FastV-like row prefills every question; the unreduced run (kv_reuse) only each video's first.
+
+    Headline TTFT and R.TTFT use docs 0 and 2 on both sides; TTFT all keeps every answer."""
+    from tests.report.fixture_runs import NONE_ARGS, Q, TaskSpec, unreduced_tasks, write_run
+
+    write_run(tmp_path / "none", NONE_ARGS, {"vnbench_sttm": unreduced_tasks()["vnbench_sttm"]})
+    fastv = [
+        Q(0, True, "v0", 400, 200, 600.0, False, 4),
+        Q(1, True, "v0", 400, 200, 500.0, False, 4),
+        Q(2, True, "v1", 600, 300, 800.0, False, 6),
+        Q(3, True, "v1", 600, 300, 700.0, False, 6),
+    ]
+    args = f"pretrained={PRETRAINED},method=fastv,budget=50"
+    write_run(tmp_path / "fastv", args, {"vnbench_sttm": TaskSpec(fastv)}, timestamp="20250101_110000")
+    report = collect([tmp_path])
+    row = next(r for r in report.rows if r.method == "fastv")
+    b = report.rels[row.key].per_task["vnbench_sttm"]
+    assert b.ttft_questions == 2 and b.ttft_s == pytest.approx((0.6 + 0.8) / 2)
+    assert b.r_ttft == pytest.approx(100 * ((0.6 + 0.8) / 2) / ((1.0 + 1.4) / 2), rel=1e-12)
+    m = row.measures["vnbench_sttm"]
+    assert m.ttft_s == b.ttft_s and m.ttft_all_s == pytest.approx((0.6 + 0.5 + 0.8 + 0.7) / 4)
+    assert m.ttft_questions == 2 and not b.reasons
+    none = next(r for r in report.rows if r.method == "none").measures["vnbench_sttm"]
+    assert none.ttft_s == pytest.approx(1.2) and none.ttft_questions == 2
+    assert 100 * m.ttft_s / none.ttft_s == pytest.approx(b.r_ttft, rel=1e-12)  # the columns agree
