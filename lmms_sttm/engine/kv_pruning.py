@@ -85,6 +85,23 @@ class KvPruning:
     def keep_count(self, num_video: int) -> int:
         return int(num_video * (1.0 - self.prune))
 
+    def pruned_range(self, video: tuple[int, int], total: int, num_original: int | None) -> tuple[int, int]:
+        """``(stop, base)``: the pruned range is ``[video[0], stop)`` of a ``total``-entry cache and
+        the kept count is ``keep_count(base)`` (authors: ``N`` from the video start, clipped)."""
+        start, stop = video
+        if self.span == "authors":
+            return min(start + num_original, total), num_original
+        return stop, stop - start
+
+
+def keep_entries(scores: torch.Tensor, start: int, total: int, keep: int) -> torch.Tensor:
+    """Cache indices attended by layers ``>= L``: every entry outside ``[start, start + len(scores))``
+    plus the ``keep`` best-scored entries inside it, increasing ``[total - len(scores) + keep]``
+    (ties: ``torch.topk``'s choice)."""
+    stop, device = start + scores.shape[0], scores.device
+    top = torch.topk(scores, keep).indices.sort().values + start
+    return torch.cat([torch.arange(start, device=device), top, torch.arange(stop, total, device=device)])
+
 
 #: the ``dycoke_kv=`` presets (authors' L = 3, P = 0.8)
 MODES = {
@@ -194,11 +211,7 @@ class KvPruner:
         total = keys.shape[-2]
         if stop > total:
             raise ValueError(f"video span {self.span} exceeds the cache ({total} entries)")
-        if self.config.span == "authors":
-            stop = min(start + self.num_original, total)
-            base = self.num_original
-        else:
-            base = stop - start
+        stop, base = self.config.pruned_range(self.span, total, self.num_original)
         with torch.no_grad():
             scores = decode_token_attention(self.text.layers[layer - 1], self._query, keys, (start, stop))
         previous, self.scores = self.scores, scores
@@ -212,15 +225,7 @@ class KvPruner:
             self.kept_per_step.append(stop - start)
             return
         keep = min(self.config.keep_count(base), stop - start)
-        top = torch.topk(scores, keep).indices.sort().values + start
-        device = keys.device
-        self.keep_index = torch.cat(
-            [
-                torch.arange(start, device=device),
-                top.to(device),
-                torch.arange(stop, keys.shape[-2], device=device),
-            ]
-        )
+        self.keep_index = keep_entries(scores, start, total, keep).to(keys.device)
         self.kept_per_step.append(keep)
         cache.set_entry_view(layer, self.keep_index)
 
