@@ -150,3 +150,13 @@ def test_dycoke_in_a_model_class(tiny_checkpoints, tmp_path):
             # the authors' count: 0.2 of the video before stage 1 (1 - 0.8 in their float arithmetic)
             assert r["kv_video_kept"][0] == int(r["visual_tokens"] * (1 - 0.8))
             assert r["params"]["dycoke_kv"] == "authors" and r["params"]["token_order"] == "authors"
+
+
+def test_baseline_options_are_method_keys_of_the_leaderboard():
+    from lmms_sttm.report.model_args import parse_model_args, setting_label, setting_of, shared_setting
+
+    args = parse_model_args("pretrained=/c,method=tome,budget=30,token_order=raster,dtype=float32")
+    assert setting_label(setting_of(args)) == "budget=30,dtype=float32,token_order=raster"  # Setting column
+    # the unreduced reference run shares only the non-method settings
+    assert shared_setting(setting_of(args)) == {"dtype": "float32"}
+    assert shared_setting({"dycoke_kv": "gated"}) == {}
