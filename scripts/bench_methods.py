@@ -11,7 +11,7 @@ Usage: ``.venv/bin/python scripts/bench_methods.py [--frames 128] [--channels 35
 ``--ab REV``: the baseline reducers of the working tree against those of git revision ``REV``
 (its ``lmms_sttm/merging`` imported as a second package, as in ``scripts/bench_merge_ab.py``),
 calls interleaved in random order in one process; one JSON line per case with both medians and
-the ratio working tree / revision. Each case pairs the tree's default (the authors' computation)
+the ratio working tree / revision (wall and CPU time). Each case pairs the tree's default (the authors' computation)
 with the revision's reducer for the same budget; ``tome`` also runs the tree's ``order="raster"``.
 """
 
@@ -157,19 +157,24 @@ def run_ab(args, x, grid, ctx, device) -> None:
             }
             kept = {name: fn().num_kept for name, fn in sides.items()}  # also the warm-up call
             wall: dict[str, list[float]] = {name: [] for name in sides}
+            cpu: dict[str, list[float]] = {name: [] for name in sides}
             for _ in range(args.repeats):
                 for name in random.sample(list(sides), len(sides)):
                     _sync(device)
-                    began = time.perf_counter()
+                    c0, began = time.process_time(), time.perf_counter()
                     sides[name]()
                     _sync(device)
                     wall[name].append(1000 * (time.perf_counter() - began))
+                    cpu[name].append(1000 * (time.process_time() - c0))
             med = {name: statistics.median(v) for name, v in wall.items()}
+            med_cpu = {name: statistics.median(v) for name, v in cpu.items()}
             line = {
                 "rev": args.ab, "method": method, "setting": setting, "grid": list(grid),
                 "channels": args.channels, "device": device.type, "threads": torch.get_num_threads(),
                 "tree_ms": round(med["tree"], 1), "rev_ms": round(med["rev"], 1),
                 "ratio_tree_over_rev": round(med["tree"] / med["rev"], 3),
+                "tree_cpu_ms": round(med_cpu["tree"], 1), "rev_cpu_ms": round(med_cpu["rev"], 1),
+                "cpu_ratio_tree_over_rev": round(med_cpu["tree"] / med_cpu["rev"], 3),
                 "tree_kept": kept["tree"], "rev_kept": kept["rev"], "repeats": args.repeats,
             }  # fmt: skip
             print(json.dumps(line), flush=True)
