@@ -7,15 +7,29 @@ median / min ms per video over the repeats, kept ratio; exact-budget STTM lines 
 STTM calls of the search, trimmed tokens and the overhead over threshold STTM at the same retention.
 
 Usage: ``.venv/bin/python scripts/bench_methods.py [--frames 128] [--channels 3584] [--repeats 3]``.
+
+``--ab REV``: the baseline reducers of the working tree against those of git revision ``REV``
+(its ``lmms_sttm/merging`` imported as a second package, as in ``scripts/bench_merge_ab.py``),
+calls interleaved in random order in one process; one JSON line per case with both medians and
+the ratio working tree / revision (wall and CPU time). Each case pairs the tree's default (the authors' computation)
+with the revision's reducer for the same budget; ``tome`` also runs the tree's ``order="raster"``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import io
 import json
 import math
+import random
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -81,15 +95,89 @@ def cases():
         (30, 0.3, 0.925, 0.3, (0.80, 0.50)),
     ):
         yield "sttm", f"budget={budget} tau={taus}", SttmReducer(*taus)
-        yield "tome", f"budget={budget} keep={keep}", TomeReducer(keep)
+        yield "tome", f"budget={budget} prune={round(1 - keep, 2)}", TomeReducer(prune=round(1 - keep, 2))
         yield "dycoke_stage1", f"budget={budget} prune={prune}", DycokeStage1Reducer(prune=prune)
-        yield "fastv", f"budget={budget} keep={keep}", FastVReducer(keep)
+        yield "fastv", f"budget={budget} evict={round(1 - keep, 2)}", FastVReducer(evict=round(1 - keep, 2))
         yield "framefusion", f"budget={budget} cost={cost}", FrameFusionReducer(cost=cost)
         yield "pool", f"budget={budget} keep={keep}", PoolReducer(keep)
     for r in (0.5, 0.3, 0.15):
         yield "sttm", f"exact retention={r}", SttmExactReducer(r)
         yield "dycoke_stage1", f"exact retention={r}", ExactBudget(DycokeStage1Reducer(keep=r), r)
         yield "pool", f"exact retention={r}", ExactBudget(PoolReducer(r, tol=0.005), r)
+
+
+PACKAGE = "lmms_sttm_ab_reference"
+
+
+def revision_merging(rev: str, into: Path):
+    """``rev``'s ``lmms_sttm/merging`` unpacked under ``into`` as package ``PACKAGE``; returns an importer."""
+    root = Path(__file__).resolve().parents[1]
+    blob = subprocess.run(
+        ["git", "-C", str(root), "archive", rev, "lmms_sttm/merging"], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        tar.extractall(into, filter="data")
+    package = into / PACKAGE
+    (into / "lmms_sttm" / "merging").rename(package)
+    for path in package.glob("*.py"):
+        path.write_text(path.read_text().replace("lmms_sttm.merging", PACKAGE))
+    sys.path.insert(0, str(into))
+    return lambda name: importlib.import_module(f"{PACKAGE}.{name}")
+
+
+def ab_cases(rev_module):
+    """``(method, setting, tree reducer, revision reducer)`` at the authors' 50 / 30 settings."""
+    tome, dycoke, fastv, pool = (rev_module(m) for m in ("tome", "dycoke", "fastv", "pool"))
+    for budget, keep, prune, evict in ((50, 0.5, 0.70, 0.5), (30, 0.3, 0.925, 0.7)):
+        tome_prune = round(1 - keep, 2)
+        yield "tome", f"budget={budget}", TomeReducer(prune=tome_prune), tome.TomeReducer(keep)
+        yield (
+            "tome",
+            f"budget={budget} raster",
+            TomeReducer(prune=tome_prune, order="raster"),
+            tome.TomeReducer(keep),
+        )
+        yield (
+            "dycoke_stage1",
+            f"budget={budget}",
+            DycokeStage1Reducer(prune=prune),
+            dycoke.DycokeStage1Reducer(prune=prune),
+        )
+        yield "fastv", f"budget={budget}", FastVReducer(evict=evict), fastv.FastVReducer(keep)
+        yield "pool", f"budget={budget}", PoolReducer(keep), pool.PoolReducer(keep)
+
+
+def run_ab(args, x, grid, ctx, device) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for method, setting, tree, rev in ab_cases(revision_merging(args.ab, Path(tmp))):
+            extra = {"context": ctx} if getattr(tree, "needs_attention", False) else {}
+            sides = {
+                "tree": lambda r=tree, e=extra: r(x, grid, **e),
+                "rev": lambda r=rev, e=extra: r(x, grid, **e),
+            }
+            kept = {name: fn().num_kept for name, fn in sides.items()}  # also the warm-up call
+            wall: dict[str, list[float]] = {name: [] for name in sides}
+            cpu: dict[str, list[float]] = {name: [] for name in sides}
+            for _ in range(args.repeats):
+                for name in random.sample(list(sides), len(sides)):
+                    _sync(device)
+                    c0, began = time.process_time(), time.perf_counter()
+                    sides[name]()
+                    _sync(device)
+                    wall[name].append(1000 * (time.perf_counter() - began))
+                    cpu[name].append(1000 * (time.process_time() - c0))
+            med = {name: statistics.median(v) for name, v in wall.items()}
+            med_cpu = {name: statistics.median(v) for name, v in cpu.items()}
+            line = {
+                "rev": args.ab, "method": method, "setting": setting, "grid": list(grid),
+                "channels": args.channels, "device": device.type, "threads": torch.get_num_threads(),
+                "tree_ms": round(med["tree"], 1), "rev_ms": round(med["rev"], 1),
+                "ratio_tree_over_rev": round(med["tree"] / med["rev"], 3),
+                "tree_cpu_ms": round(med_cpu["tree"], 1), "rev_cpu_ms": round(med_cpu["rev"], 1),
+                "cpu_ratio_tree_over_rev": round(med_cpu["tree"] / med_cpu["rev"], 3),
+                "tree_kept": kept["tree"], "rev_kept": kept["rev"], "repeats": args.repeats,
+            }  # fmt: skip
+            print(json.dumps(line), flush=True)
 
 
 def main() -> None:
@@ -99,6 +187,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     ap.add_argument("--only", default="", help="comma-separated method names to run")
+    ap.add_argument("--ab", default="", help="git revision to compare the baseline reducers with")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -107,6 +196,9 @@ def main() -> None:
     grid = (args.frames, 14, 14)
     x = synthetic(args.frames, args.channels).to(device, dtype)
     ctx = _Ctx(x.shape[0], device)
+    if args.ab:
+        run_ab(args, x, grid, ctx, device)
+        return
     only = set(filter(None, args.only.split(",")))
     threshold_ms: dict[float, float] = {}
     for method, setting, reducer in cases():

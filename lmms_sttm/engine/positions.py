@@ -61,12 +61,13 @@ def reduced_positions(
     ``[pre, kept (plan.num_kept), post]``.
     ``reassign``: consecutive ids from ``next_reduced`` (0 on an empty cache) -> ``[1, q']``.
     ``survive``: pre and post keep their ids, kept token j takes the ids of original token
-    ``plan.rep_index[j]`` (its representative's top-left leaf at the earliest frame) -> ``[3, 1, q']``.
+    ``plan.position_source[j]`` (``rep_index``: its representative's top-left leaf at the earliest
+    frame, unless the plan sets ``position_index``) -> ``[3, 1, q']``.
     """
     q_reduced = full.shape[-1] - plan.num_original + plan.num_kept
     if mode == "reassign":
         offset = 0 if next_reduced is None else next_reduced
         return offset + torch.arange(q_reduced, device=full.device)[None]
     end = start + plan.num_original
-    kept = plan.select(full[..., start:end], dim=full.dim() - 1)
+    kept = full[..., start:end].index_select(full.dim() - 1, plan.position_source.to(full.device))
     return torch.cat([full[..., :start], kept, full[..., end:]], dim=-1)

@@ -6,9 +6,9 @@ the hidden states entering decoder layer k:
     reducer(hidden [T*H*W, C], grid (T, H, W)) -> Reduction
 
 ``hidden`` rows are in raster order ``t*H*W + y*W + x`` and in the model's dtype. The returned
-plan's ``features [N', C]`` replace the span (cast to the model's dtype); its ``rep_index [N']``
-must be strictly increasing (kept tokens stay in raster order of their representatives), which is
-what makes positions of the reduced sequence well defined.
+plan's ``features [N', C]`` replace the span (cast to the model's dtype) in the plan's row order;
+its ``rep_index [N']`` must be distinct (rows are usually in raster order of their
+representatives; the authors' ToMe and DyCoke orders are not).
 """
 
 from __future__ import annotations
@@ -71,7 +71,10 @@ def check_reduction(plan: Reduction, hidden: torch.Tensor, grid: Grid) -> None:
     rep = plan.rep_index
     if rep.shape != (kept,):
         raise ValueError(f"rep_index shape {tuple(rep.shape)} != ({kept},)")
-    if kept > 1 and not bool((rep[1:] > rep[:-1]).all()):
-        raise ValueError("rep_index must be strictly increasing (kept tokens in raster order)")
+    if kept > 1 and torch.unique(rep).numel() != kept:
+        raise ValueError("rep_index must be distinct (one representative per kept token)")
+    pos = plan.position_index
+    if pos is not None and (pos.shape != (kept,) or int(pos.min()) < 0 or int(pos.max()) >= n):
+        raise ValueError(f"position_index must be [{kept}] indices in [0, {n})")
     if int(rep[0]) < 0 or int(rep[-1]) >= n:
         raise ValueError(f"rep_index out of range [0, {n})")

@@ -191,7 +191,7 @@ def answer(
     if kv_pruning is not None:
         if prefix.video_span is None:
             raise ValueError("KV pruning needs a reduced prefix (its video span)")
-        pruner = KvPruner(engine, kv_pruning, prefix.video_span)
+        pruner = KvPruner(engine, kv_pruning, prefix.video_span, prefix.visual_tokens)
     try:
         while len(tokens) < max_new_tokens and int(token) not in eos:
             logits = model(input_ids=token, past_key_values=cache, use_cache=True).logits[:, -1]

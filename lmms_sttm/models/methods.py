@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lmms_sttm.engine.kv_pruning import MODES as DYCOKE_KV_MODES
 from lmms_sttm.engine.kv_pruning import KvPruning
 from lmms_sttm.engine.reducer import SttmReducer
 from lmms_sttm.merging.budget import ExactBudget, SttmExactReducer
@@ -23,7 +24,7 @@ from lmms_sttm.merging.framefusion import FrameFusionReducer
 from lmms_sttm.merging.pool import PoolReducer
 from lmms_sttm.merging.tome import TomeReducer
 from lmms_sttm.models.paper_settings import paper_thresholds
-from lmms_sttm.models.settings import ModelSettings
+from lmms_sttm.models.settings import TOKEN_ORDER_METHODS, ModelSettings
 
 
 @dataclass(frozen=True)
@@ -39,38 +40,38 @@ class MethodPlan:
 
 #: the STTM authors' baseline settings by budget (sttm-method.md §11); pool is ours (keep fraction)
 NATIVE = {
-    "tome": ("keep", {50: 0.50, 30: 0.30}),
+    "tome": ("prune", {50: 0.50, 30: 0.70}),
     "dycoke_stage1": ("prune", {50: 0.70, 30: 0.925}),
     "dycoke": ("prune", {50: 0.70, 30: 0.925}),
-    "fastv": ("keep", {50: 0.50, 30: 0.30}),
+    "fastv": ("evict", {50: 0.50, 30: 0.70}),
     "framefusion": ("cost", {50: 0.50, 30: 0.30}),
     "pool": ("keep", {50: 0.50, 30: 0.30}),
 }
 QUERY_AWARE = ("fastv", "framefusion", "dycoke")
 #: DyCoke stage 2 as the STTM authors ran it (``--dycoke_l 3 --dycoke_p 0.8`` at both budgets, §11)
-DYCOKE_KV = KvPruning(layer=3, prune=0.8, similarity=0.9)
+DYCOKE_KV = DYCOKE_KV_MODES["authors"]
 EXACT_TOL = 0.01
 
 
-def _native(method: str, knob: str, value: float):
+def _native(method: str, knob: str, value: float, order: str):
     if method == "tome":
-        return TomeReducer(value)
+        return TomeReducer(prune=value, order=order)
     if method in ("dycoke_stage1", "dycoke"):
-        return DycokeStage1Reducer(prune=value)
+        return DycokeStage1Reducer(prune=value, order=order)
     if method == "fastv":
-        return FastVReducer(value)
+        return FastVReducer(evict=value)
     if method == "framefusion":
         return FrameFusionReducer(cost=value)
     return PoolReducer(value)
 
 
-def _exact(method: str, retention: float, root_level: int):
+def _exact(method: str, retention: float, root_level: int, order: str):
     if method == "sttm":
         return SttmExactReducer(retention, EXACT_TOL, root_level=root_level)
     if method == "tome":
-        inner = TomeReducer(retention)
+        inner = TomeReducer(retention, order=order)
     elif method in ("dycoke_stage1", "dycoke"):
-        inner = DycokeStage1Reducer(keep=retention)
+        inner = DycokeStage1Reducer(keep=retention, order=order)
     elif method == "fastv":
         inner = FastVReducer(retention)
     elif method == "framefusion":
@@ -86,14 +87,22 @@ def plan_for(settings: ModelSettings, paper_model: str, task: str) -> MethodPlan
     if method == "none":
         return MethodPlan(None, {})
     query_agnostic = method not in QUERY_AWARE
-    kv = DYCOKE_KV if method == "dycoke" else None
-    kv_params = (
-        {"kv_layer": kv.layer, "kv_prune": kv.prune, "kv_similarity": kv.similarity} if kv is not None else {}
-    )
+    kv = DYCOKE_KV_MODES[settings.dycoke_kv or "authors"] if method == "dycoke" else None
+    extra = (
+        {
+            "dycoke_kv": settings.dycoke_kv or "authors", "kv_layer": kv.layer, "kv_prune": kv.prune,
+            "kv_similarity": kv.similarity, "kv_span": kv.span,
+        }
+        if kv is not None
+        else {}
+    )  # fmt: skip
+    order = settings.token_order or "authors"
+    if method in TOKEN_ORDER_METHODS:
+        extra = {"token_order": order, **extra}
     mode = {"budget_mode": settings.budget_mode, "retention": settings.retention}
     if settings.budget_mode == "exact":
-        reducer = _exact(method, settings.retention, settings.root_level)
-        params = {**mode, "tolerance": EXACT_TOL, **kv_params}
+        reducer = _exact(method, settings.retention, settings.root_level, order)
+        params = {**mode, "tolerance": EXACT_TOL, **extra}
         if method == "sttm":
             params.update(root_level=settings.root_level, direction=list(reducer.direction))
         return MethodPlan(reducer, params, query_agnostic, kv)
@@ -109,6 +118,6 @@ def plan_for(settings: ModelSettings, paper_model: str, task: str) -> MethodPlan
     if method in NATIVE:
         knob, values = NATIVE[method]
         value = values[settings.budget]
-        params = {knob: value, "budget": settings.budget, **mode, **kv_params}
-        return MethodPlan(_native(method, knob, value), params, query_agnostic, kv)
+        params = {knob: value, "budget": settings.budget, **mode, **extra}
+        return MethodPlan(_native(method, knob, value, order), params, query_agnostic, kv)
     raise ValueError(f"method={method!r} has no reducer")

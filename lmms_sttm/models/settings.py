@@ -19,6 +19,14 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 BACKENDS = ("auto", "decord", "pyav")
 FEATURES_MODES = ("read", "extract")
 BUDGETS = (50, 30)
+# --- baselines as the STTM authors ran them (issue 26): named options for the cleaner variants ---
+#: row order of ToMe / DyCoke stage 1 plans: the authors' (similarity / topk order) or raster
+TOKEN_ORDERS = ("authors", "raster")
+TOKEN_ORDER_METHODS = ("tome", "dycoke_stage1", "dycoke")
+#: DyCoke stage 2 (``engine/kv_pruning.py`` MODES): authors' range and re-selection, the intended
+#: video-only range, or the video range with the 0.9 similarity gate
+DYCOKE_KV = ("authors", "video", "gated")
+# --- end baselines block ---
 _OPTIONAL = (
     "tau_s",
     "tau_t",
@@ -33,6 +41,8 @@ _OPTIONAL = (
     "stats_dir",
     "features",
     "features_ckpt",
+    "token_order",
+    "dycoke_kv",
 )
 
 
@@ -73,6 +83,8 @@ class ModelSettings:
     features: str | None = None
     features_mode: str = "read"
     features_ckpt: str | None = None
+    token_order: str | None = None
+    dycoke_kv: str | None = None
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -82,6 +94,7 @@ class ModelSettings:
         _choice("dtype", self.dtype, DTYPES)
         _choice("video_backend", self.video_backend, BACKENDS)
         self._check_features()
+        self._check_baseline_options()
         if not self.pretrained:
             raise ValueError("model_args pretrained= is required (a hub id or a local checkpoint folder)")
         taus = (self.tau_s, self.tau_t)
@@ -152,6 +165,20 @@ class ModelSettings:
             raise ValueError("features_mode= and features_ckpt= need features=DIR (the feature root)")
         if self.features_mode == "extract" and self.method != "none":
             raise ValueError("features_mode=extract only writes features: pass method=none")
+
+    def _check_baseline_options(self) -> None:
+        """``token_order`` (ToMe, DyCoke) and ``dycoke_kv`` (DyCoke) only with the methods they change;
+        absent means the authors' behaviour."""
+        if self.token_order is not None:
+            _choice("token_order", self.token_order, TOKEN_ORDERS)
+            if self.method not in TOKEN_ORDER_METHODS:
+                raise ValueError(
+                    f"model_args token_order= applies to method in {list(TOKEN_ORDER_METHODS)}, not {self.method}"
+                )
+        if self.dycoke_kv is not None:
+            _choice("dycoke_kv", self.dycoke_kv, DYCOKE_KV)
+            if self.method != "dycoke":
+                raise ValueError(f"model_args dycoke_kv= applies to method=dycoke, not {self.method}")
 
     @classmethod
     def accepted_keys(cls) -> list[str]:

@@ -55,8 +55,8 @@ def test_dycoke_stage1_counts_match_the_authors_formula(prune, per_frame):
     x = _video()
     plan = DycokeStage1Reducer(prune=prune)(x, GRID)
     _valid(plan, x, GRID)
-    assert plan.num_kept == 2 * 196 + 6 * per_frame  # frames 0 and 4 whole
-    assert reference_frames(8).tolist() == [-1, 0, 0, 2, -1, 4, 4, 6]
+    assert plan.num_kept == 3 * 196 + 5 * per_frame  # frames 0, 4 and 6 (= T-2, authors' bound) whole
+    assert reference_frames(8).tolist() == [-1, 0, 0, 2, -1, 4, -1, 6]
     assert torch.equal(plan.features, x[plan.rep_index])  # pruning keeps tokens' own features
 
 
@@ -67,7 +67,7 @@ def test_dycoke_stage1_keeps_the_least_similar_tokens():
     x[196 + changed] = -x[196 + changed]
     plan = DycokeStage1Reducer(prune=1 - 4 / 196 - 1e-6)(x, (2, 14, 14))
     assert plan.num_kept == 196 + 4
-    assert plan.rep_index[196:].tolist() == (196 + changed).tolist()
+    assert sorted(plan.rep_index[196:].tolist()) == (196 + changed).tolist()
     assert int(plan.token_map[196 + 5]) == 5  # a dropped token is attributed to its reference
 
 

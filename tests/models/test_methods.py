@@ -11,9 +11,9 @@ from lmms_sttm.models.methods import plan_for
 from lmms_sttm.models.settings import ModelSettings
 
 NATIVE = {
-    "tome": ("keep", 0.50, 0.30, True),
+    "tome": ("prune", 0.50, 0.70, True),
     "dycoke_stage1": ("prune", 0.70, 0.925, True),
-    "fastv": ("keep", 0.50, 0.30, False),
+    "fastv": ("evict", 0.50, 0.70, False),
     "framefusion": ("cost", 0.50, 0.30, False),
     "pool": ("keep", 0.50, 0.30, True),
 }
@@ -59,6 +59,10 @@ def test_exact_mode_labels_its_params(method):
         ),
         ({"method": "none", "budget_mode": "exact"}, "method=none"),
         ({"method": "holitom"}, r"method='holitom' is not accepted"),
+        ({"method": "tome", "budget": 30, "token_order": "zigzag"}, r"use one of \['authors', 'raster'\]"),
+        ({"method": "sttm", "budget": 30, "token_order": "raster"}, "token_order= applies to method in"),
+        ({"method": "dycoke", "budget": 30, "dycoke_kv": "off"}, r"\['authors', 'video', 'gated'\]"),
+        ({"method": "dycoke_stage1", "budget": 30, "dycoke_kv": "gated"}, "applies to method=dycoke"),
     ],
 )
 def test_bad_method_settings_fail(kwargs, match):
@@ -105,14 +109,30 @@ def test_dycoke_plan_is_stage1_plus_kv_pruning():
         plan = _plan(method="dycoke", budget=budget)
         assert isinstance(plan.reducer, DycokeStage1Reducer) and plan.reducer.prune == prune
         assert plan.query_agnostic is False and plan.reducer.needs_attention is False
-        assert plan.kv_pruning == KvPruning(layer=3, prune=0.8, similarity=0.9)
+        assert plan.kv_pruning == KvPruning(layer=3, prune=0.8, similarity=None, span="authors")
         assert plan.params == {
             "prune": prune, "budget": budget, "budget_mode": "native", "retention": None,
-            "kv_layer": 3, "kv_prune": 0.8, "kv_similarity": 0.9,
+            "token_order": "authors", "dycoke_kv": "authors", "kv_layer": 3, "kv_prune": 0.8,
+            "kv_similarity": None, "kv_span": "authors",
         }  # fmt: skip
+    gated = _plan(method="dycoke", budget=50, dycoke_kv="gated")
+    assert gated.kv_pruning == KvPruning(layer=3, prune=0.8, similarity=0.9, span="video")
+    assert gated.params["dycoke_kv"] == "gated" and gated.params["kv_span"] == "video"
+    assert _plan(method="dycoke", budget=50, dycoke_kv="video").kv_pruning.similarity is None
     exact = _plan(method="dycoke", budget_mode="exact", retention=0.3)
     assert isinstance(exact.reducer, ExactBudget) and exact.kv_pruning is not None
     assert _plan(method="dycoke_stage1", budget=30).kv_pruning is None
+
+
+@pytest.mark.parametrize("method", ["tome", "dycoke_stage1", "dycoke"])
+def test_token_order_option_reaches_the_reducer(method):
+    for budget_mode, kw in (("native", {"budget": 50}), ("exact", {"retention": 0.4})):
+        default = _plan(method=method, budget_mode=budget_mode, **kw)
+        raster = _plan(method=method, budget_mode=budget_mode, token_order="raster", **kw)
+        inner = lambda p: p.reducer.reducer if isinstance(p.reducer, ExactBudget) else p.reducer  # noqa: E731
+        assert inner(default).order == "authors" and default.params["token_order"] == "authors"
+        assert inner(raster).order == "raster" and raster.params["token_order"] == "raster"
+    assert "token_order" not in _plan(method="fastv", budget=50).params
 
 
 def test_dycoke_in_a_model_class(tiny_checkpoints, tmp_path):
@@ -127,4 +147,16 @@ def test_dycoke_in_a_model_class(tiny_checkpoints, tmp_path):
             assert r["params"]["kv_prune"] == 0.8
             assert len(r["kv_video_kept"]) == r["new_tokens"] - 1 >= 1
             assert all(0 < k <= r["visual_tokens_kept"] for k in r["kv_video_kept"])
-            assert r["kv_video_kept"][0] == int(0.2 * r["visual_tokens_kept"])  # first decode step
+            # the authors' count: 0.2 of the video before stage 1 (1 - 0.8 in their float arithmetic)
+            assert r["kv_video_kept"][0] == int(r["visual_tokens"] * (1 - 0.8))
+            assert r["params"]["dycoke_kv"] == "authors" and r["params"]["token_order"] == "authors"
+
+
+def test_baseline_options_are_method_keys_of_the_leaderboard():
+    from lmms_sttm.report.model_args import parse_model_args, setting_label, setting_of, shared_setting
+
+    args = parse_model_args("pretrained=/c,method=tome,budget=30,token_order=raster,dtype=float32")
+    assert setting_label(setting_of(args)) == "budget=30,dtype=float32,token_order=raster"  # Setting column
+    # the unreduced reference run shares only the non-method settings
+    assert shared_setting(setting_of(args)) == {"dtype": "float32"}
+    assert shared_setting({"dycoke_kv": "gated"}) == {}
