@@ -28,6 +28,7 @@ from lmms_sttm.models.checkpoints import load_checkpoint
 from lmms_sttm.models.generate_only import GenerateOnlyLmms
 from lmms_sttm.models.methods import MethodPlan, plan_for
 from lmms_sttm.models.paper_settings import MERGE_LAYER, THRESHOLDS, frame_protocol
+from lmms_sttm.models.placement import pick_attention, pick_device, pick_dtype
 from lmms_sttm.models.prompts import Prompt, llava_prompt, qwen_prompt, time_instruction
 from lmms_sttm.models.settings import ModelSettings
 from lmms_sttm.models.stats import StatsWriter, default_stats_dir
@@ -41,30 +42,6 @@ from lmms_sttm.models.video_inputs import (
 from lmms_sttm.video import VideoError, load_video
 
 
-def _pick_device(settings: ModelSettings, rank: int) -> torch.device:
-    if settings.device:
-        return torch.device(settings.device)
-    if torch.cuda.is_available():
-        import os
-
-        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}")
-    return torch.device("cpu")
-
-
-def _pick_dtype(settings: ModelSettings, device: torch.device) -> torch.dtype:
-    if settings.dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, settings.dtype)
-
-
-def _pick_attention(settings: ModelSettings, device: torch.device) -> str:
-    if settings.attn_implementation != "auto":
-        return settings.attn_implementation
-    from transformers.utils import is_flash_attn_2_available
-
-    return "flash_attention_2" if device.type == "cuda" and is_flash_attn_2_available() else "sdpa"
-
-
 class SttmVideoModel(GenerateOnlyLmms):
     """Base class; subclasses set ``family`` ("llava" or "qwen") and ``paper_model``."""
 
@@ -75,13 +52,13 @@ class SttmVideoModel(GenerateOnlyLmms):
     def __init__(self, **kwargs) -> None:
         super().__init__()
         self.settings = s = ModelSettings.from_model_args(**kwargs)
-        self._device = _pick_device(s, self._rank)
-        dtype = _pick_dtype(s, self._device)
-        attn = _pick_attention(s, self._device)
-        loaded = load_checkpoint(s.pretrained, dtype=dtype, attn_implementation=attn, device_map=s.device_map)
+        self._device = pick_device(s.device, self._rank, self._world_size)
+        dtype = pick_dtype(s.dtype, self._device)
+        attn = pick_attention(s.attn_implementation, self._device, dtype)
+        # weights straight onto the rank's device: no host copy per rank at start-up
+        device_map = s.device_map if s.device_map is not None else {"": str(self._device)}
+        loaded = load_checkpoint(s.pretrained, dtype=dtype, attn_implementation=attn, device_map=device_map)
         self._model, self.processor, self.info = loaded
-        if s.device_map is None:
-            self._model.to(self._device)
         self._model.eval()
         self.tokenizer = self.processor.tokenizer
         self.paper_key = self._paper_key()
