@@ -66,7 +66,7 @@ def test_fixed_letter_scores_and_sample_fields(task, run):
     res = results["results"][task]
     assert res["sttm_acc,none"] == pytest.approx(pct(is_a(r) for r in recs))
     assert res["unparsed,none"] == 0
-    by_qid = {s["question_id"]: s for s in samples[task]}
+    by_qid = {s["sttm_acc"]["question_id"]: s["sttm_acc"] for s in samples[task]}
     assert len(by_qid) == len(recs)
     for rec in recs:
         sample = by_qid[rec.get("question_id", rec.get("q_uid"))]
@@ -96,7 +96,7 @@ def test_vnbench_circular_accuracy_groups_tries_across_ranks(run):
     assert res["breakdown,none"]["task_type_circular"] == pytest.approx(expected)
     assert res["official_acc,none"] == pytest.approx(sum(expected.values()) / len(expected))
     assert res["official_acc,none"] != pytest.approx(res["sttm_acc,none"])
-    tries = {s["question_id"]: s["try"] for s in samples["vnbench_sttm"]}
+    tries = {s["sttm_acc"]["question_id"]: s["sttm_acc"]["try"] for s in samples["vnbench_sttm"]}
     assert tries == {r["question_id"]: r["try"] for r in recs}
 
 
