@@ -4,14 +4,14 @@ and ``qwen2_5_vl_sttm``: loading, the video pipeline, prompts, KV reuse across q
 Per ``generate_until`` call the requests are grouped by (task, video); each video is decoded and
 encoded once; with ``kv_reuse`` its prefix ``[system + video (+ time instruction)]`` is prefilled
 once (reduced at layer ``merge_layer``) and every question on it extends a fork of that cache.
-Answers come back in the original order. A video that cannot be read fails its requests with a
-recorded reason (empty answer) and the run goes on: raising here would deadlock the other ranks.
+Answers come back in the original order. A video that cannot be read (or runs out of GPU memory)
+fails its requests with a recorded reason (empty answer) and the run goes on; any other error
+stops the run on every rank (:mod:`lmms_sttm.models.failures`).
 """
 
 from __future__ import annotations
 
 import time
-import traceback
 import zlib
 from collections import OrderedDict
 
@@ -23,8 +23,8 @@ from tqdm import tqdm
 from lmms_sttm.engine import patch as engine_patch
 from lmms_sttm.engine import session
 from lmms_sttm.engine.sampling import sampler
-from lmms_sttm.features.errors import FeatureMismatchError
 from lmms_sttm.models.checkpoints import load_checkpoint
+from lmms_sttm.models.failures import FailureBudget, free_cuda_cache, is_out_of_memory, stop_run
 from lmms_sttm.models.generate_only import GenerateOnlyLmms
 from lmms_sttm.models.methods import MethodPlan, plan_for
 from lmms_sttm.models.paper_settings import MERGE_LAYER, THRESHOLDS, frame_protocol
@@ -196,18 +196,24 @@ class SttmVideoModel(GenerateOnlyLmms):
             desc=f"{self.model_name} rank {self._rank}",
             position=self._rank,
         )
+        budget = FailureBudget(self.settings.max_failures, f"{self.model_name} rank {self._rank}")
         for (task, path), members in groups.items():
+            self._video_frames, failed_before = None, len(self.failures)
             try:
                 self._answer_video(task, path, [requests[i] for i in members], [i for i in members], out)
-            except FeatureMismatchError:
-                raise  # features of another model: a configuration error, not a bad sample
-            except VideoError as e:
+            except VideoError as e:  # data error: a missing/corrupt video or feature file
                 for i in members:
                     self._fail(requests[i], str(e))
-            except Exception as e:  # one bad sample must not kill (and deadlock) the run: record it
-                logger.error(f"{self.model_name}: {task} {path}: {traceback.format_exc()}")
+            except Exception as e:
+                if not is_out_of_memory(e):  # a system error fails every video alike: stop all ranks
+                    raise stop_run(f"{self.model_name} rank {self._rank}: {task} {path}", e) from e
+                free_cuda_cache()
+                reason = f"CUDA out of memory at {self._video_frames} frames: {str(e).splitlines()[0]}"
                 for i in members:
-                    self._fail(requests[i], f"{type(e).__name__}: {e}")
+                    if not isinstance(out[i], GenerationResult):  # not answered before the OOM
+                        self._fail(requests[i], reason, frames=self._video_frames)
+            budget.add(len(members), len(self.failures) - failed_before)
+            budget.check()
             bar.update(len(members))
         bar.close()
         return out
@@ -239,6 +245,7 @@ class SttmVideoModel(GenerateOnlyLmms):
             extract_video(self, path, task)  # stage one of two: features only, the answers stay empty
             return
         video, time_text, facts = self.encode(path, task)
+        self._video_frames = facts.get("frames")
         plan = self.plan_for(task)
         reducer = plan.reducer
         grid = video.grid if reducer is not None else None
@@ -316,7 +323,7 @@ class SttmVideoModel(GenerateOnlyLmms):
                 text, TokenCounts(input_tokens=st.prompt_tokens_reduced, output_tokens=st.new_tokens)
             )
 
-    def _fail(self, req: Instance, reason: str) -> None:
+    def _fail(self, req: Instance, reason: str, **facts) -> None:
         task, doc_id = req.args[-2], req.args[-3]
         logger.error(f"{self.model_name}: {task} doc {doc_id} failed: {reason}")
         record = {
@@ -325,6 +332,7 @@ class SttmVideoModel(GenerateOnlyLmms):
             "doc_id": doc_id,
             "error": reason,
             "rank": self._rank,
+            **facts,
         }
         self.failures.append(record)
         self.stats.write(record)
