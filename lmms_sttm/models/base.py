@@ -39,6 +39,7 @@ from lmms_sttm.models.video_inputs import (
     encode_qwen,
     even_frames,
 )
+from lmms_sttm.models.warmup import warm_up
 from lmms_sttm.video import VideoError, load_video
 
 
@@ -89,6 +90,8 @@ class SttmVideoModel(GenerateOnlyLmms):
         stats_dir = s.stats_dir or default_stats_dir()
         self.stats = StatsWriter(stats_dir, self.model_name, self._rank)
         self.failures: list[dict] = []
+        self.warmup_ms: float | None = None  # the rank's untimed warm-up (models/warmup.py), in every record
+        self._warmed = False
         self.eos_ids = sorted(
             {self.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")}
             - {None, self.tokenizer.unk_token_id}
@@ -196,6 +199,8 @@ class SttmVideoModel(GenerateOnlyLmms):
             desc=f"{self.model_name} rank {self._rank}",
             position=self._rank,
         )
+        if groups and self.settings.warmup and not self._warmed:
+            self._warm_up(next(iter(groups))[0])
         budget = FailureBudget(self.settings.max_failures, f"{self.model_name} rank {self._rank}")
         for (task, path), members in groups.items():
             self._video_frames, failed_before = None, len(self.failures)
@@ -217,6 +222,15 @@ class SttmVideoModel(GenerateOnlyLmms):
             bar.update(len(members))
         bar.close()
         return out
+
+    def _warm_up(self, task: str) -> None:
+        """One untimed question on a synthetic clip before the rank's first timed video."""
+        self._warmed = True
+        try:
+            seconds = warm_up(self, task)
+        except Exception as e:  # the real videos take the same path: a failure here is a system error
+            raise stop_run(f"{self.model_name} rank {self._rank}: warm-up", e) from e
+        self.warmup_ms = None if seconds is None else round(1000 * seconds, 3)
 
     @staticmethod
     def _gen_settings(gen_kwargs: dict, task: str, doc_id: int) -> tuple[int, list[str], object]:
@@ -316,6 +330,7 @@ class SttmVideoModel(GenerateOnlyLmms):
                     "answer": text,
                     "error": None,
                     "rank": self._rank,
+                    "warmup_ms": self.warmup_ms,
                     "time": time.time(),
                 }
             )

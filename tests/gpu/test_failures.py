@@ -7,19 +7,12 @@ import pytest
 import torch
 from lmms_eval.api.instance import GenerationResult, Instance
 
-from lmms_sttm.data.synthetic import ClipSpec, ensure_clip
 from lmms_sttm.engine import session
 from lmms_sttm.models.failures import MIN_FAILED, RunStopped
 from lmms_sttm.models.llava_video_sttm import LlavaVideoSttm
 from lmms_sttm.video import VideoError
 
 TASK = "probe_sttm"
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    spec = ClipSpec(num_frames=16, height=96, width=96, fps=4, seed=2, cut_at=8)
-    return str(ensure_clip(spec, tmp_path_factory.mktemp("clips") / "b.mp4"))
 
 
 @pytest.fixture(scope="module")
