@@ -348,6 +348,7 @@ class SttmVideoModel(GenerateOnlyLmms):
             "error": reason,
             "rank": self._rank,
             **facts,
+            "time": time.time(),
         }
         self.failures.append(record)
         self.stats.write(record)

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import pytest
 
-from lmms_sttm.tasks.common.sharding import video_major_order
+from lmms_sttm.tasks.common.sharding import SLOTS, video_major_order
 from tests.conftest import run_lmms_eval, torchrun
 from tests.tasks import tiny_benchmarks as tiny
 
@@ -82,7 +82,7 @@ def test_fixed_letter_scores_and_sample_fields(task, run):
 def test_vnbench_circular_accuracy_groups_tries_across_ranks(run):
     results, samples, _ = run
     recs = tiny.vnbench_records()
-    order = video_major_order([r["videoID"] for r in recs], 2)
+    order = video_major_order([r["videoID"] for r in recs], SLOTS)
     rank = {index: position % 2 for position, index in enumerate(order)}
     items = defaultdict(list)
     for i, r in enumerate(recs):

@@ -72,7 +72,7 @@ class Benchmark:
 
     # ---- reading docs -------------------------------------------------------------------
     def process_docs(self, dataset):
-        """Video-major order under several ranks, so prefix reuse survives lmms-eval's sharding."""
+        """Video-major order for any world size dividing 8 (prefix reuse survives lmms-eval's sharding)."""
         return shard_by_video(dataset, self.video_field)
 
     def options(self, doc: dict) -> list[str]:
