@@ -26,8 +26,6 @@ import traceback
 import torch
 from loguru import logger
 
-from lmms_sttm.video import VideoError
-
 MIN_FAILED = 10
 
 
@@ -75,13 +73,3 @@ def free_cuda_cache() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
-
-__all__ = [
-    "MIN_FAILED",
-    "FailureBudget",
-    "RunStopped",
-    "VideoError",
-    "free_cuda_cache",
-    "is_out_of_memory",
-    "stop_run",
-]
