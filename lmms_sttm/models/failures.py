@@ -72,4 +72,3 @@ class FailureBudget:
 def free_cuda_cache() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
