@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmms_sttm.engine.attention_scores import _rope
+from lmms_sttm.engine.placement import on_layer_device
 from lmms_sttm.engine.segmented_cache import SegmentedCache
 
 SPANS = ("authors", "video")
@@ -197,7 +198,10 @@ class KvPruner:
         if not self._decode_step(hidden, cache):
             return None
         attn, d = module.self_attn, module.self_attn.head_dim
-        cos, sin = (p[0].float() for p in kwargs["position_embeddings"])
+        hidden, rotary = on_layer_device(
+            module, hidden, kwargs["position_embeddings"]
+        )  # accelerate moves later
+        cos, sin = (p[0].float() for p in rotary)
         with torch.no_grad():
             h = module.input_layernorm(hidden[0, -1:])
             query = attn.q_proj(h).view(1, -1, d).float()

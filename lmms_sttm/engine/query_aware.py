@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from lmms_sttm.engine.attention_scores import last_token_attention
+from lmms_sttm.engine.placement import on_layer_device
 from lmms_sttm.merging.reduction import Reduction
 
 
@@ -66,6 +67,7 @@ def make_score_hook(engine):
         if rotary is None:
             raise ValueError("query-aware reduction: layer k-1 received no position_embeddings")
         start = call.span_start
+        hidden, rotary = on_layer_device(module, hidden, rotary)  # before accelerate moves them
         scores = last_token_attention(module, hidden, rotary, (start, start + call.video.num_tokens))
         context = AttentionContext(scores, engine.layer, len(engine.text_model.layers))
         call.video = dataclasses.replace(call.video, reducer=_Bound(call.video.reducer, context))

@@ -22,6 +22,7 @@ from lmms_sttm.engine.positions import (
 )
 from lmms_sttm.engine.reducer import check_reduction
 from lmms_sttm.engine.segmented_cache import SegmentedCache
+from lmms_sttm.engine.timing import model_devices, synchronize
 from lmms_sttm.engine.video import ReductionRecord, VideoSpec
 
 
@@ -82,7 +83,7 @@ class ForwardPlan:
         ``hidden`` ``[1, q, C]`` -> ``[1, q', C]``.
         """
         if self.span_start is not None:
-            hidden, self.record = reduce_span(hidden, self.span_start, self.video)
+            hidden, self.record = reduce_span(hidden, self.span_start, self.video, model_devices(text_model))
             positions = reduced_positions(
                 self.mode, self.full_positions, self.span_start, self.record.plan, self.next_reduced
             )
@@ -110,22 +111,23 @@ class ForwardPlan:
         self.cache.advance(self.q, next0, next1, reduced=self.record is not None)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def reduce_span(
+    hidden: torch.Tensor, start: int, video: VideoSpec, devices: tuple[torch.device, ...] = ()
+) -> tuple[torch.Tensor, ReductionRecord]:
+    """Runs the reducer on ``hidden[0, start:start+T*H*W]`` and splices its features in: ``[1, q, C] -> [1, q', C]``.
 
-
-def reduce_span(hidden: torch.Tensor, start: int, video: VideoSpec) -> tuple[torch.Tensor, ReductionRecord]:
-    """Runs the reducer on ``hidden[0, start:start+T*H*W]`` and splices its features in: ``[1, q, C] -> [1, q', C]``."""
+    ``devices``: the GPUs synchronised around the timed reduction (default: ``hidden``'s).
+    """
+    devices = devices or (hidden.device,)
     stop = start + video.num_tokens
     span = hidden[0, start:stop]
-    _sync(hidden.device)
+    synchronize(devices)
     began = time.perf_counter()
     with torch.no_grad():
         plan = video.reducer(span, video.grid)
     check_reduction(plan, span, video.grid)
     features = plan.features.to(device=hidden.device, dtype=hidden.dtype)
     reduced = torch.cat([hidden[:, :start], features[None], hidden[:, stop:]], dim=1)
-    _sync(hidden.device)
+    synchronize(devices)
     seconds = time.perf_counter() - began
     return reduced, ReductionRecord(video.num_tokens, plan.num_kept, seconds, start, plan)

@@ -14,7 +14,6 @@ greedily. The first-token logits equal those of a single reduced prefill of ``[p
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 
@@ -25,6 +24,7 @@ from lmms_sttm.engine.patch import ReductionEngine
 from lmms_sttm.engine.reducer import Grid, Reducer
 from lmms_sttm.engine.sampling import greedy
 from lmms_sttm.engine.segmented_cache import SegmentedCache
+from lmms_sttm.engine.timing import clock, model_devices
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,6 @@ class Answer:
     stats: CallStats
 
 
-def _clock(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
-
-
 def _device(engine: ReductionEngine) -> torch.device:
     return next(engine.model.parameters()).device
 
@@ -123,17 +117,18 @@ def prefill(
     """
     if reducer is None and grid is not None:
         raise ValueError("a grid without a reducer: pass reducer=identity_reducer for an unreduced run")
-    model, device = engine.model, _device(engine)
+    model = engine.model
     cache = engine.new_cache()
     engine.last_reduction = None
-    began = _clock(device)
+    devices = model_devices(model)  # every GPU the model occupies (device_map=auto spans several)
+    began = clock(devices)
     if reducer is None:
         out = model(**inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
     else:
         grid = engine.family.grid_from_inputs(model, inputs) if grid is None else grid
         with engine.video(grid, reducer, span_start=span_start):
             out = model(**inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
-    seconds = _clock(device) - began
+    seconds = clock(devices) - began
     record = engine.last_reduction if reducer is not None else None
     return Prefix(
         cache=cache,
@@ -173,8 +168,9 @@ def answer(
     eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id or ())
     question_ids = question_ids.reshape(1, -1).to(device)
     cache = prefix.cache.fork()
+    devices = model_devices(model)
 
-    began = _clock(device)
+    began = clock(devices)
     if question_ids.shape[1] > 0:
         logits = model(
             input_ids=question_ids, past_key_values=cache, use_cache=True, logits_to_keep=1
@@ -183,7 +179,7 @@ def answer(
         logits = prefix.last_logits
     first_logits = logits
     token = pick(logits)
-    first_token_at = _clock(device)
+    first_token_at = clock(devices)
     prompt_tokens, prompt_reduced = cache.logical_length, cache.segment_length(1)
 
     tokens = [token]
@@ -200,7 +196,7 @@ def answer(
     finally:
         if pruner is not None:
             pruner.remove()
-    finished = _clock(device)
+    finished = clock(devices)
 
     reused = prefix.uses > 0
     prefix.uses += 1

@@ -4,14 +4,14 @@ and ``qwen2_5_vl_sttm``: loading, the video pipeline, prompts, KV reuse across q
 Per ``generate_until`` call the requests are grouped by (task, video); each video is decoded and
 encoded once; with ``kv_reuse`` its prefix ``[system + video (+ time instruction)]`` is prefilled
 once (reduced at layer ``merge_layer``) and every question on it extends a fork of that cache.
-Answers come back in the original order. A video that cannot be read fails its requests with a
-recorded reason (empty answer) and the run goes on: raising here would deadlock the other ranks.
+Answers come back in the original order. A video that cannot be read (or runs out of GPU memory)
+fails its requests with a recorded reason (empty answer) and the run goes on; any other error
+stops the run on every rank (:mod:`lmms_sttm.models.failures`).
 """
 
 from __future__ import annotations
 
 import time
-import traceback
 import zlib
 from collections import OrderedDict
 
@@ -23,11 +23,12 @@ from tqdm import tqdm
 from lmms_sttm.engine import patch as engine_patch
 from lmms_sttm.engine import session
 from lmms_sttm.engine.sampling import sampler
-from lmms_sttm.features.errors import FeatureMismatchError
 from lmms_sttm.models.checkpoints import load_checkpoint
+from lmms_sttm.models.failures import FailureBudget, free_cuda_cache, is_out_of_memory, stop_run
 from lmms_sttm.models.generate_only import GenerateOnlyLmms
 from lmms_sttm.models.methods import MethodPlan, plan_for
 from lmms_sttm.models.paper_settings import MERGE_LAYER, THRESHOLDS, frame_protocol
+from lmms_sttm.models.placement import pick_attention, pick_device, pick_dtype
 from lmms_sttm.models.prompts import Prompt, llava_prompt, qwen_prompt, time_instruction
 from lmms_sttm.models.settings import ModelSettings
 from lmms_sttm.models.stats import StatsWriter, default_stats_dir
@@ -38,31 +39,8 @@ from lmms_sttm.models.video_inputs import (
     encode_qwen,
     even_frames,
 )
+from lmms_sttm.models.warmup import warm_up
 from lmms_sttm.video import VideoError, load_video
-
-
-def _pick_device(settings: ModelSettings, rank: int) -> torch.device:
-    if settings.device:
-        return torch.device(settings.device)
-    if torch.cuda.is_available():
-        import os
-
-        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}")
-    return torch.device("cpu")
-
-
-def _pick_dtype(settings: ModelSettings, device: torch.device) -> torch.dtype:
-    if settings.dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, settings.dtype)
-
-
-def _pick_attention(settings: ModelSettings, device: torch.device) -> str:
-    if settings.attn_implementation != "auto":
-        return settings.attn_implementation
-    from transformers.utils import is_flash_attn_2_available
-
-    return "flash_attention_2" if device.type == "cuda" and is_flash_attn_2_available() else "sdpa"
 
 
 class SttmVideoModel(GenerateOnlyLmms):
@@ -75,13 +53,13 @@ class SttmVideoModel(GenerateOnlyLmms):
     def __init__(self, **kwargs) -> None:
         super().__init__()
         self.settings = s = ModelSettings.from_model_args(**kwargs)
-        self._device = _pick_device(s, self._rank)
-        dtype = _pick_dtype(s, self._device)
-        attn = _pick_attention(s, self._device)
-        loaded = load_checkpoint(s.pretrained, dtype=dtype, attn_implementation=attn, device_map=s.device_map)
+        self._device = pick_device(s.device, self._rank, self._world_size)
+        dtype = pick_dtype(s.dtype, self._device)
+        attn = pick_attention(s.attn_implementation, self._device, dtype)
+        # weights straight onto the rank's device: no host copy per rank at start-up
+        device_map = s.device_map if s.device_map is not None else {"": str(self._device)}
+        loaded = load_checkpoint(s.pretrained, dtype=dtype, attn_implementation=attn, device_map=device_map)
         self._model, self.processor, self.info = loaded
-        if s.device_map is None:
-            self._model.to(self._device)
         self._model.eval()
         self.tokenizer = self.processor.tokenizer
         self.paper_key = self._paper_key()
@@ -112,6 +90,8 @@ class SttmVideoModel(GenerateOnlyLmms):
         stats_dir = s.stats_dir or default_stats_dir()
         self.stats = StatsWriter(stats_dir, self.model_name, self._rank)
         self.failures: list[dict] = []
+        self.warmup_ms: float | None = None  # the rank's untimed warm-up (models/warmup.py), in every record
+        self._warmed = False
         self.eos_ids = sorted(
             {self.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")}
             - {None, self.tokenizer.unk_token_id}
@@ -219,21 +199,38 @@ class SttmVideoModel(GenerateOnlyLmms):
             desc=f"{self.model_name} rank {self._rank}",
             position=self._rank,
         )
+        if groups and self.settings.warmup and not self._warmed:
+            self._warm_up(next(iter(groups))[0])
+        budget = FailureBudget(self.settings.max_failures, f"{self.model_name} rank {self._rank}")
         for (task, path), members in groups.items():
+            self._video_frames, failed_before = None, len(self.failures)
             try:
                 self._answer_video(task, path, [requests[i] for i in members], [i for i in members], out)
-            except FeatureMismatchError:
-                raise  # features of another model: a configuration error, not a bad sample
-            except VideoError as e:
+            except VideoError as e:  # data error: a missing/corrupt video or feature file
                 for i in members:
                     self._fail(requests[i], str(e))
-            except Exception as e:  # one bad sample must not kill (and deadlock) the run: record it
-                logger.error(f"{self.model_name}: {task} {path}: {traceback.format_exc()}")
+            except Exception as e:
+                if not is_out_of_memory(e):  # a system error fails every video alike: stop all ranks
+                    raise stop_run(f"{self.model_name} rank {self._rank}: {task} {path}", e) from e
+                free_cuda_cache()
+                reason = f"CUDA out of memory at {self._video_frames} frames: {str(e).splitlines()[0]}"
                 for i in members:
-                    self._fail(requests[i], f"{type(e).__name__}: {e}")
+                    if not isinstance(out[i], GenerationResult):  # not answered before the OOM
+                        self._fail(requests[i], reason, frames=self._video_frames)
+            budget.add(len(members), len(self.failures) - failed_before)
+            budget.check()
             bar.update(len(members))
         bar.close()
         return out
+
+    def _warm_up(self, task: str) -> None:
+        """One untimed question on a synthetic clip before the rank's first timed video."""
+        self._warmed = True
+        try:
+            seconds = warm_up(self, task)
+        except Exception as e:  # the real videos take the same path: a failure here is a system error
+            raise stop_run(f"{self.model_name} rank {self._rank}: warm-up", e) from e
+        self.warmup_ms = None if seconds is None else round(1000 * seconds, 3)
 
     @staticmethod
     def _gen_settings(gen_kwargs: dict, task: str, doc_id: int) -> tuple[int, list[str], object]:
@@ -262,6 +259,7 @@ class SttmVideoModel(GenerateOnlyLmms):
             extract_video(self, path, task)  # stage one of two: features only, the answers stay empty
             return
         video, time_text, facts = self.encode(path, task)
+        self._video_frames = facts.get("frames")
         plan = self.plan_for(task)
         reducer = plan.reducer
         grid = video.grid if reducer is not None else None
@@ -332,6 +330,7 @@ class SttmVideoModel(GenerateOnlyLmms):
                     "answer": text,
                     "error": None,
                     "rank": self._rank,
+                    "warmup_ms": self.warmup_ms,
                     "time": time.time(),
                 }
             )
@@ -339,7 +338,7 @@ class SttmVideoModel(GenerateOnlyLmms):
                 text, TokenCounts(input_tokens=st.prompt_tokens_reduced, output_tokens=st.new_tokens)
             )
 
-    def _fail(self, req: Instance, reason: str) -> None:
+    def _fail(self, req: Instance, reason: str, **facts) -> None:
         task, doc_id = req.args[-2], req.args[-3]
         logger.error(f"{self.model_name}: {task} doc {doc_id} failed: {reason}")
         record = {
@@ -348,6 +347,8 @@ class SttmVideoModel(GenerateOnlyLmms):
             "doc_id": doc_id,
             "error": reason,
             "rank": self._rank,
+            **facts,
+            "time": time.time(),
         }
         self.failures.append(record)
         self.stats.write(record)

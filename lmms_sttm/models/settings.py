@@ -85,6 +85,9 @@ class ModelSettings:
     features_ckpt: str | None = None
     token_order: str | None = None
     dycoke_kv: str | None = None
+    # gpu15 (failure policy, warm-up): see models/failures.py and models/warmup.py
+    max_failures: float = 0.05
+    warmup: bool = True
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -146,6 +149,11 @@ class ModelSettings:
                 )
         if self.fps is not None and not self.fps > 0:
             raise ValueError(f"model_args fps={self.fps!r} must be positive")
+        m = self.max_failures
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 < m <= 1:
+            raise ValueError(f"model_args max_failures={m!r} must be a fraction in (0, 1] (1 never stops)")
+        if not isinstance(self.warmup, bool):
+            raise ValueError(f"model_args warmup={self.warmup!r} must be true or false")
         if not isinstance(self.kv_reuse, bool):
             raise ValueError(f"model_args kv_reuse={self.kv_reuse!r} must be true or false")
         if self.time_instruction is not None and not isinstance(self.time_instruction, bool):
@@ -195,7 +203,7 @@ class ModelSettings:
         if unknown:
             raise ValueError(f"unknown model_args {unknown}; accepted keys: {cls.accepted_keys()}")
         clean = {k: _none(v) if k in _OPTIONAL else v for k, v in kwargs.items()}
-        for k in ("tau_s", "tau_t", "fps", "retention"):
+        for k in ("tau_s", "tau_t", "fps", "retention", "max_failures"):
             if isinstance(clean.get(k), int) and not isinstance(clean[k], bool):
                 clean[k] = float(clean[k])
         if isinstance(clean.get("pretrained"), (int, float)):

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from lmms_sttm.engine.timing import clock, model_devices
 
 Grid = tuple[int, int, int]
 
@@ -49,10 +50,9 @@ class VideoInputs:
         return int(self.features.shape[0])
 
 
-def _clock(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
+def _clock(model) -> float:
+    """The time after synchronising every GPU ``model`` occupies (:mod:`lmms_sttm.engine.timing`)."""
+    return clock(model_devices(model))
 
 
 @torch.no_grad()
@@ -66,7 +66,7 @@ def llava_tower(model, processor, frames: np.ndarray) -> tuple[torch.Tensor, flo
     device, dtype = model.device, model.dtype
     pixels = processor.video_processor(videos=[frames], return_tensors="pt")["pixel_values_videos"]
     layer = model.config.vision_feature_layer
-    began = _clock(device)
+    began = _clock(model)
     out = model.model.get_video_features(
         pixels.to(device, dtype),
         vision_feature_layer=layer,
@@ -80,7 +80,7 @@ def llava_tower(model, processor, frames: np.ndarray) -> tuple[torch.Tensor, flo
         tower = torch.cat([out.hidden_states[i] for i in layer], dim=-1)
     if model.config.vision_feature_select_strategy == "default":
         tower = tower[:, 1:]
-    return tower, _clock(device) - began
+    return tower, _clock(model) - began
 
 
 def llava_tower_shape(model) -> tuple[int, int]:
@@ -98,14 +98,14 @@ def llava_from_tower(model, tower: torch.Tensor, newline: str, vision_s: float =
     The second half of ``get_video_features`` (same ops, same order), then the newline layout.
     """
     device = model.device
-    began = _clock(device)
+    began = _clock(model)
     inner = model.model
     proj = inner.multi_modal_projector(tower.to(device, model.dtype))
     pooled = inner.apply_pooling(proj)  # [F, h*w, D]
     f, hw, dim = pooled.shape
     rows = pooled.reshape(f * hw, dim)
     nl_vec = inner.image_newline.to(rows.device, rows.dtype)
-    seconds = vision_s + _clock(device) - began
+    seconds = vision_s + _clock(model) - began
     side = math.isqrt(hw)
     grid = (f, side, side)
     if newline == "no_token":
@@ -174,11 +174,11 @@ def encode_qwen(model, processor, frames: np.ndarray, fps: float) -> VideoInputs
     video = resize(video, [h, w], interpolation=InterpolationMode.BICUBIC, antialias=True)
     enc = vp(videos=[video], do_resize=False, do_sample_frames=False, return_tensors="pt")
     thw = enc["video_grid_thw"]
-    began = _clock(device)
+    began = _clock(model)
     out = model.model.get_video_features(
         enc["pixel_values_videos"].to(device, model.dtype), thw.to(device), return_dict=True
     )
-    seconds = _clock(device) - began
+    seconds = _clock(model) - began
     pooled = out.pooler_output
     feats = (
         torch.cat(list(pooled), dim=0)

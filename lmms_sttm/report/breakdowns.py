@@ -43,6 +43,9 @@ def breakdown_records(rows: list[Row]) -> list[dict]:
             for field in FIELDS:
                 groups: dict = {}
                 for s in samples:
+                    s = (
+                        {**s["sttm_acc"], **s} if isinstance(s.get("sttm_acc"), dict) else s
+                    )  # record in sttm_acc
                     v = s.get(field)
                     sc = score(s)
                     if v is None or sc is None or isinstance(v, (dict, list)):

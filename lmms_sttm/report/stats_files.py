@@ -3,13 +3,15 @@
 The models write ``<output_path>/sttm_stats/<model>_rank<r>.jsonl`` (or under ``stats_dir=``),
 one record per answer (:mod:`lmms_sttm.models.stats`); failed requests have only ``model``,
 ``task``, ``doc_id``, ``error`` and ``rank``. A later run into the same ``--output_path``
-replaces the files, so records are checked against the run's settings before they are used.
+appends to the files (one record per question is kept, the latest), so records are checked
+against the run's settings before they are used.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from lmms_sttm.models.stats import deduplicate
 from lmms_sttm.report.jsonl import read_jsonl
 
 
@@ -37,7 +39,7 @@ def load_stats(directory: Path, model: str) -> list[dict]:
     records: list[dict] = []
     for path in sorted(directory.glob("*_rank*.jsonl")):
         records += [r for r in read_jsonl(path) if r.get("model", model) == model]
-    return records
+    return deduplicate(records)  # files are appended to: a resumed run may have answered a question twice
 
 
 def mismatch(record: dict, method: str, args: dict[str, str]) -> str | None:

@@ -65,7 +65,7 @@ def test_model_runs_end_to_end_with_statistics(name, single_runs):
 
 def _by_question(samples: dict, stats: list[dict]) -> dict:
     """question_id -> (answer, visual tokens, kept): doc_ids differ between world sizes."""
-    qid = {r["doc_id"]: r["question_id"] for r in samples[TASK]}
+    qid = {r["doc_id"]: r["sttm_acc"]["question_id"] for r in samples[TASK]}
     return {qid[s["doc_id"]]: (s["answer"], s["visual_tokens"], s["visual_tokens_kept"]) for s in stats}
 
 
@@ -76,8 +76,8 @@ def test_two_processes_equal_one(single_runs, checkpoints, tmp_path, offline_env
     stats = _stats(tmp_path / "out")
     one_results, one_samples, one_stats = single_runs[name]
     assert results["results"] == one_results["results"]
-    assert sorted((r["question_id"], r["filtered_resps"]) for r in samples[TASK]) == sorted(
-        (r["question_id"], r["filtered_resps"]) for r in one_samples[TASK]
+    assert sorted((r["sttm_acc"]["question_id"], r["filtered_resps"]) for r in samples[TASK]) == sorted(
+        (r["sttm_acc"]["question_id"], r["filtered_resps"]) for r in one_samples[TASK]
     )
     assert {s["rank"] for s in stats} == {0, 1}
     assert _by_question(samples, stats) == _by_question(one_samples, one_stats)

@@ -18,7 +18,7 @@ ARGS = ["--model", "sttm_oracle", "--tasks", "synthetic_needle_sttm"]
 def _comparable(results: dict, samples: dict):
     # doc_ids depend on the world size (video-major order under several ranks): compare by question
     per_doc = {
-        t: sorted((s["question_id"], s["filtered_resps"], s["sttm_acc"]) for s in rows)
+        t: sorted((s["sttm_acc"]["question_id"], s["filtered_resps"], s["sttm_acc"]["score"]) for s in rows)
         for t, rows in samples.items()
     }
     return results["results"], results["n-samples"], per_doc

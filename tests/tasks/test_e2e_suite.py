@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import pytest
 
-from lmms_sttm.tasks.common.sharding import video_major_order
+from lmms_sttm.tasks.common.sharding import SLOTS, video_major_order
 from tests.conftest import run_lmms_eval, torchrun
 from tests.tasks import tiny_benchmarks as tiny
 
@@ -66,7 +66,7 @@ def test_fixed_letter_scores_and_sample_fields(task, run):
     res = results["results"][task]
     assert res["sttm_acc,none"] == pytest.approx(pct(is_a(r) for r in recs))
     assert res["unparsed,none"] == 0
-    by_qid = {s["question_id"]: s for s in samples[task]}
+    by_qid = {s["sttm_acc"]["question_id"]: s["sttm_acc"] for s in samples[task]}
     assert len(by_qid) == len(recs)
     for rec in recs:
         sample = by_qid[rec.get("question_id", rec.get("q_uid"))]
@@ -82,7 +82,7 @@ def test_fixed_letter_scores_and_sample_fields(task, run):
 def test_vnbench_circular_accuracy_groups_tries_across_ranks(run):
     results, samples, _ = run
     recs = tiny.vnbench_records()
-    order = video_major_order([r["videoID"] for r in recs], 2)
+    order = video_major_order([r["videoID"] for r in recs], SLOTS)
     rank = {index: position % 2 for position, index in enumerate(order)}
     items = defaultdict(list)
     for i, r in enumerate(recs):
@@ -96,7 +96,7 @@ def test_vnbench_circular_accuracy_groups_tries_across_ranks(run):
     assert res["breakdown,none"]["task_type_circular"] == pytest.approx(expected)
     assert res["official_acc,none"] == pytest.approx(sum(expected.values()) / len(expected))
     assert res["official_acc,none"] != pytest.approx(res["sttm_acc,none"])
-    tries = {s["question_id"]: s["try"] for s in samples["vnbench_sttm"]}
+    tries = {s["sttm_acc"]["question_id"]: s["sttm_acc"]["try"] for s in samples["vnbench_sttm"]}
     assert tries == {r["question_id"]: r["try"] for r in recs}
 
 

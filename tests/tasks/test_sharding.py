@@ -37,12 +37,13 @@ def test_four_tries_per_video_stay_together_on_two_ranks():
     assert video_major_order(videos, 1) == list(range(24))
 
 
-def test_dataset_reorder_follows_world_size(monkeypatch):
-    ds = datasets.Dataset.from_dict({"video_id": [f"v{i // 2}" for i in range(8)], "q": list(range(8))})
+@pytest.mark.parametrize("world", [1, 2, 4, 8])
+def test_dataset_order_is_the_same_for_every_world_size_and_keeps_videos_whole(monkeypatch, world):
+    ds = datasets.Dataset.from_dict({"video_id": [f"v{i // 2}" for i in range(32)], "q": list(range(32))})
+    monkeypatch.setenv("WORLD_SIZE", str(world))
+    out = shard_by_video(ds, "video_id")["q"]
     monkeypatch.setenv("WORLD_SIZE", "1")
-    assert shard_by_video(ds, "video_id")["q"] == list(range(8))
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    out = shard_by_video(ds, "video_id")
-    assert sorted(out["q"]) == list(range(8))
-    ranks = {q: p % 2 for p, q in enumerate(out["q"])}
-    assert all(ranks[2 * v] == ranks[2 * v + 1] for v in range(4))
+    assert out == shard_by_video(ds, "video_id")["q"]  # doc ids do not depend on the world size
+    assert sorted(out) == list(range(32))
+    ranks = {q: p % world for p, q in enumerate(out)}
+    assert all(ranks[2 * v] == ranks[2 * v + 1] for v in range(16))

@@ -3,12 +3,14 @@
 A task folder's ``utils.py`` builds one :class:`Benchmark` and exposes its bound methods under
 the names its YAML references (``doc_to_text``, ``process_results``, ...).
 
-``process_results`` returns, for every question, the flat record keys (``question_id``,
+``process_results`` returns one key per metric of the task's YAML and nothing else: lmms-eval
+treats every returned key as a metric, and a record field there leaves empty entries in
+``results.json`` that break its W&B logger. The question's record (``question_id``,
 ``video_id``, ``task_type``, ``duration``, ``pred``, ``answer``, ``parsed``, ``correct`` and the
-benchmark's extra fields), which lmms-eval writes into each line of the samples log, plus one
-key per metric:
+benchmark's extra fields) travels inside the ``sttm_acc`` value, which lmms-eval writes into
+each line of the samples log (it drops the doc itself from that log):
 
-- ``sttm_acc``: ``{"score": 0 or 100, "video_id": ...}``; mean = the paper's accuracy in percent
+- ``sttm_acc``: ``{"score": 0 or 100, **record}``; mean = the paper's accuracy in percent
   (``score`` is lmms-eval's default ``score_key``, ``video_id`` the ``cluster_key``).
 - ``unparsed``: 1 when the parser read no letter, else 0; summed.
 - ``breakdown`` (when the benchmark has breakdown fields): the record; aggregated into
@@ -16,7 +18,7 @@ key per metric:
 - ``official_acc`` (VNBench, MLVU): the record; the benchmark authors' metric.
 
 A benchmark without answers (EgoSchema's full set) returns ``unparsed`` and ``submission``
-(``{"question_id", "answer_index"}``) instead of the scores.
+(``{"answer_index", **record}``) instead of the scores.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class Benchmark:
 
     # ---- reading docs -------------------------------------------------------------------
     def process_docs(self, dataset):
-        """Video-major order under several ranks, so prefix reuse survives lmms-eval's sharding."""
+        """Video-major order for any world size dividing 8 (prefix reuse survives lmms-eval's sharding)."""
         return shard_by_video(dataset, self.video_field)
 
     def options(self, doc: dict) -> list[str]:
@@ -172,14 +174,14 @@ class Benchmark:
         return rec
 
     def process_results(self, doc: dict, results: list[str]) -> dict:
+        """Metrics only (see the module docstring); the record rides in ``sttm_acc`` / ``submission``."""
         rec = self.record(doc, results[0] if results else "")
-        out = dict(rec)
-        out["unparsed"] = int(not rec["parsed"])
+        out = {"unparsed": int(not rec["parsed"])}
         if not self.scored:
             index = LETTERS.index(rec["pred"]) if rec["parsed"] else None
-            out["submission"] = {"question_id": rec["question_id"], "answer_index": index}
+            out["submission"] = {**rec, "answer_index": index}
             return out
-        out["sttm_acc"] = {"score": 100.0 if rec["correct"] else 0.0, "video_id": rec["video_id"]}
+        out["sttm_acc"] = {"score": 100.0 if rec["correct"] else 0.0, **rec}
         if self.breakdowns:
             out["breakdown"] = rec
         if self.official:

@@ -13,7 +13,7 @@ from lmms_sttm.tasks.common.sharding import shard_by_video
 
 
 def process_docs(dataset):
-    """Video-major order under several ranks, so prefix reuse survives lmms-eval's sharding."""
+    """Video-major order for any world size dividing 8 (prefix reuse survives lmms-eval's sharding)."""
     return shard_by_video(dataset, "video_id")
 
 
@@ -35,7 +35,14 @@ def parse_letter(response: str) -> str:
 
 
 def process_results(doc: dict, results: list[str]) -> dict:
+    """The metric only; the question and video ids ride in its value (lmms-eval's samples log keeps it)."""
+    pred = parse_letter(results[0])
+    score = 100.0 * (pred == doc["answer"])
     return {
-        "sttm_acc": 100.0 * (parse_letter(results[0]) == doc["answer"]),
-        "question_id": doc["question_id"],
+        "sttm_acc": {
+            "score": score,
+            "question_id": doc["question_id"],
+            "video_id": doc["video_id"],
+            "pred": pred,
+        }
     }
