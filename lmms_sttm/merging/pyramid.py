@@ -167,11 +167,24 @@ def pool_level(child: torch.Tensor, pyr: Pyramid, lvl: int, out: torch.Tensor | 
     return out
 
 
-def materialize(leaves: torch.Tensor, pyr: Pyramid) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def _round_to(feats: torch.Tensor, dtype: torch.dtype) -> None:
+    """Round ``feats`` in place to the nearest values of ``dtype`` (through a scratch buffer)."""
+    rounded = workspace("rounding", feats.numel(), dtype, feats.device).view(feats.shape)
+    with heavy_threads():
+        rounded.copy_(feats)
+        feats.copy_(rounded)
+
+
+def materialize(
+    leaves: torch.Tensor, pyr: Pyramid, round_to: torch.dtype | None = None
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Per level (root first, leaves last) features ``[T*h*w, C]`` and L2 norms ``[T*h*w]``.
 
     Each level is mean-pooled from the next finer one (``pool_level``) into one scratch buffer
-    (``workspace``); ``leaves`` is ``[N, C]`` and is the last level itself.
+    (``workspace``); ``leaves`` is ``[N, C]`` and is the last level itself. With ``round_to``
+    (e.g. ``torch.bfloat16``) every pooled level is rounded to that dtype before the next one is
+    pooled from it, as pooling in that dtype does (the authors pool in the input dtype): a mean
+    of 1, 2 or 4 values of ``round_to`` is exact in float32 up to that one rounding.
     """
     channels = leaves.shape[1]
     rows = [pyr.frames * pyr.cells(lvl) for lvl in range(pyr.depth - 1)]
@@ -183,6 +196,8 @@ def materialize(leaves: torch.Tensor, pyr: Pyramid) -> tuple[list[torch.Tensor],
     feats.append(leaves)
     for lvl in range(pyr.depth - 2, -1, -1):
         pool_level(feats[lvl + 1], pyr, lvl, out=feats[lvl])
+        if round_to is not None:
+            _round_to(feats[lvl], round_to)
     with heavy_threads():
         norms = [torch.linalg.vector_norm(f, dim=-1) for f in feats]
     return feats, norms

@@ -19,6 +19,10 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 BACKENDS = ("auto", "decord", "pyav")
 FEATURES_MODES = ("read", "extract")
 BUDGETS = (50, 30)
+# fidelity options (issue 14): the authors' computation is the default, exact variants by name
+UNION_FIND = ("authors", "components")
+MERGE_DTYPES = ("input", "float32")
+ROPE_INDEX = ("original", "transformers")
 _OPTIONAL = (
     "tau_s",
     "tau_t",
@@ -73,6 +77,9 @@ class ModelSettings:
     features: str | None = None
     features_mode: str = "read"
     features_ckpt: str | None = None
+    union_find: str = "authors"
+    merge_dtype: str = "input"
+    rope_index: str = "original"
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -82,6 +89,7 @@ class ModelSettings:
         _choice("dtype", self.dtype, DTYPES)
         _choice("video_backend", self.video_backend, BACKENDS)
         self._check_features()
+        self._check_fidelity()
         if not self.pretrained:
             raise ValueError("model_args pretrained= is required (a hub id or a local checkpoint folder)")
         taus = (self.tau_s, self.tau_t)
@@ -152,6 +160,21 @@ class ModelSettings:
             raise ValueError("features_mode= and features_ckpt= need features=DIR (the feature root)")
         if self.features_mode == "extract" and self.method != "none":
             raise ValueError("features_mode=extract only writes features: pass method=none")
+
+    def _check_fidelity(self) -> None:
+        """``union_find``/``merge_dtype`` (STTM merging) and ``rope_index`` (Qwen M-RoPE positions)."""
+        _choice("union_find", self.union_find, UNION_FIND)
+        _choice("merge_dtype", self.merge_dtype, MERGE_DTYPES)
+        _choice("rope_index", self.rope_index, ROPE_INDEX)
+        changed = [
+            k
+            for k, default in (("union_find", "authors"), ("merge_dtype", "input"))
+            if getattr(self, k) != default
+        ]
+        if changed and self.method != "sttm":
+            raise ValueError(
+                f"model_args {', '.join(changed)} apply to method=sttm only, not method={self.method}"
+            )
 
     @classmethod
     def accepted_keys(cls) -> list[str]:
