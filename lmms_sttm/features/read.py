@@ -63,6 +63,7 @@ def encode_from_features(model, path: str, task: str) -> tuple[VideoInputs, str 
             stored, (None, None, None, qwen_feature_dim(model.model)), "merger output [t, h/2, w/2, D]", fpath
         )
         fps, _ = model.frames_for(task)
+        fps = float(meta.get("video_sample_fps", fps))  # the sampled rate sets Qwen2.5-VL's time scale
         video = qwen_from_features(model.model, model.processor, stored, fps)
         facts["frames"] = stored.shape[0] * model.processor.video_processor.temporal_patch_size
     else:

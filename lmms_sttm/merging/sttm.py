@@ -9,10 +9,9 @@ Pipeline (all vectorised, pure torch, on the device of ``x``):
      the member node features, the summed patch counts and the representative's rectangle.
 
 Paper protocol by default: the authors' union-find stopping rule (``union_find="authors"``) and
-their arithmetic dtype (``merge_dtype="input"``): for bfloat16/float16 input every pooled level
-is rounded to the input dtype before the next is pooled from it, as their pooling in the input
-dtype does, and similarities are computed in float32 from those rounded features, so every stop
-and link decision sees their numbers. ``union_find="components"`` gives exact connected
+their arithmetic dtype (``merge_dtype="input"``): for bfloat16/float16 input every level is
+pooled in the input dtype, as theirs is, and similarities are computed in float32 from those
+pooled features, so every stop and link decision sees their numbers. ``union_find="components"`` gives exact connected
 components, ``merge_dtype="float32"`` pools without rounding (float64 input always works in
 float64). Output features are cast back to ``x.dtype``. A node's feature is the hierarchical mean
 of its leaves, so each output feature is a fixed weighted sum of original tokens; it is computed
@@ -232,8 +231,10 @@ def _merge(
         leaves = workspace("leaves", x.numel(), work, x.device).view(frames * height * width, channels)
         with heavy_threads():
             leaves.view(x.shape).copy_(x)
-    round_to = x.dtype if merge_dtype == "input" and x.dtype.itemsize < work.itemsize else None
-    feats, norms = materialize(leaves, pyr, round_to)
+    low = None
+    if merge_dtype == "input" and x.dtype.itemsize < work.itemsize:  # the authors pool bf16 in bf16
+        low = x.reshape(frames * height * width, channels)
+    feats, norms = materialize(leaves, pyr, low)
     _check_finite(x, norms[0])  # a non-finite token makes its root's norm non-finite
 
     nodes = spatial_nodes(search(feats, norms, pyr, tau_s, mask_unused_slots), pyr)
