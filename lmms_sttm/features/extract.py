@@ -58,8 +58,8 @@ def extract_video(model, path: str, task: str) -> bool:
     fps, cap = model.frames_for(task)
     frames, idx, info = load_video(path, target_fps=fps, max_frames=cap, backend=model.settings.video_backend)
     if model.family == "qwen":
-        sampled = len(idx)
         frames, idx = even_frames(frames, idx)
+        sampled = len(idx)  # the even count, as the authors' qwen-vl-utils reports sample_fps
         video = encode_qwen(model.model, model.processor, frames, fps=fps)
         t, h2, w2 = video.grid
         tensor = video.features.reshape(t, h2, w2, -1)

@@ -166,8 +166,8 @@ class SttmVideoModel(GenerateOnlyLmms):
         )
         time_text = None
         if self.family == "qwen":
-            rate = sampled_fps(len(idx), info)  # Qwen2.5-VL's time scale: the frames actually sampled
             frames, idx = even_frames(frames, idx)
+            rate = sampled_fps(len(idx), info)  # Qwen2.5-VL's time scale: the frames actually sampled
             video = encode_qwen(self._model, self.processor, frames, fps=rate)
         else:
             video = encode_llava(self._model, self.processor, frames, self.settings.newline)

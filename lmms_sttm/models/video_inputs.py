@@ -157,8 +157,9 @@ def qwen_frame_size(height: int, width: int, num_frames: int, factor: int) -> tu
 def sampled_fps(num_sampled: int, info) -> float:
     """Frames per second of ``num_sampled`` frames spread over a video (``info``: ``VideoInfo``).
 
-    qwen-vl-utils' ``sample_fps = nframes / total_frames * video_fps``: e.g. 8 frames of a 60 s
-    clip are 2/15 fps, so Qwen2.5-VL's ``second_per_grid_ts`` (2 frames per grid step) is 15.
+    qwen-vl-utils' (and the STTM authors' copy's) ``sample_fps = nframes / total_frames * video_fps``
+    with ``nframes`` the even count fed to the model: e.g. 8 frames of a 60 s clip are 2/15 fps,
+    so Qwen2.5-VL's ``second_per_grid_ts`` (2 frames per grid step) is 15.
     """
     return num_sampled / info.num_frames * info.fps
 
