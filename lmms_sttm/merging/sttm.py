@@ -11,9 +11,9 @@ Pipeline (all vectorised, pure torch, on the device of ``x``):
 Paper protocol by default: the authors' union-find stopping rule (``union_find="authors"``) and
 their arithmetic dtype (``merge_dtype="input"``): for bfloat16/float16 input every level is
 pooled in the input dtype, as theirs is, and similarities are computed in float32 from those
-pooled features, so every stop and link decision sees their numbers. ``union_find="components"`` gives exact connected
-components, ``merge_dtype="float32"`` pools without rounding (float64 input always works in
-float64). Output features are cast back to ``x.dtype``. A node's feature is the hierarchical mean
+pooled features, so every stop and link decision sees their numbers. ``union_find="components"``
+gives exact connected components, ``merge_dtype="float32"`` pools in float32 (float64 input
+always works in float64). Output features are cast back to ``x.dtype``. A node's feature is the hierarchical mean
 of its leaves, so each output feature is a fixed weighted sum of original tokens; it is computed
 from the original tokens in one bag-sum pass, into memory reused across calls on CPU
 (``buffers.output_tensor``).
@@ -183,7 +183,7 @@ def merge_video(
         union_find: ``"authors"`` (default) replicates the authors' union-find rounds and stopping
             rule, which may stop before every linked pair is joined; ``"components"`` groups
             exact connected components.
-        merge_dtype: ``"input"`` (default) rounds the pooled pyramid to a bfloat16/float16 input's
+        merge_dtype: ``"input"`` (default) pools the pyramid of a bfloat16/float16 input in that
             dtype, as the authors' computation does; ``"float32"`` pools in float32 throughout.
 
     Returns:
