@@ -193,8 +193,9 @@ def test_other_float_dtypes(dtype):
         torch.testing.assert_close(r.features.float(), ref.features)
 
 
-def test_non_contiguous_input_and_repeatability():
-    x = _video((4, 14, 14), seed=5)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_non_contiguous_input_and_repeatability(dtype):
+    x = _video((4, 14, 14), seed=5).to(dtype)
     strided = x.permute(0, 2, 1, 3).contiguous().permute(0, 2, 1, 3)
     assert not strided.is_contiguous()
     a, b = merge_video(x, 0.85, 0.6), merge_video(strided, 0.85, 0.6)
