@@ -22,7 +22,7 @@ from loguru import logger
 
 from lmms_sttm.features.layout import FeatureLayout, video_id
 from lmms_sttm.features.store import save_metadata, save_tensor
-from lmms_sttm.models.video_inputs import encode_qwen, even_frames, llava_tower
+from lmms_sttm.models.video_inputs import encode_qwen, even_frames, llava_tower, sampled_fps
 from lmms_sttm.video import VideoInfo, load_video
 
 
@@ -46,7 +46,7 @@ def qwen_metadata(vid: str, info: VideoInfo, indices: list[int], thw: list[int])
     """The authors' Qwen2-VL metadata; ``indices`` after the even-count padding, ``thw`` ``[t, h, w]``."""
     return {
         "vid": vid,
-        "video_sample_fps": len(indices) / info.num_frames * info.fps,
+        "video_sample_fps": sampled_fps(len(indices), info),
         "frame_time": torch.tensor([indices[0] / info.fps], dtype=torch.float64),
         "video_grid_thw": torch.tensor([[int(v) for v in thw]], dtype=torch.int64),
     }
@@ -62,7 +62,7 @@ def extract_video(model, path: str, task: str) -> bool:
     frames, idx, info = load_video(path, target_fps=fps, max_frames=cap, backend=model.settings.video_backend)
     if model.family == "qwen":
         frames, idx = even_frames(frames, idx)
-        video = encode_qwen(model.model, model.processor, frames, fps=fps)
+        video = encode_qwen(model.model, model.processor, frames, fps=sampled_fps(len(idx), info))
         t, h2, w2 = video.grid
         tensor = video.features.reshape(t, h2, w2, -1)
         meta = qwen_metadata(vid, info, idx, video.extra["video_grid_thw"][0].tolist())

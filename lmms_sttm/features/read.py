@@ -89,6 +89,7 @@ def encode_from_features(model, path: str, task: str) -> tuple[VideoInputs, str 
         )
         _check_grid(meta, stored, model.processor.video_processor.merge_size, fpath)
         fps, _ = model.frames_for(task)
+        fps = float(meta.get("video_sample_fps", fps))  # the sampled rate sets Qwen2.5-VL's time scale
         video = qwen_from_features(model.model, model.processor, stored, fps)
         facts["frames"] = stored.shape[0] * model.processor.video_processor.temporal_patch_size
     else:

@@ -69,8 +69,12 @@ def sttm_exact(
     direction: tuple[float, float] = DEFAULT_DIRECTION,
     root_level: int = 1,
     max_calls: int = 14,
+    merge_options: dict | None = None,
 ) -> tuple[Reduction, SearchInfo]:
-    """STTM on ``hidden [T*H*W, C]`` keeping ``retention`` of the tokens; returns the plan and its cost."""
+    """STTM on ``hidden [T*H*W, C]`` keeping ``retention`` of the tokens; returns the plan and its cost.
+
+    ``merge_options``: further keyword arguments of ``merge_video`` (``union_find``, ``merge_dtype``).
+    """
     from lmms_sttm.merging.sttm import merge_video
 
     began = time.perf_counter()
@@ -91,7 +95,9 @@ def sttm_exact(
     mu = 0.0  # the reference pair itself: usually close to the paper budgets
     for _ in range(max_calls):
         lam = math.exp(mu)
-        plan = merge_video(x, 1.0 - lam * d_s, 1.0 - lam * d_t, root_level=root_level)
+        plan = merge_video(
+            x, 1.0 - lam * d_s, 1.0 - lam * d_t, root_level=root_level, **(merge_options or {})
+        )
         info.calls += 1
         k = plan.num_kept
         if k >= target and (above is None or k < above[0].num_kept):
@@ -124,14 +130,24 @@ class SttmExactReducer:
         tol: float = 0.01,
         direction: tuple[float, float] = DEFAULT_DIRECTION,
         root_level: int = 1,
+        merge_options: dict | None = None,
     ) -> None:
         target_count(retention, 1)
         self.retention, self.tol = float(retention), float(tol)
         self.direction, self.root_level = tuple(direction), int(root_level)
+        self.merge_options = dict(merge_options or {})
         self.last: SearchInfo | None = None
 
     def __call__(self, hidden: torch.Tensor, grid: Grid) -> Reduction:
-        plan, self.last = sttm_exact(hidden, grid, self.retention, self.tol, self.direction, self.root_level)
+        plan, self.last = sttm_exact(
+            hidden,
+            grid,
+            self.retention,
+            self.tol,
+            self.direction,
+            self.root_level,
+            merge_options=self.merge_options,
+        )
         check_budget(plan, self.retention, self.tol, repr(self))
         return plan
 

@@ -167,22 +167,37 @@ def pool_level(child: torch.Tensor, pyr: Pyramid, lvl: int, out: torch.Tensor | 
     return out
 
 
-def materialize(leaves: torch.Tensor, pyr: Pyramid) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def materialize(
+    leaves: torch.Tensor, pyr: Pyramid, low: torch.Tensor | None = None
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Per level (root first, leaves last) features ``[T*h*w, C]`` and L2 norms ``[T*h*w]``.
 
     Each level is mean-pooled from the next finer one (``pool_level``) into one scratch buffer
-    (``workspace``); ``leaves`` is ``[N, C]`` and is the last level itself.
+    (``workspace``); ``leaves`` is ``[N, C]`` and is the last level itself. With ``low`` (the same
+    ``[N, C]`` tokens, contiguous, in bfloat16/float16) the levels are pooled in that dtype, as
+    the authors' pooling in the input dtype does (a mean of 1, 2 or 4 values accumulated in float
+    and rounded once per level), then widened to ``leaves.dtype``.
     """
     channels = leaves.shape[1]
     rows = [pyr.frames * pyr.cells(lvl) for lvl in range(pyr.depth - 1)]
     buffer = workspace("pyramid", sum(rows) * channels, leaves.dtype, leaves.device)
-    feats, start = [], 0
+    narrow = None if low is None else workspace("pyramid_low", sum(rows) * channels, low.dtype, low.device)
+    feats, pooled, start = [], [], 0
     for n in rows:
         feats.append(buffer[start : start + n * channels].view(n, channels))
+        if narrow is not None:
+            pooled.append(narrow[start : start + n * channels].view(n, channels))
         start += n * channels
     feats.append(leaves)
-    for lvl in range(pyr.depth - 2, -1, -1):
-        pool_level(feats[lvl + 1], pyr, lvl, out=feats[lvl])
+    if narrow is None:
+        for lvl in range(pyr.depth - 2, -1, -1):
+            pool_level(feats[lvl + 1], pyr, lvl, out=feats[lvl])
+    else:
+        pooled.append(low)
+        for lvl in range(pyr.depth - 2, -1, -1):
+            pool_level(pooled[lvl + 1], pyr, lvl, out=pooled[lvl])
+        with heavy_threads():
+            buffer.copy_(narrow)
     with heavy_threads():
         norms = [torch.linalg.vector_norm(f, dim=-1) for f in feats]
     return feats, norms

@@ -8,8 +8,12 @@ Pipeline (all vectorised, pure torch, on the device of ``x``):
   4. output: one token per group at its representative (smallest node index), with the mean of
      the member node features, the summed patch counts and the representative's rectangle.
 
-Features are processed in float32 (float64 for float64 input), so similarities are float32 or
-better; output features are cast back to ``x.dtype``. A node's feature is the hierarchical mean
+Paper protocol by default: the authors' union-find stopping rule (``union_find="authors"``) and
+their arithmetic dtype (``merge_dtype="input"``): for bfloat16/float16 input every level is
+pooled in the input dtype, as theirs is, and similarities are computed in float32 from those
+pooled features, so every stop and link decision sees their numbers. ``union_find="components"``
+gives exact connected components, ``merge_dtype="float32"`` pools in float32 (float64 input
+always works in float64). Output features are cast back to ``x.dtype``. A node's feature is the hierarchical mean
 of its leaves, so each output feature is a fixed weighted sum of original tokens; it is computed
 from the original tokens in one bag-sum pass, into memory reused across calls on CPU
 (``buffers.output_tensor``).
@@ -27,14 +31,19 @@ from lmms_sttm.merging.buffers import output_tensor, workspace
 from lmms_sttm.merging.pyramid import Pyramid, build_pyramid, materialize
 from lmms_sttm.merging.quadtree import SpatialNodes, search, spatial_nodes
 from lmms_sttm.merging.reduction import Reduction
-from lmms_sttm.merging.temporal import temporal_groups
+from lmms_sttm.merging.temporal import UNION_FIND, temporal_groups
 from lmms_sttm.merging.threads import bookkeeping_threads, heavy_threads
+
+MERGE_DTYPES = ("input", "float32")
+"""Accepted ``merge_dtype`` values of ``merge_video``."""
 
 _CHUNK_BYTES = 2 << 20
 """Output bytes per chunk of bag sums on CPU (the chunk's sums stay in cache until copied)."""
 
 
-def _check_inputs(x: object, tau_s: object, tau_t: object, root_level: object) -> None:
+def _check_inputs(
+    x: object, tau_s: object, tau_t: object, root_level: object, union_find: object, merge_dtype: object
+) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor of shape [T, H, W, C], got {type(x).__name__}")
     if x.dim() != 4:
@@ -52,6 +61,10 @@ def _check_inputs(x: object, tau_s: object, tau_t: object, root_level: object) -
             raise ValueError(f"{name} must not be NaN")
     if isinstance(root_level, bool) or not isinstance(root_level, numbers.Integral):
         raise TypeError(f"root_level must be an int, got {type(root_level).__name__}")
+    if union_find not in UNION_FIND:
+        raise ValueError(f"union_find={union_find!r} is not accepted; use one of {list(UNION_FIND)}")
+    if merge_dtype not in MERGE_DTYPES:
+        raise ValueError(f"merge_dtype={merge_dtype!r} is not accepted; use one of {list(MERGE_DTYPES)}")
 
 
 def _check_finite(x: torch.Tensor, root_norms: torch.Tensor) -> None:
@@ -149,7 +162,8 @@ def merge_video(
     mask_unused_slots: bool = False,
     best_partner: bool = False,
     weighted: bool = False,
-    authors_stop: bool = False,
+    union_find: str = "authors",
+    merge_dtype: str = "input",
 ) -> Reduction:
     """Merge the visual tokens of one video with STTM (spatial quadtree, then temporal linking).
 
@@ -166,8 +180,11 @@ def merge_video(
         best_partner: keep for each node of frame t+1 only its most similar linked node of frame t.
         weighted: average the members of a temporal group weighted by their patch counts
             (default: plain mean of the member node features).
-        authors_stop: replicate the authors' union-find convergence test, which may stop before
-            every linked pair is joined (default: exact connected components).
+        union_find: ``"authors"`` (default) replicates the authors' union-find rounds and stopping
+            rule, which may stop before every linked pair is joined; ``"components"`` groups
+            exact connected components.
+        merge_dtype: ``"input"`` (default) pools the pyramid of a bfloat16/float16 input in that
+            dtype, as the authors' computation does; ``"float32"`` pools in float32 throughout.
 
     Returns:
         A ``Reduction`` over the ``T*H*W`` original tokens, kept tokens in raster order of their
@@ -175,10 +192,10 @@ def merge_video(
 
     Raises:
         TypeError: ``x`` is not a float tensor, or a threshold/root level has the wrong type.
-        ValueError: wrong rank, empty video, non-finite features, NaN threshold, or a grid too
-            small for ``root_level``.
+        ValueError: wrong rank, empty video, non-finite features, NaN threshold, a grid too
+            small for ``root_level``, or an unknown ``union_find``/``merge_dtype``.
     """
-    _check_inputs(x, tau_s, tau_t, root_level)
+    _check_inputs(x, tau_s, tau_t, root_level, union_find, merge_dtype)
     with torch.no_grad(), bookkeeping_threads(x.device):
         return _merge(
             x,
@@ -188,7 +205,8 @@ def merge_video(
             mask_unused_slots,
             best_partner,
             weighted,
-            authors_stop,
+            union_find,
+            merge_dtype,
         )
 
 
@@ -200,7 +218,8 @@ def _merge(
     mask_unused_slots: bool,
     best_partner: bool,
     weighted: bool,
-    authors_stop: bool,
+    union_find: str,
+    merge_dtype: str,
 ) -> Reduction:
     """``merge_video`` on validated arguments (see there)."""
     frames, height, width, channels = x.shape
@@ -212,11 +231,14 @@ def _merge(
         leaves = workspace("leaves", x.numel(), work, x.device).view(frames * height * width, channels)
         with heavy_threads():
             leaves.view(x.shape).copy_(x)
-    feats, norms = materialize(leaves, pyr)
+    low = None
+    if merge_dtype == "input" and x.dtype.itemsize < work.itemsize:  # the authors pool bf16 in bf16
+        low = x.reshape(frames * height * width, channels)
+    feats, norms = materialize(leaves, pyr, low)
     _check_finite(x, norms[0])  # a non-finite token makes its root's norm non-finite
 
     nodes = spatial_nodes(search(feats, norms, pyr, tau_s, mask_unused_slots), pyr)
-    group = temporal_groups(nodes, feats, norms, frames, tau_t, best_partner, authors_stop)
+    group = temporal_groups(nodes, feats, norms, frames, tau_t, best_partner, union_find)
 
     node = torch.arange(group.shape[0], device=group.device)
     kept = group == node

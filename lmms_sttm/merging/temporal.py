@@ -8,15 +8,15 @@ leaf that is the top-left corner of a node in frame t or in frame t+1, pair the 
 cover it. Each nested pair appears exactly once.
 
 A pair is kept when the cosine similarity (fp32 or better) of the two nodes' spatially merged
-features is >= tau_t. Kept pairs are grouped into connected components (vectorised union-find:
-roots hook onto smaller roots by atomic min, then pointer jumping); the representative of a
-component is its smallest node index, i.e. its earliest frame and then the first node in raster
-order.
+features is >= tau_t. Kept pairs are grouped by a vectorised union-find; the representative of a
+group is its smallest node index, i.e. its earliest frame and then the first node in raster
+order. ``union_find="authors"`` (the default of ``merge_video``) runs the authors' rounds and
+their stopping rule (stop as soon as the labels are idempotent), which can end before all kept
+pairs are joined; ``"components"`` gives the exact connected components (roots hook onto smaller
+roots by atomic min, then pointer jumping, until every kept pair shares one label).
 
 Variants: ``best_partner`` keeps, for each node of frame t+1, only its most similar kept partner
-in frame t (paper Tab. 7 "optimal"; ties go to the smaller index). ``authors_stop`` replicates the
-authors' convergence test (stop as soon as the labels are idempotent), which can end before all
-kept pairs are joined; by default iteration runs until every kept pair shares one label.
+in frame t (paper Tab. 7 "optimal"; ties go to the smaller index).
 """
 
 from __future__ import annotations
@@ -107,22 +107,28 @@ def _compress(label: torch.Tensor) -> torch.Tensor:
         label = up
 
 
-def union_find(num: int, a: torch.Tensor, b: torch.Tensor, authors_stop: bool = False) -> torch.Tensor:
-    """``[num]`` component label (smallest member index) of each node, for the edges ``a[k] - b[k]``.
+UNION_FIND = ("authors", "components")
+"""Accepted ``rule`` values of ``union_find``."""
 
-    Exact (default): every round hooks, for each edge joining two different trees, the larger
+
+def union_find(num: int, a: torch.Tensor, b: torch.Tensor, rule: str = "authors") -> torch.Tensor:
+    """``[num]`` group label (smallest member index) of each node, for the edges ``a[k] - b[k]``.
+
+    ``rule="components"``: every round hooks, for each edge joining two different trees, the larger
     root onto the smaller one (atomic min), then compresses all paths; rounds repeat until every
     edge lies within one tree. Roots only ever hook onto smaller indices, so each final root is
     its component's smallest node.
 
-    ``authors_stop``: the authors' rounds instead scatter the minimum of the endpoints' labels to
+    ``rule="authors"``: the authors' rounds instead scatter the minimum of the endpoints' labels to
     both endpoints, jump one pointer, and stop as soon as the labels are idempotent, which can
     leave linked nodes in different groups.
     """
+    if rule not in UNION_FIND:
+        raise ValueError(f"union_find={rule!r} is not accepted; use one of {list(UNION_FIND)}")
     label = torch.arange(num, device=a.device)
     if a.numel() == 0:
         return label
-    if authors_stop:
+    if rule == "authors":
         while True:
             low = torch.minimum(label.index_select(0, a), label.index_select(0, b))
             label = label.clone()
@@ -146,7 +152,7 @@ def temporal_groups(
     frames: int,
     tau_t: float,
     best_partner: bool = False,
-    authors_stop: bool = False,
+    rule: str = "authors",
 ) -> torch.Tensor:
     """``[S]`` group label (smallest member node index) of each spatial node; ``tau_t <= 0`` disables.
 
@@ -162,4 +168,4 @@ def temporal_groups(
     if best_partner:
         edge = best_partner_edges(a, b, sims.index_select(0, keep))
         a, b = a.index_select(0, edge), b.index_select(0, edge)
-    return union_find(num, a, b, authors_stop=authors_stop)
+    return union_find(num, a, b, rule=rule)

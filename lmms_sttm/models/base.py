@@ -27,6 +27,7 @@ from lmms_sttm.models.checkpoints import load_checkpoint
 from lmms_sttm.models.failures import FailureBudget, free_cuda_cache, is_out_of_memory, stop_run
 from lmms_sttm.models.generate_only import GenerateOnlyLmms
 from lmms_sttm.models.methods import MethodPlan, plan_for
+from lmms_sttm.models.mrope import with_position_ids
 from lmms_sttm.models.paper_settings import MERGE_LAYER, THRESHOLDS, frame_protocol
 from lmms_sttm.models.placement import pick_attention, pick_device, pick_dtype
 from lmms_sttm.models.prompts import Prompt, llava_prompt, qwen_prompt, time_instruction
@@ -38,6 +39,7 @@ from lmms_sttm.models.video_inputs import (
     encode_llava,
     encode_qwen,
     even_frames,
+    sampled_fps,
 )
 from lmms_sttm.models.warmup import warm_up
 from lmms_sttm.video import VideoError, load_video
@@ -70,6 +72,8 @@ class SttmVideoModel(GenerateOnlyLmms):
             )
         if self.family == "qwen" and s.newline != "no_token":
             raise ValueError("newline applies to the LLaVA models only; Qwen2-VL has no newline tokens")
+        if self.family != "qwen" and s.rope_index != "original":
+            raise ValueError("rope_index applies to Qwen2-VL / Qwen2.5-VL (M-RoPE) only")
         if s.method == "sttm" and s.budget is not None and self.paper_key not in THRESHOLDS:
             raise ValueError(
                 f"the paper has no thresholds for {self.paper_key}; pass tau_s= and tau_t= instead of budget="
@@ -143,7 +147,8 @@ class SttmVideoModel(GenerateOnlyLmms):
         time_text = None
         if self.family == "qwen":
             frames, idx = even_frames(frames, idx)
-            video = encode_qwen(self._model, self.processor, frames, fps=fps)
+            rate = sampled_fps(len(idx), info)  # Qwen2.5-VL's time scale: the frames actually sampled
+            video = encode_qwen(self._model, self.processor, frames, fps=rate)
         else:
             video = encode_llava(self._model, self.processor, frames, self.settings.newline)
             if self.use_time_instruction:
@@ -177,7 +182,13 @@ class SttmVideoModel(GenerateOnlyLmms):
         }
         if self.family == "qwen":
             inputs["mm_token_type_ids"] = (ids == vid).long() * 2
-        return inputs, ids
+        return self._with_positions(inputs), ids
+
+    def _with_positions(self, inputs: dict) -> dict:
+        """Qwen with ``rope_index=original``: the released models' M-RoPE ids as ``position_ids``."""
+        if self.family != "qwen" or self.settings.rope_index != "original":
+            return inputs
+        return with_position_ids(self._model, inputs)
 
     # generation ------------------------------------------------------------------------------
     def generate_until(self, requests: list[Instance]) -> list:
@@ -289,6 +300,7 @@ class SttmVideoModel(GenerateOnlyLmms):
                 if "mm_token_type_ids" in inputs:
                     pad = torch.zeros_like(question[None]).to(ids.device)
                     inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], pad], dim=1)
+                inputs = self._with_positions(inputs)
                 ans = session.generate(
                     self.engine,
                     inputs,

@@ -65,9 +65,14 @@ def _native(method: str, knob: str, value: float, order: str):
     return PoolReducer(value)
 
 
-def _exact(method: str, retention: float, root_level: int, order: str):
+def _merge_options(settings: ModelSettings) -> dict:
+    """STTM's fidelity options (``merge_video`` keywords; the authors' computation by default)."""
+    return {"union_find": settings.union_find, "merge_dtype": settings.merge_dtype}
+
+
+def _exact(method: str, retention: float, root_level: int, order: str, merge_options: dict):
     if method == "sttm":
-        return SttmExactReducer(retention, EXACT_TOL, root_level=root_level)
+        return SttmExactReducer(retention, EXACT_TOL, root_level=root_level, merge_options=merge_options)
     if method == "tome":
         inner = TomeReducer(retention, order=order)
     elif method in ("dycoke_stage1", "dycoke"):
@@ -101,20 +106,22 @@ def plan_for(settings: ModelSettings, paper_model: str, task: str) -> MethodPlan
         extra = {"token_order": order, **extra}
     mode = {"budget_mode": settings.budget_mode, "retention": settings.retention}
     if settings.budget_mode == "exact":
-        reducer = _exact(method, settings.retention, settings.root_level, order)
+        reducer = _exact(method, settings.retention, settings.root_level, order, _merge_options(settings))
         params = {**mode, "tolerance": EXACT_TOL, **extra}
         if method == "sttm":
-            params.update(root_level=settings.root_level, direction=list(reducer.direction))
+            params.update(
+                root_level=settings.root_level, direction=list(reducer.direction), **_merge_options(settings)
+            )
         return MethodPlan(reducer, params, query_agnostic, kv)
     if method == "sttm":
         if settings.budget is None:
             tau_s, tau_t = settings.tau_s, settings.tau_t
         else:
             tau_s, tau_t = paper_thresholds(paper_model, settings.budget, task)
-        reducer = SttmReducer(tau_s, tau_t, root_level=settings.root_level)
-        return MethodPlan(
-            reducer, {"tau_s": tau_s, "tau_t": tau_t, "root_level": settings.root_level, **mode}
-        )
+        options = _merge_options(settings)
+        reducer = SttmReducer(tau_s, tau_t, root_level=settings.root_level, **options)
+        params = {"tau_s": tau_s, "tau_t": tau_t, "root_level": settings.root_level, **options, **mode}
+        return MethodPlan(reducer, params)
     if method in NATIVE:
         knob, values = NATIVE[method]
         value = values[settings.budget]

@@ -27,6 +27,10 @@ TOKEN_ORDER_METHODS = ("tome", "dycoke_stage1", "dycoke")
 #: video-only range, or the video range with the 0.9 similarity gate
 DYCOKE_KV = ("authors", "video", "gated")
 # --- end baselines block ---
+# fidelity options (issue 14): the authors' computation is the default, exact variants by name
+UNION_FIND = ("authors", "components")
+MERGE_DTYPES = ("input", "float32")
+ROPE_INDEX = ("original", "transformers")
 _OPTIONAL = (
     "tau_s",
     "tau_t",
@@ -88,6 +92,9 @@ class ModelSettings:
     # gpu15 (failure policy, warm-up): see models/failures.py and models/warmup.py
     max_failures: float = 0.05
     warmup: bool = True
+    union_find: str = "authors"
+    merge_dtype: str = "input"
+    rope_index: str = "original"
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -98,6 +105,7 @@ class ModelSettings:
         _choice("video_backend", self.video_backend, BACKENDS)
         self._check_features()
         self._check_baseline_options()
+        self._check_fidelity()
         if not self.pretrained:
             raise ValueError("model_args pretrained= is required (a hub id or a local checkpoint folder)")
         taus = (self.tau_s, self.tau_t)
@@ -187,6 +195,21 @@ class ModelSettings:
             _choice("dycoke_kv", self.dycoke_kv, DYCOKE_KV)
             if self.method != "dycoke":
                 raise ValueError(f"model_args dycoke_kv= applies to method=dycoke, not {self.method}")
+
+    def _check_fidelity(self) -> None:
+        """``union_find``/``merge_dtype`` (STTM merging) and ``rope_index`` (Qwen M-RoPE positions)."""
+        _choice("union_find", self.union_find, UNION_FIND)
+        _choice("merge_dtype", self.merge_dtype, MERGE_DTYPES)
+        _choice("rope_index", self.rope_index, ROPE_INDEX)
+        changed = [
+            k
+            for k, default in (("union_find", "authors"), ("merge_dtype", "input"))
+            if getattr(self, k) != default
+        ]
+        if changed and self.method != "sttm":
+            raise ValueError(
+                f"model_args {', '.join(changed)} apply to method=sttm only, not method={self.method}"
+            )
 
     @classmethod
     def accepted_keys(cls) -> list[str]:

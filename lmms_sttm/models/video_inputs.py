@@ -10,8 +10,9 @@ prefill, as the paper's TTFT excludes the vision encoder) and hand the features 
   video), ``grid`` (LLaVA-NeXT's: one after every row, ``F*h*(w+1)`` tokens).
 - Qwen2-VL / Qwen2.5-VL: frames resized as qwen-vl-utils does (``smart_resize`` with the
   protocol's pixel budgets, in units of the processor's ``patch*merge`` factor), an even frame
-  count, then the vision tower with its PatchMerger -> ``[t*h*w, D]``; 3-D positions come from the
-  model's own ``get_rope_index`` on the full placeholder run.
+  count, then the vision tower with its PatchMerger -> ``[t*h*w, D]``. Qwen2.5-VL's
+  ``second_per_grid_ts`` is ``temporal_patch_size / sampled fps``, the rate of the frames actually
+  sampled (as qwen-vl-utils returns it), not the target rate; 3-D positions: ``models/mrope.py``.
 """
 
 from __future__ import annotations
@@ -153,6 +154,16 @@ def qwen_frame_size(height: int, width: int, num_frames: int, factor: int) -> tu
     return smart_resize(height, width, factor, min_px, int(per_frame))
 
 
+def sampled_fps(num_sampled: int, info) -> float:
+    """Frames per second of ``num_sampled`` frames spread over a video (``info``: ``VideoInfo``).
+
+    qwen-vl-utils' (and the STTM authors' copy's) ``sample_fps = nframes / total_frames * video_fps``
+    with ``nframes`` the even count fed to the model: e.g. 8 frames of a 60 s clip are 2/15 fps,
+    so Qwen2.5-VL's ``second_per_grid_ts`` (2 frames per grid step) is 15.
+    """
+    return num_sampled / info.num_frames * info.fps
+
+
 def even_frames(frames: np.ndarray, indices: list[int]) -> tuple[np.ndarray, list[int]]:
     """Pad to an even frame count by repeating the last frame (Qwen's 2-frame temporal patches)."""
     if frames.shape[0] % 2:
@@ -163,7 +174,10 @@ def even_frames(frames: np.ndarray, indices: list[int]) -> tuple[np.ndarray, lis
 
 @torch.no_grad()
 def encode_qwen(model, processor, frames: np.ndarray, fps: float) -> VideoInputs:
-    """``frames [F, H, W, 3]`` uint8 (F even) -> Qwen2-VL / 2.5-VL video features and grid."""
+    """``frames [F, H, W, 3]`` uint8 (F even) -> Qwen2-VL / 2.5-VL video features and grid.
+
+    ``fps``: the sampled frames' rate (``sampled_fps``), which sets ``second_per_grid_ts``.
+    """
     from torchvision.transforms.functional import InterpolationMode, resize
 
     device = model.device

@@ -1,8 +1,11 @@
 """A deliberately simple, loop-based reference of STTM merging, written from the spec (docs §3-4).
 
 Per frame it builds the pooled pyramid cell by cell, searches the quadtree recursively, then links
-nested nodes of consecutive frames pair by pair and groups them with a textbook union-find. All
-arithmetic is float64. It is slow and only meant for small inputs in tests.
+nested nodes of consecutive frames pair by pair and groups them with the authors' union-find rounds
+(``union_find="authors"``) or a textbook union-find (``"components"``). All arithmetic is
+float64; with ``merge_dtype="input"`` every pooled cell of a bfloat16/float16 video is rounded to
+that dtype, as the authors' pooling in the input dtype does. It is slow and only meant for small
+inputs in tests.
 """
 
 from __future__ import annotations
@@ -61,8 +64,13 @@ class Node:
         return (self.y1 - self.y0) * (self.x1 - self.x0)
 
 
-def frame_pyramid(frame: torch.Tensor, sizes: list[tuple[int, int]]) -> list[dict[tuple[int, int], Cell]]:
-    """Cells of every working level (root first) of one frame ``[H, W, C]`` (float64)."""
+def frame_pyramid(
+    frame: torch.Tensor, sizes: list[tuple[int, int]], round_to: torch.dtype | None = None
+) -> list[dict[tuple[int, int], Cell]]:
+    """Cells of every working level (root first) of one frame ``[H, W, C]`` (float64).
+
+    ``round_to``: each pooled cell's mean is rounded to that dtype (and kept as float64).
+    """
     h, w, _ = frame.shape
     finest = {(y, x): Cell(frame[y, x], [y], [x], []) for y in range(h) for x in range(w)}
     levels = [finest]
@@ -74,6 +82,8 @@ def frame_pyramid(frame: torch.Tensor, sizes: list[tuple[int, int]]) -> list[dic
             for j, cgroup in enumerate(pooling_groups(fw)):
                 kids = [(r, c) for r in rgroup for c in cgroup]
                 feature = torch.stack([finer[k].feature for k in kids]).mean(0)
+                if round_to is not None:
+                    feature = feature.to(round_to).double()
                 rows = sorted({y for k in kids for y in finer[k].rows})
                 cols = sorted({x for k in kids for x in finer[k].cols})
                 coarse[(i, j)] = Cell(feature, rows, cols, kids)
@@ -156,14 +166,17 @@ def reference_merge(
     mask_unused_slots: bool = False,
     best_partner: bool = False,
     weighted: bool = False,
-    authors_stop: bool = False,
+    union_find: str = "authors",
+    merge_dtype: str = "input",
 ) -> RefResult:
     T, H, W, C = x.shape
     sizes = ref_level_sizes(H, W)[root_level:]
     xd = x.double()
+    low = merge_dtype == "input" and x.dtype in (torch.bfloat16, torch.float16)
+    round_to = x.dtype if low else None
     nodes: list[Node] = []
     for t in range(T):
-        nodes += frame_nodes(t, frame_pyramid(xd[t], sizes), tau_s, mask_unused_slots)
+        nodes += frame_nodes(t, frame_pyramid(xd[t], sizes, round_to), tau_s, mask_unused_slots)
     nodes.sort(key=lambda n: n.t * H * W + n.y0 * W + n.x0)
 
     edges: list[tuple[int, int]] = []
@@ -184,7 +197,7 @@ def reference_merge(
                     elif ib not in best or s > best[ib][0]:  # ia ascends: ties keep the smaller
                         best[ib] = (s, ia)
             edges += [(ia, ib) for ib, (_, ia) in best.items()]
-    uf = union_find_authors if authors_stop else union_find_exact
+    uf = {"authors": union_find_authors, "components": union_find_exact}[union_find]
     rep = uf(len(nodes), edges)
 
     kept = sorted(set(rep))

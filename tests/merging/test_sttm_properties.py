@@ -110,11 +110,12 @@ EQUIVALENCE = [
     ((4, 13, 23), {}),
     ((4, 13, 23), {"mask_unused_slots": True, "weighted": True}),
     ((4, 13, 23), {"best_partner": True}),
-    ((4, 13, 23), {"authors_stop": True}),
+    ((4, 13, 23), {"union_find": "components"}),
     ((2, 27, 27), {}),
     ((2, 27, 27), {"mask_unused_slots": True, "best_partner": True}),
     ((5, 14, 14), {}),
-    ((5, 14, 14), {"weighted": True, "authors_stop": True}),
+    ((5, 14, 14), {"weighted": True, "union_find": "components"}),
+    ((5, 14, 14), {"union_find": "authors", "merge_dtype": "float32"}),
     ((6, 9, 6), {"mask_unused_slots": True}),
     ((3, 4, 4), {}),
     ((2, 3, 3), {"root_level": 0}),
@@ -136,6 +137,50 @@ def test_matches_the_loop_reference(grid, flags, tau_s, tau_t):
     assert 0.05 < fast.ratio < 0.95  # both outcomes of the tests occur
 
 
+LOW = [
+    ((3, 7, 5), torch.bfloat16, {}),
+    ((4, 13, 23), torch.bfloat16, {}),
+    ((5, 14, 14), torch.bfloat16, {"union_find": "components"}),
+    ((4, 13, 23), torch.bfloat16, {"merge_dtype": "float32"}),
+    ((5, 14, 14), torch.bfloat16, {"merge_dtype": "float32"}),
+    ((4, 13, 23), torch.float16, {}),
+    ((2, 27, 27), torch.float16, {"merge_dtype": "float32"}),
+]
+
+
+@pytest.mark.parametrize(("grid", "dtype", "flags"), LOW)
+@pytest.mark.parametrize(("tau_s", "tau_t"), [(0.75, 0.6), (0.9, 0.8)])
+def test_low_precision_input_matches_the_loop_reference(grid, dtype, flags, tau_s, tau_t):
+    """bf16/fp16 in: by default every pooled level is rounded to the input dtype (the authors' pooling)."""
+    x = _video(grid, seed=11).to(dtype)
+    fast = merge_video(x, tau_s, tau_t, **flags)
+    ref = reference_merge(x, tau_s, tau_t, **flags)
+    assert torch.equal(fast.token_map, ref.token_map)
+    assert torch.equal(fast.tlbr, ref.tlbr) and torch.equal(fast.rep_index, ref.rep_index)
+    assert fast.features.dtype == dtype
+    # the node means of the reference, rounded once: within one unit in the last place of ``dtype``
+    scale = float(ref.features.abs().max())
+    torch.testing.assert_close(
+        fast.features.double(),
+        ref.features,
+        rtol=2 * torch.finfo(dtype).eps,
+        atol=scale * torch.finfo(dtype).eps,
+    )
+
+
+@pytest.mark.parametrize(
+    ("grid", "seed", "taus"), [((4, 14, 14, 64), 6, (0.8, 0.5)), ((3, 27, 27, 32), 6, (0.7, 0.3))]
+)
+def test_rounding_the_pyramid_changes_decisions_and_the_option_restores_float32(grid, seed, taus):
+    """bf16 videos that merge differently with the input-dtype pyramid; ``float32`` = fp32 pooling."""
+    low = structured_video(*grid, seed=seed).to(torch.bfloat16)
+    default = merge_video(low, *taus)
+    exact = merge_video(low, *taus, merge_dtype="float32")
+    assert torch.equal(exact.token_map, merge_video(low.float(), *taus).token_map)
+    assert not torch.equal(default.token_map, exact.token_map)
+    assert torch.equal(default.token_map, reference_merge(low, *taus).token_map)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_other_float_dtypes(dtype):
     x = _video((3, 7, 5), seed=2)
@@ -148,8 +193,9 @@ def test_other_float_dtypes(dtype):
         torch.testing.assert_close(r.features.float(), ref.features)
 
 
-def test_non_contiguous_input_and_repeatability():
-    x = _video((4, 14, 14), seed=5)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_non_contiguous_input_and_repeatability(dtype):
+    x = _video((4, 14, 14), seed=5).to(dtype)
     strided = x.permute(0, 2, 1, 3).contiguous().permute(0, 2, 1, 3)
     assert not strided.is_contiguous()
     a, b = merge_video(x, 0.85, 0.6), merge_video(strided, 0.85, 0.6)
@@ -212,6 +258,8 @@ def test_select_and_mean_follow_the_plan():
         (torch.ones(2, 14, 14, 3), {"root_level": 1.0}, TypeError, "root_level"),
         (torch.ones(2, 14, 14, 3), {"tau_s": float("nan")}, ValueError, "tau_s"),
         (torch.ones(2, 14, 14, 3), {"tau_t": "0.5"}, TypeError, "tau_t"),
+        (torch.ones(2, 14, 14, 3), {"union_find": "exact"}, ValueError, r"\['authors', 'components'\]"),
+        (torch.ones(2, 14, 14, 3), {"merge_dtype": "bf16"}, ValueError, r"\['input', 'float32'\]"),
         ([[1.0]], {}, TypeError, "torch.Tensor"),
     ],
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from sttm_inputs import one_thread
-from sttm_reference import union_find_exact
+from sttm_reference import union_find_authors, union_find_exact
 
 from lmms_sttm.merging.quadtree import build_pyramid, spatial_nodes
 from lmms_sttm.merging.sttm import merge_video
@@ -82,8 +82,8 @@ def test_representative_is_the_earliest_top_left_member_and_features_are_the_mea
     x = _one_to_many_video()
     # Frame 0 nodes (raster by top-left): e0 [0], e1 [1], root1 [2], e2 [3], e3 [4], root2 [5],
     # root3 [6]; frame 1: root0 [7] .. root3 [10]. Root0 of frame 1 links to e0 (cos 0.78) and
-    # e1 (cos 0.62), so e0, e1 and that root form one token at e0's slot.
-    r = merge_video(x, 0.9, 0.6, root_level=0)
+    # e1 (cos 0.62), so e0, e1 and that root form one token at e0's slot (exact components).
+    r = merge_video(x, 0.9, 0.6, root_level=0, union_find="components")
     assert r.num_kept == 11 - 2
     assert r.tlbr[0].tolist() == [0, 0, 0, 1, 1]
     assert r.rep_index[0] == 0
@@ -94,14 +94,17 @@ def test_representative_is_the_earliest_top_left_member_and_features_are_the_mea
     assert r.token_map.view(2, 4, 4)[1, :2, :2].flatten().tolist() == [0] * 4
     assert r.tlbr[1].tolist() == [0, 0, 2, 2, 4]  # e1 no longer has a token of its own
 
-    weighted = merge_video(x, 0.9, 0.6, root_level=0, weighted=True)
+    weighted = merge_video(x, 0.9, 0.6, root_level=0, weighted=True, union_find="components")
     torch.testing.assert_close(weighted.features[0], (x[0, 0, 0] + x[0, 0, 1] + 4 * u) / 6)
 
 
-def test_best_partner_and_authors_stop_keep_the_second_link_out():
+def test_best_partner_and_the_authors_stop_rule_keep_the_second_link_out():
     x = _one_to_many_video()
-    best = merge_video(x, 0.9, 0.6, root_level=0, best_partner=True)
-    authors = merge_video(x, 0.9, 0.6, root_level=0, authors_stop=True)
+    best = merge_video(x, 0.9, 0.6, root_level=0, best_partner=True, union_find="components")
+    authors = merge_video(x, 0.9, 0.6, root_level=0)  # the default: the authors' rounds
+    assert torch.equal(
+        authors.token_map, merge_video(x, 0.9, 0.6, root_level=0, union_find="authors").token_map
+    )
     for r in (best, authors):
         assert r.num_kept == 11 - 1  # only e0 and the frame-1 root merge
         assert r.num_patches[:2].tolist() == [5, 1]
@@ -111,9 +114,17 @@ def test_best_partner_and_authors_stop_keep_the_second_link_out():
 def test_union_find_labels_components_by_smallest_index():
     a = torch.tensor([0, 3, 7, 8])
     b = torch.tensor([5, 5, 8, 2])
-    assert union_find(10, a, b).tolist() == [0, 1, 2, 0, 4, 0, 6, 2, 2, 9]
-    # The authors' stop test ends after one round here: node 3 keeps its own label.
-    assert union_find(6, torch.tensor([0, 3]), torch.tensor([5, 5]), authors_stop=True).tolist() == [
+    assert union_find(10, a, b, rule="components").tolist() == [0, 1, 2, 0, 4, 0, 6, 2, 2, 9]
+    assert union_find(6, torch.tensor([0, 3]), torch.tensor([5, 5]), rule="components").tolist() == [
+        0,
+        1,
+        2,
+        0,
+        4,
+        0,
+    ]
+    # The authors' stop test (the default) ends after one round here: node 3 keeps its own label.
+    assert union_find(6, torch.tensor([0, 3]), torch.tensor([5, 5])).tolist() == [
         0,
         1,
         2,
@@ -128,7 +139,7 @@ def test_union_find_joins_a_ladder_closed_at_the_far_end():
     n = 64
     a = torch.cat([torch.arange(0, 2 * n - 2, 2), torch.arange(1, 2 * n - 2, 2), torch.tensor([2 * n - 2])])
     b = torch.cat([torch.arange(2, 2 * n, 2), torch.arange(3, 2 * n, 2), torch.tensor([2 * n - 1])])
-    assert union_find(2 * n, a, b).tolist() == [0] * (2 * n)
+    assert union_find(2 * n, a, b, rule="components").tolist() == [0] * (2 * n)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -138,7 +149,8 @@ def test_union_find_matches_textbook_union_find(seed):
     a = torch.randint(0, n, (150,), generator=gen)
     b = torch.randint(0, n, (150,), generator=gen)
     edges = [(int(i), int(j)) for i, j in zip(a, b, strict=True)]
-    assert union_find(n, a, b).tolist() == union_find_exact(n, edges)
+    assert union_find(n, a, b, rule="components").tolist() == union_find_exact(n, edges)
+    assert union_find(n, a, b).tolist() == union_find_authors(n, edges)
 
 
 def test_best_partner_prefers_highest_similarity_then_smallest_index():

@@ -100,6 +100,7 @@ def test_method_none_matches_stock_generate(arch, tiny_checkpoints, clips):
     ours = session.answer(m.engine, prefix, question, max_new_tokens=6, eos_token_id=m.eos_ids)
 
     full = dict(inputs, input_ids=torch.cat([ids, question[None]], dim=1))
+    full.pop("position_ids", None)  # stock: the model's own ids (the released ones on this short clip)
     full["attention_mask"] = torch.ones_like(full["input_ids"])
     if "mm_token_type_ids" in full:
         full["mm_token_type_ids"] = torch.cat(
