@@ -1,25 +1,28 @@
 """Apply and remove a token reduction on one model instance, dispatched by ``config.model_type``.
 
 ``apply_reduction(model, layer=k)`` registers forward pre-hooks (with kwargs) on the instance's
-text decoder and on its decoder layers ``k..L-1``; no transformers class is touched, a second
-model in the process is unaffected, and ``engine.remove()`` leaves no trace.
+text decoder and on every decoder layer; no transformers class is touched, a second model in the
+process is unaffected, and ``engine.remove()`` leaves no trace.
 
 A forward through the text decoder is *active* when a video context is set
-(``with engine.video(grid, reducer): ...``) or when its cache is a ``SegmentedCache``; other
+(``with engine.video(grid, method): ...``) or when its cache is a ``SegmentedCache``; other
 forwards run exactly as unpatched. In an active forward (batch 1, no padding):
 
-- segment 0 (layers < k) sees the chunk at full length: the engine passes its own position ids
-  and a per-segment causal mask dict to the decoder, which computes rotary from them;
-- before layer k, in the chunk that holds the video (the first chunk on an empty cache), the
-  span's hidden states ``[T*H*W, C]`` go through the reducer and are replaced by its
-  ``features [N', C]``;
-- segment 1 (layers >= k) gets its own positions (see ``positions.py``), rotary recomputed by the
-  decoder's ``rotary_emb``, and its own causal mask sized by its own cache length.
+- segment 0 (layers below the first stage) sees the chunk at full length: the engine passes its
+  own position ids and a per-segment causal mask dict to the decoder, which computes rotary;
+- a method is a sequence of stages (``stages.py``; a plain reducer is one stage at layer k). In
+  the chunk that holds the video (the first chunk on an empty cache), before each stage's layer
+  the current video tokens go through the stage and are replaced by its ``features``, in the
+  plan's row order; query-aware stages get the last token's attention at the layer before;
+- each stage opens a segment with its own positions (the method's rule, ``positions.py``),
+  rotary recomputed by the decoder's ``rotary_emb``, and its own causal mask sized by its own cache
+  length; later chunks (question, decoding) open the same segments at the cache's split layers.
 
-Decoding continues each segment from its own length: for 1-D RoPE models, generated token ``i``
-gets position ``N + i`` in layers < k and ``N' + i`` in layers >= k (the STTM authors' code uses
-``N + i`` everywhere; only tokens after the first generated one can differ). M-RoPE models keep
-the original ids in both segments, so text continues from ``last + 1`` as in ``generate``.
+Decoding (``decode_positions``): ``"authors"`` (default) continues generated token ``i`` at
+``N + i`` in every layer (``N`` the unreduced prompt length), as the STTM authors' ``generate``
+with its full-length attention mask; ``"compact"`` continues each segment from its own length
+(``N' + i`` in renumbered segments). M-RoPE and original-id segments continue from ``last + 1``
+either way, as in ``generate``.
 """
 
 from __future__ import annotations
@@ -35,11 +38,12 @@ from transformers.cache_utils import DynamicCache
 
 from lmms_sttm.engine.families import Family, family_of
 from lmms_sttm.engine.masks import check_attention, segment_masks
-from lmms_sttm.engine.query_aware import make_score_hook, needs_attention
+from lmms_sttm.engine.query_aware import needs_attention
 from lmms_sttm.engine.reducer import Grid, Reducer
-from lmms_sttm.engine.segmented_cache import SegmentedCache
+from lmms_sttm.engine.segmented_cache import DECODE_POSITIONS, SegmentedCache
 from lmms_sttm.engine.segments import ForwardPlan
 from lmms_sttm.engine.span import has_video_tokens, locate_video_span
+from lmms_sttm.engine.stages import is_staged, start_run
 from lmms_sttm.engine.video import ReductionRecord, VideoSpec
 
 # Engines alive, by id of the patched text decoder (no attribute is ever set on the model).
@@ -47,14 +51,24 @@ _ENGINES: weakref.WeakValueDictionary[int, ReductionEngine] = weakref.WeakValueD
 
 
 class ReductionEngine:
-    """Hooks on one model instance that reduce the video span before decoder layer ``layer``.
+    """Hooks on one model instance that run a method's stages on the video span.
 
-    Create with ``apply_reduction``. Attributes: ``model``, ``family``, ``layer`` (k),
-    ``text_model``, ``video_token_id``, ``last_reduction`` (``ReductionRecord`` of the last
-    reducing forward, or None).
+    Create with ``apply_reduction``. Attributes: ``model``, ``family``, ``layer`` (k, where a
+    one-stage reducer runs), ``text_model``, ``video_token_id``, ``decode_positions``,
+    ``last_reduction`` (``ReductionRecord`` of the last reducing forward, or None).
     """
 
-    def __init__(self, model: nn.Module, family: Family, layer: int, video_token_id: int | None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        family: Family,
+        layer: int,
+        video_token_id: int | None,
+        decode_positions: str = "authors",
+    ) -> None:
+        if decode_positions not in DECODE_POSITIONS:
+            raise ValueError(f"decode_positions={decode_positions!r}; use one of {list(DECODE_POSITIONS)}")
+        self.decode_positions = decode_positions
         self.model = model
         self.family = family
         self.text_model = family.text_model(model)
@@ -77,16 +91,22 @@ class ReductionEngine:
 
     # ----------------------------------------------------------------- public API
     @contextmanager
-    def video(self, grid: Grid, reducer: Reducer, span_start: int | None = None) -> Iterator[ReductionEngine]:
-        """Within the block, the first forward on an empty cache reduces this video's span."""
+    def video(
+        self, grid: Grid, reducer: Reducer, span_start: int | None = None, *, prompt_ends: bool = True
+    ) -> Iterator[ReductionEngine]:
+        """Within the block, the first forward on an empty cache reduces this video's span.
+
+        ``reducer``: a one-stage reducer or a staged method. ``prompt_ends=False`` when that forward
+        is only a prefix (the caller then ends the prompt with ``cache.end_prompt``).
+        """
         self._require_live()
         if self._video is not None:
             raise RuntimeError("a video context is already active on this engine")
-        if needs_attention(reducer) and self.layer < 1:
+        if not is_staged(reducer) and needs_attention(reducer) and self.layer < 1:
             raise ValueError(
                 f"{reducer!r} reads layer k-1's attention and needs a reduction layer k >= 1, got {self.layer}"
             )
-        self._video = VideoSpec(tuple(grid), reducer, span_start)
+        self._video = VideoSpec(tuple(grid), reducer, span_start, prompt_ends)
         try:
             yield self
         finally:
@@ -120,12 +140,7 @@ class ReductionEngine:
         self._handles.append(
             text.register_forward_hook(self._after_text_model, with_kwargs=True, always_call=True)
         )
-        if self.layer >= 1:  # query-aware reducers read the last token's attention at layer k-1
-            score_hook = make_score_hook(self)
-            self._handles.append(
-                text.layers[self.layer - 1].register_forward_pre_hook(score_hook, with_kwargs=True)
-            )
-        for index in range(self.layer, len(text.layers)):
+        for index in range(len(text.layers)):
             hook = self._make_layer_hook(index)
             self._handles.append(text.layers[index].register_forward_pre_hook(hook, with_kwargs=True))
 
@@ -164,10 +179,14 @@ class ReductionEngine:
         kwargs["past_key_values"] = cache
 
         q, device = embeds.shape[1], embeds.device
-        plan = ForwardPlan.start(self.family.position_mode, cache, q, kwargs.get("position_ids"), device)
+        plan = ForwardPlan.start(
+            self.family.position_mode, cache, q, kwargs.get("position_ids"), device, self.decode_positions
+        )
+        plan.num_layers = len(module.layers)
         if cache is None or cache.logical_length == 0:
             if video is not None:
                 plan.span_start, plan.video = self._locate_span(input_ids, video, q), video
+                plan.run = start_run(video.reducer, video.grid, plan.num_layers, self.layer)
         elif has_video_tokens(input_ids, self.video_token_id):
             raise ValueError(
                 "reduction engine: video tokens are only supported in the first chunk on a cache"
@@ -188,14 +207,17 @@ class ReductionEngine:
                 hidden, rest = args[0], args[1:]
             else:
                 hidden, rest = kwargs.pop("hidden_states"), ()
-            if index == self.layer:
-                hidden = call.enter_reduced_segment(self.text_model, hidden)
-                if call.record is not None:
-                    self.last_reduction = call.record
-            segment = call.reduced
-            kwargs["attention_mask"] = segment.masks[self._layer_types[index]]
-            kwargs["position_embeddings"] = segment.rotary
-            kwargs["position_ids"] = segment.layer_position_ids
+            before = call.record
+            hidden = call.enter_layer(index, self.text_model, hidden)
+            if call.record is not before:
+                self.last_reduction = call.record
+            segment = call.segment_kwargs()
+            if segment is not None:
+                kwargs["attention_mask"] = segment.masks[self._layer_types[index]]
+                kwargs["position_embeddings"] = segment.rotary
+                kwargs["position_ids"] = segment.layer_position_ids
+            if call.reducing:
+                call.bind_scores(index, module, hidden, kwargs.get("position_embeddings"))
             return (hidden, *rest), kwargs
 
         return hook
@@ -228,10 +250,6 @@ class ReductionEngine:
         if isinstance(cache, SegmentedCache):
             if cache.failed:
                 raise ValueError("reduction engine: this cache is inconsistent after a failed forward")
-            if cache.split_layer != self.layer:
-                raise ValueError(
-                    f"cache is split at layer {cache.split_layer}, engine reduces at {self.layer}"
-                )
             return cache
         if cache is None:
             return self.new_cache() if use_cache else None
@@ -258,19 +276,27 @@ class ReductionEngine:
             raise RuntimeError("this reduction engine was removed")
 
 
-def apply_reduction(model: nn.Module, layer: int, *, video_token_id: int | None = None) -> ReductionEngine:
-    """Patches ``model`` (an instance) to reduce video tokens before decoder layer ``layer`` (0-based).
+def apply_reduction(
+    model: nn.Module,
+    layer: int,
+    *,
+    video_token_id: int | None = None,
+    decode_positions: str = "authors",
+) -> ReductionEngine:
+    """Patches ``model`` (an instance) to reduce video tokens; one-stage reducers run before decoder
+    layer ``layer`` (0-based), staged methods at their own layers.
 
     Dispatches on ``model.config.model_type`` (``llava_onevision``, ``qwen2_vl``, ``qwen2_5_vl``,
     text-only ``qwen2``); an unknown type raises ``ValueError``. ``video_token_id`` overrides the
-    config's placeholder id. A model can carry one engine at a time.
+    config's placeholder id. ``decode_positions``: ``"authors"`` or ``"compact"`` (module
+    docstring). A model can carry one engine at a time.
     """
     family = family_of(model)
     text = family.text_model(model)
     if id(text) in _ENGINES:
         raise RuntimeError("this model already has a reduction engine; remove it first")
     token_id = video_token_id if video_token_id is not None else family.video_token_id(model)
-    engine = ReductionEngine(model, family, layer, token_id)
+    engine = ReductionEngine(model, family, layer, token_id, decode_positions)
     _ENGINES[id(text)] = engine
     return engine
 

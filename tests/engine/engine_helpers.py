@@ -257,3 +257,46 @@ def logits_by_hand(model, embeds, positions, k, reducer, grid, span_start, mode)
         positions = torch.cat([positions[..., :span_start], kept, positions[..., stop:]], dim=-1)
     hidden = run(hidden, positions, text.layers[k:])
     return model.lm_head(text.norm(hidden))
+
+
+@torch.no_grad()
+def staged_logits_by_hand(model, embeds, positions, stages, grid, span_start, *, tail=0, decode="authors"):
+    """Runs a method's stages by hand: layers between stages on the current sequence, each stage's
+    plan applied to the current video span, positions by the stage's rule.
+
+    ``stages``: ``[(layer, fn(hidden [n, C], grid) -> Reduction, rule)]`` with rule ``renumber`` or
+    ``original``; later stages get the grid ``(1, 1, n)``. The last ``tail`` tokens of ``embeds``
+    are generated tokens (not part of the prompt): with ``renumber`` they sit at ``N + i``
+    (``decode="authors"``, N the unreduced prompt length) or right after the reduced prompt
+    (``"compact"``). Returns logits ``[1, q', V]``.
+    """
+    text = text_model_of(model)
+
+    def run(hidden, pos, layers):
+        rotary = text.rotary_emb(hidden, pos)
+        mask = causal_float_mask(hidden.shape[1], hidden.dtype)
+        for layer in layers:
+            hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary, position_ids=None)
+        return hidden
+
+    hidden, pos, done = embeds, positions, 0
+    n, stage_grid = grid[0] * grid[1] * grid[2], grid
+    prompt = embeds.shape[1] - tail
+    for layer, fn, rule in stages:
+        hidden = run(hidden, pos, text.layers[done:layer])
+        done = layer
+        stop = span_start + n
+        plan = fn(hidden[0, span_start:stop], stage_grid)
+        hidden = torch.cat(
+            [hidden[:, :span_start], plan.features[None].to(hidden.dtype), hidden[:, stop:]], dim=1
+        )
+        if rule == "renumber":
+            reduced_prompt = hidden.shape[1] - tail
+            start = prompt if decode == "authors" else reduced_prompt
+            pos = torch.cat([torch.arange(reduced_prompt), start + torch.arange(tail)])[None]
+        else:
+            kept = pos[..., span_start:stop][..., plan.position_source]
+            pos = torch.cat([pos[..., :span_start], kept, pos[..., stop:]], dim=-1)
+        n, stage_grid = plan.num_kept, (1, 1, plan.num_kept)
+    hidden = run(hidden, pos, text.layers[done:])
+    return model.lm_head(text.norm(hidden))
