@@ -140,9 +140,12 @@ class ReductionEngine:
         self._handles.append(
             text.register_forward_hook(self._after_text_model, with_kwargs=True, always_call=True)
         )
-        for index in range(len(text.layers)):
+        for index, layer in enumerate(text.layers):
             hook = self._make_layer_hook(index)
-            self._handles.append(text.layers[index].register_forward_pre_hook(hook, with_kwargs=True))
+            self._handles.append(layer.register_forward_pre_hook(hook, with_kwargs=True))
+            mid, scatter = self._make_mid_hooks(index)  # attention-point stages
+            self._handles.append(layer.post_attention_layernorm.register_forward_pre_hook(mid))
+            self._handles.append(layer.mlp.register_forward_hook(scatter))
 
     def _capture_ids(self, module, args, kwargs):
         self._pending_ids = kwargs.get("input_ids", args[0] if args else None)
@@ -221,6 +224,29 @@ class ReductionEngine:
             return (hidden, *rest), kwargs
 
         return hook
+
+    def _make_mid_hooks(self, index: int):
+        full = {}
+
+        def mid(module, args):
+            call = self._call
+            if call is None or not call.reducing:
+                return None
+            reduced = call.after_attention(index, args[0])
+            if reduced is None:
+                return None
+            full[index] = args[0].shape[1]
+            if call.record is not None:
+                self.last_reduction = call.record
+            return (reduced,)
+
+        def scatter(module, args, output):
+            call = self._call
+            if call is None or index not in full:
+                return None
+            return call.scatter_mlp(index, output, full.pop(index))
+
+        return mid, scatter
 
     def _after_text_model(self, module, args, kwargs, output):
         call, self._call = self._call, None

@@ -76,6 +76,8 @@ class ForwardPlan:
     record: ReductionRecord | None = None
     scores: torch.Tensor | None = None
     num_layers: int = 0
+    mid: tuple | None = None  # (layer, rows [q'], positions) of an attention-point stage
+    record_plan: object = None  # the last stage's own plan (over the tokens it saw)
 
     @classmethod
     def start(
@@ -117,11 +119,17 @@ class ForwardPlan:
         """Before decoder layer ``index``: runs the stage due there (reducing chunk) or opens the
         cached segment that starts there (later chunks). ``hidden [1, q_s, C] -> [1, q_s', C]``."""
         if self.reducing:
+            if self.mid is not None:  # an attention-point stage ran inside the previous layer
+                _, rows, positions = self.mid
+                self.mid = None
+                hidden = hidden.index_select(1, rows)
+                self._open(index, text_model, hidden, positions)
             stage = self.pending_stage()
             if stage is not None and stage.layer < index:
                 raise RuntimeError(f"stage at layer {stage.layer} requested after layer {index} ran")
-            if stage is not None and stage.layer == index:
-                hidden = self._run_stage(stage, text_model, hidden)
+            if stage is not None and stage.layer == index and stage.point == "input":
+                hidden, positions = self._run_stage(stage, hidden)
+                self._open(index, text_model, hidden, positions)
         elif self.cache is not None and index in self.cache.splits:
             s = self.cache.splits.index(index) + 1
             previous = self.nexts_before[s] if self.nexts_before is not None else None
@@ -140,14 +148,54 @@ class ForwardPlan:
         """At layer ``index``: if the next stage is at ``index + 1`` and reads attention, computes the
         last prompt token's attention over the current video span from this layer's projections."""
         stage = self.pending_stage()
-        if stage is None or stage.layer != index + 1 or not stage.needs_attention:
+        if stage is None or stage.split != index + 1 or not stage.needs_attention:
             return
         if rotary is None:
             raise ValueError(f"query-aware stage: layer {index} received no position_embeddings")
         start = self.span_start
         self.scores = last_token_attention(layer, hidden, rotary, (start, start + self.span_length))
 
-    def _run_stage(self, stage: Stage, text_model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    def after_attention(self, index: int, residual: torch.Tensor) -> torch.Tensor | None:
+        """Inside layer ``index``, before its MLP: runs an attention-point stage due there.
+
+        ``residual [1, q_s, C]`` (the post-attention states, which the layer also keeps as its
+        residual) gets the reduced tokens written in place at their rows (pre text, the kept
+        tokens' representatives, post text); returns the reduced ``[1, q', C]`` for the MLP, whose
+        output ``scatter_mlp`` puts back at those rows. The next layer gathers the rows.
+        """
+        stage = self.pending_stage()
+        if stage is None or stage.point != "attention" or stage.layer != index:
+            return None
+        if index + 1 >= self.num_layers:
+            raise RuntimeError(f"an attention-point stage needs a layer after it, got layer {index}")
+        start, n = self.span_start, self.span_length
+        q = residual.shape[1]
+        reduced, positions = self._run_stage(stage, residual)
+        plan = self.record_plan
+        device = residual.device
+        rows = torch.cat(
+            [
+                torch.arange(start, device=device),
+                start + plan.rep_index.to(device),
+                torch.arange(start + n, q, device=device),
+            ]
+        )
+        residual[:, rows] = reduced  # in place: the layer's residual is this tensor
+        self.mid = (index, rows, positions)
+        return reduced
+
+    def scatter_mlp(self, index: int, out: torch.Tensor, full: int) -> torch.Tensor | None:
+        """The MLP output ``[1, q', C]`` of an attention-point stage's layer, at the kept rows of a
+        zero ``[1, full, C]`` (the layer adds it to the residual: exact at the kept rows)."""
+        if self.mid is None or self.mid[0] != index:
+            return None
+        rows = self.mid[1]
+        scattered = out.new_zeros(out.shape[0], full, out.shape[2])
+        scattered[:, rows] = out
+        return scattered
+
+    def _run_stage(self, stage: Stage, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Runs ``stage`` on the current span: ``(reduced hidden [1, q', C], its positions)``."""
         if stage.needs_attention and self.scores is None:
             raise RuntimeError(
                 f"stage at layer {stage.layer} needs attention scores of layer {stage.layer - 1}"
@@ -168,12 +216,12 @@ class ForwardPlan:
             rule = "original"  # M-RoPE ids cannot be renumbered
         # the video is in the first chunk on an empty cache: renumbering starts at 0
         positions = reduced_positions(rule, self.segments[-1].positions, self.span_start, plan, None)
-        self._open(stage.layer, text_model, hidden, positions)
         original = compose(None if self.record is None else self.record.plan, plan)
         total = seconds + (self.record.seconds if self.record is not None else 0.0)
         self.record = ReductionRecord(self.video.num_tokens, plan.num_kept, total, self.span_start, original)
-        self.splits.append(stage.layer)
-        return hidden
+        self.record_plan = plan
+        self.splits.append(stage.split)
+        return hidden, positions
 
     def _open(self, index: int, text_model, hidden, positions) -> None:
         s = len(self.segments)

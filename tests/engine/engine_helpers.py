@@ -264,8 +264,9 @@ def staged_logits_by_hand(model, embeds, positions, stages, grid, span_start, *,
     """Runs a method's stages by hand: layers between stages on the current sequence, each stage's
     plan applied to the current video span, positions by the stage's rule.
 
-    ``stages``: ``[(layer, fn(hidden [n, C], grid) -> Reduction, rule)]`` with rule ``renumber`` or
-    ``original``; later stages get the grid ``(1, 1, n)``. The last ``tail`` tokens of ``embeds``
+    ``stages``: ``[(layer, fn(hidden [n, C], grid) -> Reduction, rule[, point])]`` with rule
+    ``renumber`` or ``original`` and point ``input`` (default) or ``attention`` (inside ``layer``:
+    after its attention and residual, before its MLP); later stages get the grid ``(1, 1, n)``. The last ``tail`` tokens of ``embeds``
     are generated tokens (not part of the prompt): with ``renumber`` they sit at ``N + i``
     (``decode="authors"``, N the unreduced prompt length) or right after the reduced prompt
     (``"compact"``). Returns logits ``[1, q', V]``.
@@ -282,9 +283,19 @@ def staged_logits_by_hand(model, embeds, positions, stages, grid, span_start, *,
     hidden, pos, done = embeds, positions, 0
     n, stage_grid = grid[0] * grid[1] * grid[2], grid
     prompt = embeds.shape[1] - tail
-    for layer, fn, rule in stages:
+    for layer, fn, rule, *point in stages:
         hidden = run(hidden, pos, text.layers[done:layer])
         done = layer
+        mid = point == ["attention"]
+        if mid:  # layer's attention on the current tokens, then the stage, then its MLP
+            block = text.layers[layer]
+            rotary = text.rotary_emb(hidden, pos)
+            mask = causal_float_mask(hidden.shape[1], hidden.dtype)
+            attn = block.self_attn(
+                block.input_layernorm(hidden), attention_mask=mask, position_embeddings=rotary
+            )[0]
+            hidden = hidden + attn
+            done = layer + 1
         stop = span_start + n
         plan = fn(hidden[0, span_start:stop], stage_grid)
         hidden = torch.cat(
@@ -298,5 +309,8 @@ def staged_logits_by_hand(model, embeds, positions, stages, grid, span_start, *,
             kept = pos[..., span_start:stop][..., plan.position_source]
             pos = torch.cat([pos[..., :span_start], kept, pos[..., stop:]], dim=-1)
         n, stage_grid = plan.num_kept, (1, 1, plan.num_kept)
+        if mid:
+            block = text.layers[layer]
+            hidden = hidden + block.mlp(block.post_attention_layernorm(hidden))
     hidden = run(hidden, pos, text.layers[done:])
     return model.lm_head(text.norm(hidden))

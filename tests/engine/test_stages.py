@@ -53,10 +53,11 @@ class Rule:
 
 
 class ThreeStages:
-    """A staged method: pair merge before layer 0, row pairs before layer 1, again before layer 3."""
+    """A staged method: pair merge before layer 0, row pairs before layer 1, again before layer 3
+    (or at other layers / points)."""
 
-    def __init__(self, rules=(None, None, None), layers=(0, 1, 3)):
-        self.rules, self.layers = rules, layers
+    def __init__(self, rules=(None, None, None), layers=(0, 1, 3), points=("input",) * 3):
+        self.rules, self.layers, self.points = rules, layers, points
 
     def start(self, grid, num_layers, layer):
         return _Run(self)
@@ -69,7 +70,8 @@ class _Run:
     def next_stage(self):
         if self.done == len(self.method.layers):
             return None
-        return Stage(self.method.layers[self.done], position_rule=self.method.rules[self.done])
+        i = self.done
+        return Stage(self.method.layers[i], position_rule=self.method.rules[i], point=self.method.points[i])
 
     def run(self, hidden, grid, context):
         assert (context.tokens is None) == (self.done == 0)
@@ -230,6 +232,27 @@ def test_three_stages_equal_by_hand(tiny, engines, family):
     torch.testing.assert_close(result.first_logits, expected, atol=1e-5, rtol=0)
     assert result.stats.visual_tokens_kept == record.visual_tokens_kept
     assert result.stats.prompt_tokens_reduced == full.input_ids.shape[1] - n + record.visual_tokens_kept
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_attention_point_stages_equal_by_hand(tiny, engines, family):
+    """Stages inside layers 0 and 1 (after attention, before the MLP, as FrameFusion merges) and a
+    last one before layer 3: the MLP runs on the reduced tokens, the layer's cache keeps the
+    tokens it attended over."""
+    model, video = tiny(family), make_inputs(family)
+    rule = DEFAULT_RULE[family]
+    method = ThreeStages(layers=(0, 1, 3), points=("attention", "attention", "input"))
+    engines.append(engine := apply_reduction(model, 2))
+    generated, logits = _generate(model, engine, video, method, 3)
+    stages = [(0, pair_merge_reducer, rule, "attention"), (1, pairs, rule, "attention"), (3, pairs, rule)]
+    for step in range(3):
+        expected = _by_hand(model, video, generated[:step], stages, "authors")
+        torch.testing.assert_close(logits[step], expected, atol=1e-5, rtol=0)
+    prefix = prefill(engine, video.inputs, method, video.grid)
+    assert prefix.cache.splits == [1, 2, 3]
+    lengths = [layer.get_seq_length() for layer in prefix.cache.layers]
+    assert lengths[0] == video.input_ids.shape[1]  # layer 0 attended over every token
+    assert lengths[1] > lengths[2] > lengths[3]
 
 
 def test_stage_mixed_rules_on_llava(tiny, engines):
