@@ -22,51 +22,15 @@ M-RoPE families always keep original ids.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
 
 from lmms_sttm.engine.query_aware import AttentionContext, needs_attention
 from lmms_sttm.merging.reduction import Reduction
+from lmms_sttm.merging.stage import POINTS, POSITION_RULES, Stage
 
-POSITION_RULES = ("renumber", "original")
-
-
-POINTS = ("input", "attention")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """Where the next stage runs.
-
-    Attributes:
-        layer: the decoder layer.
-        point: ``"input"`` (the hidden states entering ``layer``) or ``"attention"`` (after
-            ``layer``'s attention and residual, before its MLP: the MLP then runs on the reduced
-            tokens; ``layer``'s KV cache holds the tokens before the stage).
-        needs_attention: the stage reads the last prompt token's attention at layer ``split - 1``
-            (``layer - 1`` for an input stage, ``layer`` itself for an attention stage).
-        position_rule: see the module docstring.
-    """
-
-    layer: int
-    needs_attention: bool = False
-    position_rule: str | None = None
-    point: str = "input"
-
-    def __post_init__(self) -> None:
-        if self.position_rule is not None and self.position_rule not in POSITION_RULES:
-            raise ValueError(f"position_rule {self.position_rule!r} not in {list(POSITION_RULES)}")
-        if self.point not in POINTS:
-            raise ValueError(f"stage point {self.point!r} not in {list(POINTS)}")
-        if self.needs_attention and self.split < 1:
-            raise ValueError(f"a stage reading layer k-1's attention needs k >= 1, got {self.layer}")
-
-    @property
-    def split(self) -> int:
-        """The first layer that sees the reduced tokens (where the stage's segment starts)."""
-        return self.layer + (self.point == "attention")
+__all__ = ["POINTS", "POSITION_RULES", "OneStage", "Stage", "StageRun", "compose", "is_staged", "start_run"]
 
 
 @runtime_checkable

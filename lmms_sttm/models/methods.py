@@ -20,6 +20,7 @@ from lmms_sttm.merging.budget import ExactBudget, SttmExactReducer
 from lmms_sttm.merging.dycoke import DycokeStage1Reducer
 from lmms_sttm.merging.fastv import FastVReducer
 from lmms_sttm.merging.framefusion import FrameFusionReducer
+from lmms_sttm.merging.framefusion_authors import FrameFusion
 from lmms_sttm.merging.pool import PoolReducer
 from lmms_sttm.merging.tome import TomeReducer
 from lmms_sttm.models.paper_settings import paper_thresholds
@@ -52,7 +53,19 @@ DYCOKE_KV = KvPruning(layer=3, prune=0.8, similarity=0.9)
 EXACT_TOL = 0.01
 
 
-def _native(method: str, knob: str, value: float):
+#: eng26b: the position rule of each method as its authors ran it on LLaVA (1-D RoPE); the others
+#: renumber 0..N'-1. Qwen2-VL always keeps original M-RoPE ids (engine/stages.py).
+ORIGINAL_POSITIONS = ("fastv", "framefusion")
+
+
+def _with_position_rule(reducer, method: str):
+    """Sets the method's ``position_rule`` on its reducer instance (read by the engine)."""
+    if method in ORIGINAL_POSITIONS and reducer is not None:
+        reducer.position_rule = "original"
+    return reducer
+
+
+def _native(method: str, knob: str, value: float, framefusion: str = "authors"):
     if method == "tome":
         return TomeReducer(value)
     if method in ("dycoke_stage1", "dycoke"):
@@ -60,7 +73,7 @@ def _native(method: str, knob: str, value: float):
     if method == "fastv":
         return FastVReducer(value)
     if method == "framefusion":
-        return FrameFusionReducer(cost=value)
+        return FrameFusion(value) if framefusion == "authors" else FrameFusionReducer(cost=value)
     return PoolReducer(value)
 
 
@@ -80,6 +93,14 @@ def _exact(method: str, retention: float, root_level: int):
     return ExactBudget(inner, retention, EXACT_TOL)
 
 
+def _engine_params(settings: ModelSettings) -> dict:
+    """eng26b: decode positions for every reduced run, the FrameFusion variant for FrameFusion."""
+    out = {"decode_positions": settings.decode_positions}
+    if settings.method == "framefusion":  # the exact-budget trim runs the one-stage variant
+        out["framefusion"] = "single_layer" if settings.budget_mode == "exact" else settings.framefusion
+    return out
+
+
 def plan_for(settings: ModelSettings, paper_model: str, task: str) -> MethodPlan:
     """The method's plan for ``task``; raises ``ValueError`` for settings the method cannot serve."""
     method = settings.method
@@ -92,8 +113,8 @@ def plan_for(settings: ModelSettings, paper_model: str, task: str) -> MethodPlan
     )
     mode = {"budget_mode": settings.budget_mode, "retention": settings.retention}
     if settings.budget_mode == "exact":
-        reducer = _exact(method, settings.retention, settings.root_level)
-        params = {**mode, "tolerance": EXACT_TOL, **kv_params}
+        reducer = _with_position_rule(_exact(method, settings.retention, settings.root_level), method)
+        params = {**mode, "tolerance": EXACT_TOL, **kv_params, **_engine_params(settings)}
         if method == "sttm":
             params.update(root_level=settings.root_level, direction=list(reducer.direction))
         return MethodPlan(reducer, params, query_agnostic, kv)
@@ -103,12 +124,12 @@ def plan_for(settings: ModelSettings, paper_model: str, task: str) -> MethodPlan
         else:
             tau_s, tau_t = paper_thresholds(paper_model, settings.budget, task)
         reducer = SttmReducer(tau_s, tau_t, root_level=settings.root_level)
-        return MethodPlan(
-            reducer, {"tau_s": tau_s, "tau_t": tau_t, "root_level": settings.root_level, **mode}
-        )
+        params = {"tau_s": tau_s, "tau_t": tau_t, "root_level": settings.root_level, **mode}
+        return MethodPlan(reducer, {**params, **_engine_params(settings)})
     if method in NATIVE:
         knob, values = NATIVE[method]
         value = values[settings.budget]
-        params = {knob: value, "budget": settings.budget, **mode, **kv_params}
-        return MethodPlan(_native(method, knob, value), params, query_agnostic, kv)
+        params = {knob: value, "budget": settings.budget, **mode, **kv_params, **_engine_params(settings)}
+        reducer = _with_position_rule(_native(method, knob, value, settings.framefusion), method)
+        return MethodPlan(reducer, params, query_agnostic, kv)
     raise ValueError(f"method={method!r} has no reducer")

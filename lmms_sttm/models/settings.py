@@ -19,6 +19,9 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 BACKENDS = ("auto", "decord", "pyav")
 FEATURES_MODES = ("read", "extract")
 BUDGETS = (50, 30)
+# eng26b: engine stages and positions (README "Fidelity: FrameFusion, positions")
+DECODE_POSITIONS = ("authors", "compact")
+FRAMEFUSION = ("authors", "single_layer")
 _OPTIONAL = (
     "tau_s",
     "tau_t",
@@ -73,6 +76,8 @@ class ModelSettings:
     features: str | None = None
     features_mode: str = "read"
     features_ckpt: str | None = None
+    decode_positions: str = "authors"
+    framefusion: str = "authors"
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -82,6 +87,7 @@ class ModelSettings:
         _choice("dtype", self.dtype, DTYPES)
         _choice("video_backend", self.video_backend, BACKENDS)
         self._check_features()
+        self._check_engine_options()
         if not self.pretrained:
             raise ValueError("model_args pretrained= is required (a hub id or a local checkpoint folder)")
         taus = (self.tau_s, self.tau_t)
@@ -152,6 +158,15 @@ class ModelSettings:
             raise ValueError("features_mode= and features_ckpt= need features=DIR (the feature root)")
         if self.features_mode == "extract" and self.method != "none":
             raise ValueError("features_mode=extract only writes features: pass method=none")
+
+    def _check_engine_options(self) -> None:
+        """``decode_positions`` authors|compact (LLaVA decode positions); ``framefusion``
+        authors|single_layer (only with ``method=framefusion``; ``budget_mode=exact`` trims the
+        single-layer variant, recorded as such)."""
+        _choice("decode_positions", self.decode_positions, DECODE_POSITIONS)
+        _choice("framefusion", self.framefusion, FRAMEFUSION)
+        if self.framefusion != "authors" and self.method != "framefusion":
+            raise ValueError(f"framefusion={self.framefusion} applies to method=framefusion only")
 
     @classmethod
     def accepted_keys(cls) -> list[str]:

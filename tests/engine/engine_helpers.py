@@ -8,6 +8,7 @@ merging visibly change the logits.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -266,7 +267,9 @@ def staged_logits_by_hand(model, embeds, positions, stages, grid, span_start, *,
 
     ``stages``: ``[(layer, fn(hidden [n, C], grid) -> Reduction, rule[, point])]`` with rule
     ``renumber`` or ``original`` and point ``input`` (default) or ``attention`` (inside ``layer``:
-    after its attention and residual, before its MLP); later stages get the grid ``(1, 1, n)``. The last ``tail`` tokens of ``embeds``
+    after its attention and residual, before its MLP); later stages get the grid ``(1, 1, n)``.
+    An attention-point ``fn`` with ``needs_scores = True`` is called ``fn(hidden, grid, scores)``
+    with the last token's attention over the span at that layer (mean over heads). The last ``tail`` tokens of ``embeds``
     are generated tokens (not part of the prompt): with ``renumber`` they sit at ``N + i``
     (``decode="authors"``, N the unreduced prompt length) or right after the reduced prompt
     (``"compact"``). Returns logits ``[1, q', V]``.
@@ -291,6 +294,13 @@ def staged_logits_by_hand(model, embeds, positions, stages, grid, span_start, *,
             block = text.layers[layer]
             rotary = text.rotary_emb(hidden, pos)
             mask = causal_float_mask(hidden.shape[1], hidden.dtype)
+            if getattr(fn, "needs_scores", False):
+                normed = block.input_layernorm(hidden)
+                attn_w = block.self_attn(normed, attention_mask=mask, position_embeddings=rotary)[1]
+                if attn_w is None:
+                    raise ValueError("by-hand scores need eager attention weights")
+                scores = attn_w[0, :, -1, span_start : span_start + n].float().mean(0)
+                fn = functools.partial(fn, scores=scores)
             attn = block.self_attn(
                 block.input_layernorm(hidden), attention_mask=mask, position_embeddings=rotary
             )[0]

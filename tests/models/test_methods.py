@@ -108,7 +108,7 @@ def test_dycoke_plan_is_stage1_plus_kv_pruning():
         assert plan.kv_pruning == KvPruning(layer=3, prune=0.8, similarity=0.9)
         assert plan.params == {
             "prune": prune, "budget": budget, "budget_mode": "native", "retention": None,
-            "kv_layer": 3, "kv_prune": 0.8, "kv_similarity": 0.9,
+            "kv_layer": 3, "kv_prune": 0.8, "kv_similarity": 0.9, "decode_positions": "authors",
         }  # fmt: skip
     exact = _plan(method="dycoke", budget_mode="exact", retention=0.3)
     assert isinstance(exact.reducer, ExactBudget) and exact.kv_pruning is not None
@@ -128,3 +128,29 @@ def test_dycoke_in_a_model_class(tiny_checkpoints, tmp_path):
             assert len(r["kv_video_kept"]) == r["new_tokens"] - 1 >= 1
             assert all(0 < k <= r["visual_tokens_kept"] for k in r["kv_video_kept"])
             assert r["kv_video_kept"][0] == int(0.2 * r["visual_tokens_kept"])  # first decode step
+
+
+def test_engine_options_and_position_rules():
+    """eng26b: FrameFusion as the authors (staged) by default, single_layer as an option; FastV and
+    FrameFusion keep original position ids; both options validated and recorded in params."""
+    from lmms_sttm.engine.stages import is_staged
+    from lmms_sttm.merging.framefusion import FrameFusionReducer
+    from lmms_sttm.merging.framefusion_authors import FrameFusion
+
+    plan = _plan(method="framefusion", budget=30)
+    assert isinstance(plan.reducer, FrameFusion) and is_staged(plan.reducer) and plan.reducer.cost == 0.3
+    assert plan.params["framefusion"] == "authors" and plan.params["decode_positions"] == "authors"
+    single = _plan(method="framefusion", budget=30, framefusion="single_layer", decode_positions="compact")
+    assert isinstance(single.reducer, FrameFusionReducer) and single.reducer.position_rule == "original"
+    assert single.params["framefusion"] == "single_layer" and single.params["decode_positions"] == "compact"
+    exact = _plan(method="framefusion", budget_mode="exact", retention=0.3)
+    assert exact.params["framefusion"] == "single_layer" and exact.reducer.position_rule == "original"
+    assert _plan(method="fastv", budget=50).reducer.position_rule == "original"
+    assert getattr(_plan(method="tome", budget=50).reducer, "position_rule", None) is None
+    for kwargs, match in [
+        ({"budget": 30, "decode_positions": "full"}, r"decode_positions='full' is not accepted"),
+        ({"method": "framefusion", "budget": 30, "framefusion": "two"}, r"framefusion='two' is not accepted"),
+        ({"method": "fastv", "budget": 30, "framefusion": "single_layer"}, "method=framefusion only"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            ModelSettings.from_model_args(pretrained="/c", **kwargs)
