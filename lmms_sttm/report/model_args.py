@@ -17,6 +17,7 @@ FRAME_KEYS = ("max_frames", "fps")
 #: arguments that differ between a reduced run and its unreduced reference by design
 METHOD_KEYS = frozenset(
     {"method", "tau_s", "tau_t", "budget", "budget_mode", "retention", "merge_layer", "root_level"}
+    | {"decode_positions", "framefusion"}  # eng26b: engine options of reduced runs
 )
 #: the default ``method`` of this plugin's models (``ModelSettings.method``)
 PLUGIN_DEFAULT_METHOD = "sttm"
