@@ -154,3 +154,15 @@ def test_engine_options_and_position_rules():
     ]:
         with pytest.raises(ValueError, match=match):
             ModelSettings.from_model_args(pretrained="/c", **kwargs)
+
+
+def test_framefusion_authors_in_a_model_class(tiny_checkpoints, tmp_path):
+    """eng26b: the staged FrameFusion through LlavaVideoSttm, prefilled per question; answers and
+    counts do not depend on kv_reuse; the variant is recorded."""
+    runs = _runs_with_and_without_reuse(tiny_checkpoints, tmp_path, method="framefusion", budget=50)
+    assert runs[True][0] == runs[False][0]
+    for _, records, _ in runs.values():
+        assert [r["prefix_reused"] for r in records] == [False, False]
+        for r in records:
+            assert r["error"] is None and 0 < r["visual_tokens_kept"] < r["visual_tokens"]
+            assert r["params"]["framefusion"] == "authors" and r["params"]["decode_positions"] == "authors"
