@@ -30,6 +30,7 @@ from lmms_sttm.engine.reducer import check_reduction
 from lmms_sttm.engine.segmented_cache import SegmentedCache
 from lmms_sttm.engine.stages import Stage, StageRun, compose
 from lmms_sttm.engine.video import ReductionRecord, VideoSpec
+from lmms_sttm.merging.reduction import Reduction
 
 
 @dataclass
@@ -60,6 +61,10 @@ class ForwardPlan:
         splits: the layers where this forward opened segments.
         record: the composed reduction so far (None before the first stage).
         scores: the pending stage's attention scores, computed at the layer before it.
+        num_layers: decoder layers of the model.
+        mid: ``(layer, rows [q'], positions)`` of an attention-point stage that ran inside
+            ``layer``; the next layer gathers ``rows`` and opens the segment with ``positions``.
+        record_plan: the last stage's own plan (over the tokens it saw).
     """
 
     mode: str
@@ -76,8 +81,8 @@ class ForwardPlan:
     record: ReductionRecord | None = None
     scores: torch.Tensor | None = None
     num_layers: int = 0
-    mid: tuple | None = None  # (layer, rows [q'], positions) of an attention-point stage
-    record_plan: object = None  # the last stage's own plan (over the tokens it saw)
+    mid: tuple | None = None
+    record_plan: Reduction | None = None
 
     @classmethod
     def start(

@@ -1,10 +1,15 @@
 """A method is a sequence of stages: reductions at chosen decoder layers of one prefill.
 
-A stage reduces the video tokens entering decoder layer ``layer`` (``layer = 0``: the input
-embeddings). Each stage sees the tokens the previous stages left, ``hidden [n, C]`` in the order
-they enter the LLM, and returns a ``Reduction`` over those ``n`` tokens; the engine opens a new
-segment at the stage's layer (its own positions, masks and cache length) and composes the plans
-into one map over the original ``T*H*W`` tokens (``compose``) for statistics.
+A stage (``merging/stage.py``) reduces the video tokens entering decoder layer ``layer``
+(``point="input"``; layer 0: the input embeddings) or inside it, after its attention and before
+its MLP (``point="attention"``). Each stage sees the tokens the previous stages left,
+``hidden [n, C]`` in the order they enter the LLM (grid ``(T, H, W)`` at the first stage,
+``(1, 1, n)`` later; ``context.tokens`` maps them to the original tokens), and returns a
+``Reduction`` over those ``n`` tokens; the engine opens a new segment where the stage's tokens
+start (its own positions, masks and cache length) and composes the plans into one map over the
+original ``T*H*W`` tokens (``compose``) for statistics. Examples: FrameFusion (merges at layer 0's
+input and after each attention, then a prune), HoliTom (outer merge at layer 0's input + inner
+merge at layer k), FlashVID (input-embedding stage + a prune at layer 20).
 
 Two kinds of method objects:
 
