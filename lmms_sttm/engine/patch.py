@@ -87,6 +87,8 @@ class ReductionEngine:
             getattr(self.text_model.config, "layer_types", None) or ["full_attention"] * num_layers
         )
         self._handles: list = []
+        self._hooked_from = len(self.text_model.layers)  # decoder layers >= this carry a pre-hook
+        self._mid_handles: list = []  # attention-point hooks, only during a reducing forward
         self._register()
 
     # ----------------------------------------------------------------- public API
@@ -122,9 +124,9 @@ class ReductionEngine:
 
     def remove(self) -> None:
         """Removes every hook; the model is then exactly as before ``apply_reduction``."""
-        for handle in self._handles:
+        for handle in self._handles + self._mid_handles:
             handle.remove()
-        self._handles = []
+        self._handles, self._mid_handles = [], []
         self._call = self._pending_ids = self._video = None
         if _ENGINES.get(id(self.text_model)) is self:
             del _ENGINES[id(self.text_model)]
@@ -140,12 +142,30 @@ class ReductionEngine:
         self._handles.append(
             text.register_forward_hook(self._after_text_model, with_kwargs=True, always_call=True)
         )
-        for index, layer in enumerate(text.layers):
+        # one-stage reducers act at k and read layer k-1's attention; staged methods hook more
+        self._hook_layers_from(max(0, self.layer - 1))
+
+    def _hook_layers_from(self, first: int) -> None:
+        """Pre-hooks on decoder layers ``first..`` (kept until ``remove``; a hook outside a
+        segment's start returns at once)."""
+        for index in range(first, self._hooked_from):
             hook = self._make_layer_hook(index)
-            self._handles.append(layer.register_forward_pre_hook(hook, with_kwargs=True))
-            mid, scatter = self._make_mid_hooks(index)  # attention-point stages
-            self._handles.append(layer.post_attention_layernorm.register_forward_pre_hook(mid))
-            self._handles.append(layer.mlp.register_forward_hook(scatter))
+            self._handles.append(
+                self.text_model.layers[index].register_forward_pre_hook(hook, with_kwargs=True)
+            )
+        self._hooked_from = min(self._hooked_from, first)
+
+    def _hook_attention_points(self) -> None:
+        """Hooks for attention-point stages (post-attention norm, MLP) on every layer, for one forward."""
+        for index, layer in enumerate(self.text_model.layers):
+            mid, scatter = self._make_mid_hooks(index)
+            self._mid_handles.append(layer.post_attention_layernorm.register_forward_pre_hook(mid))
+            self._mid_handles.append(layer.mlp.register_forward_hook(scatter))
+
+    def _unhook_attention_points(self) -> None:
+        for handle in self._mid_handles:
+            handle.remove()
+        self._mid_handles = []
 
     def _capture_ids(self, module, args, kwargs):
         self._pending_ids = kwargs.get("input_ids", args[0] if args else None)
@@ -180,6 +200,8 @@ class ReductionEngine:
         use_cache = module.config.use_cache if use_cache is None else use_cache
         cache = self._segmented(cache, bool(use_cache))
         kwargs["past_key_values"] = cache
+        if cache is not None and cache.splits[0] < self._hooked_from:
+            self._hook_layers_from(cache.splits[0])
 
         q, device = embeds.shape[1], embeds.device
         plan = ForwardPlan.start(
@@ -190,6 +212,9 @@ class ReductionEngine:
             if video is not None:
                 plan.span_start, plan.video = self._locate_span(input_ids, video, q), video
                 plan.run = start_run(video.reducer, video.grid, plan.num_layers, self.layer)
+                if is_staged(video.reducer):  # its stages may sit at any layer, inside layers too
+                    self._hook_layers_from(0)
+                    self._hook_attention_points()
         elif has_video_tokens(input_ids, self.video_token_id):
             raise ValueError(
                 "reduction engine: video tokens are only supported in the first chunk on a cache"
@@ -249,6 +274,7 @@ class ReductionEngine:
         return mid, scatter
 
     def _after_text_model(self, module, args, kwargs, output):
+        self._unhook_attention_points()
         call, self._call = self._call, None
         if call is None:
             return None

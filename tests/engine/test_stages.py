@@ -295,3 +295,27 @@ def test_stage_errors(tiny, engines):
     beyond = ThreeStages(layers=(0, 1, 9))
     with pytest.raises(RuntimeError, match="pending"), torch.no_grad(), engine.video(video.grid, beyond):
         model(**video.inputs, past_key_values=engine.new_cache(), use_cache=True)
+
+
+def test_staged_hooks_are_temporary_and_removed(tiny, engines):
+    """Attention-point hooks live for one reducing forward; remove() leaves no hook at all."""
+    model, video = tiny("qwen2_vl"), make_inputs("qwen2_vl")
+    text = model.model.language_model
+
+    def counts():
+        layers = sum(len(layer._forward_pre_hooks) for layer in text.layers)
+        inner = sum(
+            len(layer.post_attention_layernorm._forward_pre_hooks) + len(layer.mlp._forward_hooks)
+            for layer in text.layers
+        )
+        return layers, inner
+
+    before = counts()
+    engine = apply_reduction(model, 2)
+    assert counts() == (before[0] + 3, before[1])  # layers k-1.. for a one-stage reducer
+    method = ThreeStages(layers=(0, 1, 3), points=("attention", "attention", "input"))
+    with torch.no_grad(), engine.video(video.grid, method):
+        model(**video.inputs, use_cache=False)
+    assert counts() == (before[0] + 4, before[1])  # every layer now; no attention-point hook left
+    engine.remove()
+    assert counts() == before
