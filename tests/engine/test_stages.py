@@ -319,3 +319,26 @@ def test_staged_hooks_are_temporary_and_removed(tiny, engines):
     assert counts() == (before[0] + 4, before[1])  # every layer now; no attention-point hook left
     engine.remove()
     assert counts() == before
+
+
+def _last_member(plan):
+    """The plan with ``position_index`` = each group's last original token (a merge destination)."""
+    n = plan.token_map.shape[0]
+    last = torch.full((plan.num_kept,), -1).scatter_reduce(0, plan.token_map, torch.arange(n), reduce="amax")
+    return replace(plan, position_index=last)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_position_index_is_honoured(tiny, engines, family):
+    """Survivors take the ids of ``Reduction.position_index`` (ToMe's merge destination on Qwen2-VL)
+    under the original-id rule; by hand, first-token and decode logits."""
+    model, video = tiny(family), make_inputs(family)
+    engines.append(engine := apply_reduction(model, 2))
+    moved = Rule(lambda h, g: _last_member(pair_merge_reducer(h, g)), "original")
+    generated, logits = _generate(model, engine, video, moved, 3)
+    stages = [(2, moved.fn, "original")]
+    for step in range(3):
+        expected = _by_hand(model, video, generated[:step], stages, "authors")
+        torch.testing.assert_close(logits[step], expected, atol=1e-5, rtol=0)
+    plain = _by_hand(model, video, generated[:0], [(2, pair_merge_reducer, "original")], "authors")
+    assert (logits[0] - plain).abs().max() > 1e-4  # the ids matter, so the check can fail
