@@ -7,6 +7,11 @@
     result = answer(engine, prefix, question_ids, max_new_tokens=16, eos_token_id=eos)
     engine.remove()
 
+A method is a plain reducer (one stage at layer k) or a staged method (``engine/stages.py``:
+stages at chosen layers, e.g. ``merging.framefusion_authors.FrameFusion``); ``prefill`` and
+``generate`` take either. ``apply_reduction(model, layer, decode_positions="compact")`` continues
+generated tokens from each segment's own length instead of the authors' ``N + i``.
+
 Lower level: ``with engine.video(grid, reducer): model(...)`` or ``model.generate(...)``.
 """
 
@@ -15,6 +20,7 @@ from lmms_sttm.engine.patch import ReductionEngine, apply_reduction, engine_of, 
 from lmms_sttm.engine.reducer import Reducer, SttmReducer, check_reduction, identity_reducer
 from lmms_sttm.engine.segmented_cache import SegmentedCache
 from lmms_sttm.engine.session import Answer, CallStats, Prefix, answer, generate, prefill
+from lmms_sttm.engine.stages import Stage, StageRun
 from lmms_sttm.engine.video import ReductionRecord, VideoSpec
 
 __all__ = [
@@ -27,6 +33,8 @@ __all__ = [
     "ReductionEngine",
     "ReductionRecord",
     "SegmentedCache",
+    "Stage",
+    "StageRun",
     "SttmReducer",
     "VideoSpec",
     "answer",

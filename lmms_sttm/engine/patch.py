@@ -1,25 +1,28 @@
 """Apply and remove a token reduction on one model instance, dispatched by ``config.model_type``.
 
 ``apply_reduction(model, layer=k)`` registers forward pre-hooks (with kwargs) on the instance's
-text decoder and on its decoder layers ``k..L-1``; no transformers class is touched, a second
-model in the process is unaffected, and ``engine.remove()`` leaves no trace.
+text decoder and on every decoder layer; no transformers class is touched, a second model in the
+process is unaffected, and ``engine.remove()`` leaves no trace.
 
 A forward through the text decoder is *active* when a video context is set
-(``with engine.video(grid, reducer): ...``) or when its cache is a ``SegmentedCache``; other
+(``with engine.video(grid, method): ...``) or when its cache is a ``SegmentedCache``; other
 forwards run exactly as unpatched. In an active forward (batch 1, no padding):
 
-- segment 0 (layers < k) sees the chunk at full length: the engine passes its own position ids
-  and a per-segment causal mask dict to the decoder, which computes rotary from them;
-- before layer k, in the chunk that holds the video (the first chunk on an empty cache), the
-  span's hidden states ``[T*H*W, C]`` go through the reducer and are replaced by its
-  ``features [N', C]``;
-- segment 1 (layers >= k) gets its own positions (see ``positions.py``), rotary recomputed by the
-  decoder's ``rotary_emb``, and its own causal mask sized by its own cache length.
+- segment 0 (layers below the first stage) sees the chunk at full length: the engine passes its
+  own position ids and a per-segment causal mask dict to the decoder, which computes rotary;
+- a method is a sequence of stages (``stages.py``; a plain reducer is one stage at layer k). In
+  the chunk that holds the video (the first chunk on an empty cache), before each stage's layer
+  the current video tokens go through the stage and are replaced by its ``features``, in the
+  plan's row order; query-aware stages get the last token's attention at the layer before;
+- each stage opens a segment with its own positions (the method's rule, ``positions.py``),
+  rotary recomputed by the decoder's ``rotary_emb``, and its own causal mask sized by its own cache
+  length; later chunks (question, decoding) open the same segments at the cache's split layers.
 
-Decoding continues each segment from its own length: for 1-D RoPE models, generated token ``i``
-gets position ``N + i`` in layers < k and ``N' + i`` in layers >= k (the STTM authors' code uses
-``N + i`` everywhere; only tokens after the first generated one can differ). M-RoPE models keep
-the original ids in both segments, so text continues from ``last + 1`` as in ``generate``.
+Decoding (``decode_positions``): ``"authors"`` (default) continues generated token ``i`` at
+``N + i`` in every layer (``N`` the unreduced prompt length), as the STTM authors' ``generate``
+with its full-length attention mask; ``"compact"`` continues each segment from its own length
+(``N' + i`` in renumbered segments). M-RoPE and original-id segments continue from ``last + 1``
+either way, as in ``generate``.
 """
 
 from __future__ import annotations
@@ -35,11 +38,13 @@ from transformers.cache_utils import DynamicCache
 
 from lmms_sttm.engine.families import Family, family_of
 from lmms_sttm.engine.masks import check_attention, segment_masks
-from lmms_sttm.engine.query_aware import make_score_hook, needs_attention
+from lmms_sttm.engine.query_aware import needs_attention
 from lmms_sttm.engine.reducer import Grid, Reducer
-from lmms_sttm.engine.segmented_cache import SegmentedCache
+from lmms_sttm.engine.segmented_cache import DECODE_POSITIONS, SegmentedCache
 from lmms_sttm.engine.segments import ForwardPlan
 from lmms_sttm.engine.span import has_video_tokens, locate_video_span
+from lmms_sttm.engine.stages import is_staged, start_run
+from lmms_sttm.engine.timing import model_devices
 from lmms_sttm.engine.video import ReductionRecord, VideoSpec
 
 # Engines alive, by id of the patched text decoder (no attribute is ever set on the model).
@@ -47,14 +52,24 @@ _ENGINES: weakref.WeakValueDictionary[int, ReductionEngine] = weakref.WeakValueD
 
 
 class ReductionEngine:
-    """Hooks on one model instance that reduce the video span before decoder layer ``layer``.
+    """Hooks on one model instance that run a method's stages on the video span.
 
-    Create with ``apply_reduction``. Attributes: ``model``, ``family``, ``layer`` (k),
-    ``text_model``, ``video_token_id``, ``last_reduction`` (``ReductionRecord`` of the last
-    reducing forward, or None).
+    Create with ``apply_reduction``. Attributes: ``model``, ``family``, ``layer`` (k, where a
+    one-stage reducer runs), ``text_model``, ``video_token_id``, ``decode_positions``,
+    ``last_reduction`` (``ReductionRecord`` of the last reducing forward, or None).
     """
 
-    def __init__(self, model: nn.Module, family: Family, layer: int, video_token_id: int | None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        family: Family,
+        layer: int,
+        video_token_id: int | None,
+        decode_positions: str = "authors",
+    ) -> None:
+        if decode_positions not in DECODE_POSITIONS:
+            raise ValueError(f"decode_positions={decode_positions!r}; use one of {list(DECODE_POSITIONS)}")
+        self.decode_positions = decode_positions
         self.model = model
         self.family = family
         self.text_model = family.text_model(model)
@@ -73,20 +88,28 @@ class ReductionEngine:
             getattr(self.text_model.config, "layer_types", None) or ["full_attention"] * num_layers
         )
         self._handles: list = []
+        self._hooked_from = len(self.text_model.layers)  # decoder layers >= this carry a pre-hook
+        self._mid_handles: list = []  # attention-point hooks, only during a reducing forward
         self._register()
 
     # ----------------------------------------------------------------- public API
     @contextmanager
-    def video(self, grid: Grid, reducer: Reducer, span_start: int | None = None) -> Iterator[ReductionEngine]:
-        """Within the block, the first forward on an empty cache reduces this video's span."""
+    def video(
+        self, grid: Grid, reducer: Reducer, span_start: int | None = None, *, prompt_ends: bool = True
+    ) -> Iterator[ReductionEngine]:
+        """Within the block, the first forward on an empty cache reduces this video's span.
+
+        ``reducer``: a one-stage reducer or a staged method. ``prompt_ends=False`` when that forward
+        is only a prefix (the caller then ends the prompt with ``cache.end_prompt``).
+        """
         self._require_live()
         if self._video is not None:
             raise RuntimeError("a video context is already active on this engine")
-        if needs_attention(reducer) and self.layer < 1:
+        if not is_staged(reducer) and needs_attention(reducer) and self.layer < 1:
             raise ValueError(
                 f"{reducer!r} reads layer k-1's attention and needs a reduction layer k >= 1, got {self.layer}"
             )
-        self._video = VideoSpec(tuple(grid), reducer, span_start)
+        self._video = VideoSpec(tuple(grid), reducer, span_start, prompt_ends)
         try:
             yield self
         finally:
@@ -102,9 +125,9 @@ class ReductionEngine:
 
     def remove(self) -> None:
         """Removes every hook; the model is then exactly as before ``apply_reduction``."""
-        for handle in self._handles:
+        for handle in self._handles + self._mid_handles:
             handle.remove()
-        self._handles = []
+        self._handles, self._mid_handles = [], []
         self._call = self._pending_ids = self._video = None
         if _ENGINES.get(id(self.text_model)) is self:
             del _ENGINES[id(self.text_model)]
@@ -120,14 +143,30 @@ class ReductionEngine:
         self._handles.append(
             text.register_forward_hook(self._after_text_model, with_kwargs=True, always_call=True)
         )
-        if self.layer >= 1:  # query-aware reducers read the last token's attention at layer k-1
-            score_hook = make_score_hook(self)
-            self._handles.append(
-                text.layers[self.layer - 1].register_forward_pre_hook(score_hook, with_kwargs=True)
-            )
-        for index in range(self.layer, len(text.layers)):
+        # one-stage reducers act at k and read layer k-1's attention; staged methods hook more
+        self._hook_layers_from(max(0, self.layer - 1))
+
+    def _hook_layers_from(self, first: int) -> None:
+        """Pre-hooks on decoder layers ``first..`` (kept until ``remove``; a hook outside a
+        segment's start returns at once)."""
+        for index in range(first, self._hooked_from):
             hook = self._make_layer_hook(index)
-            self._handles.append(text.layers[index].register_forward_pre_hook(hook, with_kwargs=True))
+            self._handles.append(
+                self.text_model.layers[index].register_forward_pre_hook(hook, with_kwargs=True)
+            )
+        self._hooked_from = min(self._hooked_from, first)
+
+    def _hook_attention_points(self) -> None:
+        """Hooks for attention-point stages (post-attention norm, MLP) on every layer, for one forward."""
+        for index, layer in enumerate(self.text_model.layers):
+            mid, scatter = self._make_mid_hooks(index)
+            self._mid_handles.append(layer.post_attention_layernorm.register_forward_pre_hook(mid))
+            self._mid_handles.append(layer.mlp.register_forward_hook(scatter))
+
+    def _unhook_attention_points(self) -> None:
+        for handle in self._mid_handles:
+            handle.remove()
+        self._mid_handles = []
 
     def _capture_ids(self, module, args, kwargs):
         self._pending_ids = kwargs.get("input_ids", args[0] if args else None)
@@ -162,12 +201,22 @@ class ReductionEngine:
         use_cache = module.config.use_cache if use_cache is None else use_cache
         cache = self._segmented(cache, bool(use_cache))
         kwargs["past_key_values"] = cache
+        if cache is not None and cache.splits[0] < self._hooked_from:
+            self._hook_layers_from(cache.splits[0])
 
         q, device = embeds.shape[1], embeds.device
-        plan = ForwardPlan.start(self.family.position_mode, cache, q, kwargs.get("position_ids"), device)
+        plan = ForwardPlan.start(
+            self.family.position_mode, cache, q, kwargs.get("position_ids"), device, self.decode_positions
+        )
+        plan.num_layers = len(module.layers)
         if cache is None or cache.logical_length == 0:
             if video is not None:
                 plan.span_start, plan.video = self._locate_span(input_ids, video, q), video
+                plan.run = start_run(video.reducer, video.grid, plan.num_layers, self.layer)
+                plan.devices = model_devices(module)  # every GPU the timed stages must wait for
+                if is_staged(video.reducer):  # its stages may sit at any layer, inside layers too
+                    self._hook_layers_from(0)
+                    self._hook_attention_points()
         elif has_video_tokens(input_ids, self.video_token_id):
             raise ValueError(
                 "reduction engine: video tokens are only supported in the first chunk on a cache"
@@ -188,19 +237,46 @@ class ReductionEngine:
                 hidden, rest = args[0], args[1:]
             else:
                 hidden, rest = kwargs.pop("hidden_states"), ()
-            if index == self.layer:
-                hidden = call.enter_reduced_segment(self.text_model, hidden)
-                if call.record is not None:
-                    self.last_reduction = call.record
-            segment = call.reduced
-            kwargs["attention_mask"] = segment.masks[self._layer_types[index]]
-            kwargs["position_embeddings"] = segment.rotary
-            kwargs["position_ids"] = segment.layer_position_ids
+            before = call.record
+            hidden = call.enter_layer(index, self.text_model, hidden)
+            if call.record is not before:
+                self.last_reduction = call.record
+            segment = call.segment_kwargs()
+            if segment is not None:
+                kwargs["attention_mask"] = segment.masks[self._layer_types[index]]
+                kwargs["position_embeddings"] = segment.rotary
+                kwargs["position_ids"] = segment.layer_position_ids
+            if call.reducing:
+                call.bind_scores(index, module, hidden, kwargs.get("position_embeddings"))
             return (hidden, *rest), kwargs
 
         return hook
 
+    def _make_mid_hooks(self, index: int):
+        full = {}
+
+        def mid(module, args):
+            call = self._call
+            if call is None or not call.reducing:
+                return None
+            reduced = call.after_attention(index, args[0])
+            if reduced is None:
+                return None
+            full[index] = args[0].shape[1]
+            if call.record is not None:
+                self.last_reduction = call.record
+            return (reduced,)
+
+        def scatter(module, args, output):
+            call = self._call
+            if call is None or index not in full:
+                return None
+            return call.scatter_mlp(index, output, full.pop(index))
+
+        return mid, scatter
+
     def _after_text_model(self, module, args, kwargs, output):
+        self._unhook_attention_points()
         call, self._call = self._call, None
         if call is None:
             return None
@@ -228,10 +304,6 @@ class ReductionEngine:
         if isinstance(cache, SegmentedCache):
             if cache.failed:
                 raise ValueError("reduction engine: this cache is inconsistent after a failed forward")
-            if cache.split_layer != self.layer:
-                raise ValueError(
-                    f"cache is split at layer {cache.split_layer}, engine reduces at {self.layer}"
-                )
             return cache
         if cache is None:
             return self.new_cache() if use_cache else None
@@ -258,19 +330,27 @@ class ReductionEngine:
             raise RuntimeError("this reduction engine was removed")
 
 
-def apply_reduction(model: nn.Module, layer: int, *, video_token_id: int | None = None) -> ReductionEngine:
-    """Patches ``model`` (an instance) to reduce video tokens before decoder layer ``layer`` (0-based).
+def apply_reduction(
+    model: nn.Module,
+    layer: int,
+    *,
+    video_token_id: int | None = None,
+    decode_positions: str = "authors",
+) -> ReductionEngine:
+    """Patches ``model`` (an instance) to reduce video tokens; one-stage reducers run before decoder
+    layer ``layer`` (0-based), staged methods at their own layers.
 
     Dispatches on ``model.config.model_type`` (``llava_onevision``, ``qwen2_vl``, ``qwen2_5_vl``,
     text-only ``qwen2``); an unknown type raises ``ValueError``. ``video_token_id`` overrides the
-    config's placeholder id. A model can carry one engine at a time.
+    config's placeholder id. ``decode_positions``: ``"authors"`` or ``"compact"`` (module
+    docstring). A model can carry one engine at a time.
     """
     family = family_of(model)
     text = family.text_model(model)
     if id(text) in _ENGINES:
         raise RuntimeError("this model already has a reduction engine; remove it first")
     token_id = video_token_id if video_token_id is not None else family.video_token_id(model)
-    engine = ReductionEngine(model, family, layer, token_id)
+    engine = ReductionEngine(model, family, layer, token_id, decode_positions)
     _ENGINES[id(text)] = engine
     return engine
 

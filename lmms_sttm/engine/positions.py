@@ -1,7 +1,8 @@
-"""Position ids of the two segments (layers below k: full sequence; layers from k: reduced one).
+"""Position ids of the segments (layers below the first stage: full sequence; then one segment per stage).
 
-Shapes: ``"reassign"`` positions are ``[1, q]`` (1-D RoPE); ``"survive"`` positions are
-``[3, 1, q]`` (M-RoPE rows t, h, w). A segment's *next* position is ``last + 1`` per row
+Shapes: ``"reassign"`` families' positions are ``[1, q]`` (1-D RoPE); ``"survive"`` families'
+``[3, 1, q]`` (M-RoPE rows t, h, w). A stage's rule (``stages.py``) is ``renumber`` (1-D only) or
+``original`` (kept tokens keep their source's ids). A segment's *next* position is ``last + 1`` per row
 (``[1]`` or ``[3, 1]``), the rule of transformers' ``generate`` and of ``get_rope_index`` for text
 that follows a text token.
 """
@@ -49,25 +50,31 @@ def next_position(positions: torch.Tensor) -> torch.Tensor:
 
 
 def reduced_positions(
-    mode: str,
-    full: torch.Tensor,
+    rule: str,
+    previous: torch.Tensor,
     start: int,
     plan: Reduction,
     next_reduced: torch.Tensor | None,
 ) -> torch.Tensor:
-    """Positions of the reduced chunk, where ``full`` are the chunk's full-sequence positions.
+    """Positions of the chunk after one stage, where ``previous`` are its positions before the stage.
 
-    The chunk is ``[pre (start), video span (plan.num_original), post]`` and becomes
-    ``[pre, kept (plan.num_kept), post]``.
-    ``reassign``: consecutive ids from ``next_reduced`` (0 on an empty cache) -> ``[1, q']``.
-    ``survive``: pre and post keep their ids, kept token j takes the ids of original token
-    ``plan.position_source[j]`` (``rep_index``: its representative's top-left leaf at the earliest
-    frame, unless the plan sets ``position_index``) -> ``[3, 1, q']``.
+    The chunk is ``[pre (start), video span (n = plan.token_map size), post]`` and becomes
+    ``[pre, kept (plan.num_kept, in the plan's row order), post]``.
+    ``renumber``: consecutive ids from ``next_reduced`` (0 on an empty cache) -> ``[1, q']``.
+    ``original``: pre and post keep their ids, kept token j takes the ids of the span token
+    ``plan.position_source[j]`` (its representative, or ``Reduction.position_index``) -> ``[1, q']``
+    / ``[3, 1, q']``.
     """
-    q_reduced = full.shape[-1] - plan.num_original + plan.num_kept
-    if mode == "reassign":
+    n = plan.token_map.shape[0]
+    q_reduced = previous.shape[-1] - n + plan.num_kept
+    if rule == "renumber":
+        if previous.dim() != 2:
+            raise ValueError("renumbered positions need 1-D RoPE positions [1, q]")
         offset = 0 if next_reduced is None else next_reduced
-        return offset + torch.arange(q_reduced, device=full.device)[None]
-    end = start + plan.num_original
-    kept = full[..., start:end].index_select(full.dim() - 1, plan.position_source.to(full.device))
-    return torch.cat([full[..., :start], kept, full[..., end:]], dim=-1)
+        return offset + torch.arange(q_reduced, device=previous.device)[None]
+    if rule != "original":
+        raise ValueError(f"unknown position rule {rule!r}")
+    end = start + n
+    source = plan.position_source.to(previous.device)
+    kept = previous[..., start:end].index_select(previous.dim() - 1, source)
+    return torch.cat([previous[..., :start], kept, previous[..., end:]], dim=-1)

@@ -6,9 +6,10 @@ the hidden states entering decoder layer k:
     reducer(hidden [T*H*W, C], grid (T, H, W)) -> Reduction
 
 ``hidden`` rows are in raster order ``t*H*W + y*W + x`` and in the model's dtype. The returned
-plan's ``features [N', C]`` replace the span (cast to the model's dtype) in the plan's row order;
-its ``rep_index [N']`` must be distinct (rows are usually in raster order of their
-representatives; the authors' ToMe and DyCoke orders are not).
+plan's ``features [N', C]`` replace the span (cast to the model's dtype) and enter the LLM in the
+plan's row order (raster order of the representatives for most methods; the authors' ToMe lists
+its own order); ``rep_index [N']`` must name distinct original tokens, which is what makes
+original-id positions of the reduced sequence well defined.
 """
 
 from __future__ import annotations
@@ -91,10 +92,12 @@ def check_reduction(plan: Reduction, hidden: torch.Tensor, grid: Grid) -> None:
     rep = plan.rep_index
     if rep.shape != (kept,):
         raise ValueError(f"rep_index shape {tuple(rep.shape)} != ({kept},)")
-    if kept > 1 and torch.unique(rep).numel() != kept:
-        raise ValueError("rep_index must be distinct (one representative per kept token)")
-    pos = plan.position_index
-    if pos is not None and (pos.shape != (kept,) or int(pos.min()) < 0 or int(pos.max()) >= n):
-        raise ValueError(f"position_index must be [{kept}] indices in [0, {n})")
-    if int(rep[0]) < 0 or int(rep[-1]) >= n:
+    if int(rep.min()) < 0 or int(rep.max()) >= n:
         raise ValueError(f"rep_index out of range [0, {n})")
+    if kept > 1 and not bool((rep[1:] > rep[:-1]).all()) and torch.unique(rep).numel() != kept:
+        raise ValueError("rep_index must name distinct original tokens (one representative per kept token)")
+    if plan.token_map.shape != (n,):
+        raise ValueError(f"token_map shape {tuple(plan.token_map.shape)} != ({n},)")
+    source = plan.position_index
+    if source is not None and (source.shape != (kept,) or int(source.min()) < 0 or int(source.max()) >= n):
+        raise ValueError(f"position_index must be [{kept}] indices in [0, {n})")

@@ -1,13 +1,19 @@
-"""A KV cache whose layers below ``split_layer`` hold the full sequence and layers from it the reduced one.
+"""A KV cache in segments: layers below the first split hold the full sequence, each later segment
+(from its split layer to the next split) the sequence after one more reduction stage.
 
-Layer objects are transformers' own ``DynamicLayer`` s (one per decoder layer); only the
-bookkeeping differs from ``DynamicCache``:
+With one stage at layer k the splits are ``[k]``: segment 0 = layers ``< k``, segment 1 = layers
+``>= k``. A staged method sets the splits of its reducing prefill (``set_splits``). Layer objects
+are transformers' own ``DynamicLayer`` s (one per decoder layer); only the bookkeeping differs from
+``DynamicCache``:
 
 - ``logical_length``: tokens of the caller's sequence seen so far (= ``input_ids`` length). It is
   what ``get_seq_length()`` reports, so ``generate`` slices new inputs correctly even when every
   layer is reduced (k = 0). Physical lengths: ``segment_length(0 | 1)``.
 - ``next_positions[s]``: position id of the next token in segment ``s`` (``[1]`` for 1-D RoPE,
   ``[3, 1]`` for M-RoPE), None before the first chunk.
+- ``prompt_length``: logical length of the complete prompt once ``end_prompt`` marked it (None
+  before); with the authors' decode positions every segment then continues from segment 0's next
+  position (``next_position_of``). ``next_positions`` keep each segment's own (compact) count.
 - ``frozen_length``: logical length through the chunk that was reduced; ``crop`` cannot go below it.
 - ``failed``: set when a forward raised midway (some layers may hold the chunk); the engine
   refuses such a cache.
@@ -23,9 +29,12 @@ import copy
 import torch
 from transformers.cache_utils import DynamicCache
 
+#: generated tokens: ``authors`` (N + i in every layer) or ``compact`` (each segment from its length)
+DECODE_POSITIONS = ("authors", "compact")
+
 
 class SegmentedCache(DynamicCache):
-    """``DynamicCache`` with two segments split at decoder layer ``split_layer`` (0 <= k < L)."""
+    """``DynamicCache`` in segments split at decoder layers ``splits`` (default ``[split_layer]``)."""
 
     def __init__(self, config, split_layer: int) -> None:
         super().__init__(config=config)
@@ -34,12 +43,38 @@ class SegmentedCache(DynamicCache):
             raise ValueError(f"split_layer {split_layer} outside [0, {num_layers})")
         if len(self.layers) != num_layers:
             raise ValueError(f"cache built {len(self.layers)} layers for a {num_layers}-layer decoder")
-        self.split_layer = split_layer
+        self.splits: list[int] = [split_layer]
         self.logical_length = 0
         self.frozen_length = 0
         self.next_positions: list[torch.Tensor | None] = [None, None]
+        self.prompt_length: int | None = None
+        self.decode_positions = "authors"
         self.failed = False
         self.entry_view: tuple[int, torch.Tensor] | None = None
+
+    @property
+    def split_layer(self) -> int:
+        """The first split layer (the one-stage engine's k)."""
+        return self.splits[0]
+
+    @property
+    def num_segments(self) -> int:
+        return len(self.splits) + 1
+
+    def set_splits(self, splits: list[int]) -> None:
+        """The split layers of a reducing prefill (strictly increasing, in ``[0, L)``); empty cache only."""
+        if self.logical_length:
+            raise ValueError("set_splits needs an empty cache")
+        if not splits or any(b <= a for a, b in zip(splits, splits[1:], strict=False)):
+            raise ValueError(f"splits must be non-empty and strictly increasing, got {splits}")
+        if splits[0] < 0 or splits[-1] >= len(self.layers):
+            raise ValueError(f"splits {splits} outside [0, {len(self.layers)})")
+        self.splits = list(splits)
+        self.next_positions = [None] * (len(splits) + 1)
+
+    def segment_of_layer(self, layer: int) -> int:
+        """Index of the segment that holds decoder layer ``layer``."""
+        return sum(1 for s in self.splits if s <= layer)
 
     def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
         """Appends as ``DynamicCache`` does; under an entry view (``set_entry_view``), layers from its
@@ -62,15 +97,15 @@ class SegmentedCache(DynamicCache):
 
     def drop_entries(self, from_layer: int, positions: torch.Tensor) -> None:
         """Deletes the cached entries at ``positions`` (indices into the layer's cache) in layers
-        ``>= from_layer`` (``> split_layer``, so segment lengths and masks of segment 1 are kept).
+        ``>= from_layer`` (``>`` the last split layer, so segment lengths and masks are kept).
 
         The logical length and next positions are unchanged (cached keys carry their RoPE), so the
         next token keeps its position. Meant for single-token steps afterwards (the segment-1 mask of
-        a longer chunk is sized by layer ``split_layer``). Not undoable: use on a ``fork()``.
+        a longer chunk is sized by its split layer). Not undoable: use on a ``fork()``.
         """
-        if from_layer <= self.split_layer:
+        if from_layer <= self.splits[-1]:
             raise ValueError(
-                f"drop_entries needs from_layer > split_layer ({self.split_layer}), got {from_layer}"
+                f"drop_entries needs from_layer > the last split layer ({self.splits[-1]}), got {from_layer}"
             )
         for layer in self.layers[from_layer:]:
             n = layer.keys.shape[-2]
@@ -83,23 +118,50 @@ class SegmentedCache(DynamicCache):
         return self.logical_length
 
     def segment_length(self, segment: int) -> int:
-        """Physical cached length of segment 0 (layers < k) or 1 (layers >= k)."""
+        """Physical cached length of segment ``segment`` (0: layers below the first split; 1: from the
+        first split to the next; ``-1``: the last segment)."""
+        segment = segment % self.num_segments
         if segment == 0:
-            return self.logical_length if self.split_layer == 0 else self.layers[0].get_seq_length()
-        return self.layers[self.split_layer].get_seq_length()
+            return self.logical_length if self.splits[0] == 0 else self.layers[0].get_seq_length()
+        return self.layers[self.splits[segment - 1]].get_seq_length()
 
-    def advance(self, q: int, next0: torch.Tensor, next1: torch.Tensor, *, reduced: bool) -> None:
-        """Records a processed chunk of ``q`` logical tokens (called by the engine after a forward)."""
+    def advance(self, q: int, nexts: list[torch.Tensor], *, reduced: bool) -> None:
+        """Records a processed chunk of ``q`` logical tokens and each segment's next position
+        (called by the engine after a forward)."""
+        if len(nexts) != self.num_segments:
+            raise ValueError(f"{len(nexts)} next positions for {self.num_segments} segments")
         self.logical_length += q
-        self.next_positions = [next0, next1]
+        self.next_positions = list(nexts)
         if reduced:
             self.frozen_length = self.logical_length
+
+    @property
+    def prompt_ended(self) -> bool:
+        return self.prompt_length is not None
+
+    def end_prompt(self, decode_positions: str) -> None:
+        """Marks the prompt complete (idempotent). ``"authors"``: every later token continues from
+        segment 0's next position in every segment (generated token ``i`` at ``N + i``, as
+        ``generate`` with the full-length attention mask); ``"compact"``: each segment from its own
+        length."""
+        if decode_positions not in DECODE_POSITIONS:
+            raise ValueError(f"decode_positions {decode_positions!r} not in {list(DECODE_POSITIONS)}")
+        if self.prompt_length is None:
+            self.prompt_length = self.logical_length
+            self.decode_positions = decode_positions
+
+    def next_position_of(self, segment: int) -> torch.Tensor | None:
+        """Position id of the next token in ``segment`` under the decode rule (see ``end_prompt``)."""
+        if self.prompt_length is not None and self.decode_positions == "authors":
+            return self.next_positions[0]
+        return self.next_positions[segment]
 
     def fork(self) -> SegmentedCache:
         """An independent copy sharing the (never mutated) prefix tensors."""
         new = copy.copy(self)
         new.layers = [copy.copy(layer) for layer in self.layers]
         new.next_positions = list(self.next_positions)
+        new.splits = list(self.splits)
         new.entry_view = None
         return new
 
@@ -120,4 +182,6 @@ class SegmentedCache(DynamicCache):
             return
         super().crop(tokens_to_remove)
         self.logical_length -= n
+        if self.prompt_length is not None and self.logical_length < self.prompt_length:
+            self.prompt_length = None
         self.next_positions = [None if p is None else p - n for p in self.next_positions]

@@ -33,9 +33,9 @@ class CallStats:
 
     Attributes:
         visual_tokens: N, video grid tokens entering layer k (0 when nothing was reduced).
-        visual_tokens_kept: N', video tokens after the reduction.
+        visual_tokens_kept: N', video tokens after the reduction (after the last stage).
         prompt_tokens: logical prompt length (prefix + question).
-        prompt_tokens_reduced: prompt length seen by layers >= k.
+        prompt_tokens_reduced: prompt length seen by the last segment's layers.
         reduction_s: reducer wall time (part of ``prefill_s``; 0 when the prefix was reused).
         prefill_s: time to first token: prefix prefill + question chunk, or the question chunk
             alone when the prefix was reused.
@@ -68,11 +68,11 @@ class Prefix:
     Attributes:
         cache: segmented KV cache of the prefix.
         last_logits: ``[1, V]`` logits after the prefix's last token.
-        length / reduced_length: prefix tokens in layers < k / >= k.
+        length / reduced_length: prefix tokens in layers < k / in the last segment.
         visual_tokens / visual_tokens_kept: N / N' (0 / 0 without a reduction).
         reduction_s / prefill_s: reducer time and prefix forward time.
         uses: questions answered on this prefix so far.
-        video_span: ``(start, stop)`` of the (reduced) video entries in the layers >= k, if reduced.
+        video_span: ``(start, stop)`` of the (reduced) video entries in the last segment, if reduced.
     """
 
     cache: SegmentedCache
@@ -118,15 +118,15 @@ def prefill(
     if reducer is None and grid is not None:
         raise ValueError("a grid without a reducer: pass reducer=identity_reducer for an unreduced run")
     model = engine.model
+    devices = model_devices(model)  # every GPU the model occupies (device_map=auto spans several)
     cache = engine.new_cache()
     engine.last_reduction = None
-    devices = model_devices(model)  # every GPU the model occupies (device_map=auto spans several)
     began = clock(devices)
     if reducer is None:
         out = model(**inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
     else:
         grid = engine.family.grid_from_inputs(model, inputs) if grid is None else grid
-        with engine.video(grid, reducer, span_start=span_start):
+        with engine.video(grid, reducer, span_start=span_start, prompt_ends=False):
             out = model(**inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
     seconds = clock(devices) - began
     record = engine.last_reduction if reducer is not None else None
@@ -134,7 +134,7 @@ def prefill(
         cache=cache,
         last_logits=out.logits[:, -1],
         length=cache.logical_length,
-        reduced_length=cache.segment_length(1),
+        reduced_length=cache.segment_length(-1),
         visual_tokens=record.visual_tokens if record else 0,
         visual_tokens_kept=record.visual_tokens_kept if record else 0,
         reduction_s=record.seconds if record else 0.0,
@@ -167,8 +167,8 @@ def answer(
     model, device = engine.model, _device(engine)
     eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id or ())
     question_ids = question_ids.reshape(1, -1).to(device)
-    cache = prefix.cache.fork()
     devices = model_devices(model)
+    cache = prefix.cache.fork()
 
     began = clock(devices)
     if question_ids.shape[1] > 0:
@@ -180,7 +180,8 @@ def answer(
     first_logits = logits
     token = pick(logits)
     first_token_at = clock(devices)
-    prompt_tokens, prompt_reduced = cache.logical_length, cache.segment_length(1)
+    prompt_tokens, prompt_reduced = cache.logical_length, cache.segment_length(-1)
+    cache.end_prompt(engine.decode_positions)  # generated tokens: engine.decode_positions
 
     tokens = [token]
     pruner = None

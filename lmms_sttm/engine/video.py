@@ -13,21 +13,27 @@ class VideoSpec:
     """The video of the next prefill: its token grid ``(T, H, W)`` as the decoder sees it and the reducer.
 
     ``span_start``: index of the first grid token in the chunk, when it cannot be found from
-    ``input_ids`` (text-only decoders, calls with ``inputs_embeds``).
+    ``input_ids`` (text-only decoders, calls with ``inputs_embeds``). ``reducer``: a one-stage
+    reducer or a staged method (``stages.py``). ``prompt_ends``: the reducing chunk is the whole
+    prompt (``model.generate``), so the next forwards decode (the engine's ``decode_positions``);
+    a prefix prefill sets False: the prompt then ends after the next chunk (the question) or at
+    ``cache.end_prompt``.
     """
 
     grid: Grid
     reducer: Reducer
     span_start: int | None = None
+    prompt_ends: bool = True
 
     def __post_init__(self) -> None:
         grid = tuple(self.grid)
         if len(grid) != 3 or not all(isinstance(v, int) and v > 0 for v in grid):
             raise ValueError(f"grid must be three positive ints (T, H, W), got {self.grid!r}")
         object.__setattr__(self, "grid", grid)
-        if not callable(self.reducer):
+        if not callable(self.reducer) and not callable(getattr(self.reducer, "start", None)):
             raise TypeError(
-                f"reducer must be callable (hidden [N, C], grid) -> Reduction, got {self.reducer!r}"
+                "reducer must be callable (hidden [N, C], grid) -> Reduction or a staged method "
+                f"(start(grid, num_layers, layer) -> StageRun), got {self.reducer!r}"
             )
         if self.span_start is not None and self.span_start < 0:
             raise ValueError(f"span_start must be >= 0, got {self.span_start}")
@@ -40,14 +46,15 @@ class VideoSpec:
 
 @dataclass(frozen=True)
 class ReductionRecord:
-    """What happened at layer k in the last reducing prefill.
+    """What the stages did in the last reducing prefill.
 
     Attributes:
-        visual_tokens: N, grid tokens entering the reducer.
-        visual_tokens_kept: N', tokens the reducer kept.
-        seconds: wall time of the reducer call (synchronised on CUDA).
+        visual_tokens: N, grid tokens entering the first stage.
+        visual_tokens_kept: N', tokens left after the last stage (the final kept count).
+        seconds: wall time of all stage calls (synchronised on CUDA).
         span_start: index of the first grid token in the chunk.
-        plan: the reducer's ``Reduction``.
+        plan: the stages' plans composed over the original tokens (``stages.compose``); for one
+            stage, the reducer's ``Reduction``.
     """
 
     visual_tokens: int

@@ -1,19 +1,25 @@
-"""FrameFusion, single-layer version: merge same-position tokens of adjacent frames, then prune by
-the last prompt token's attention to a compute budget.
+"""FrameFusion, single-layer version (``framefusion=single_layer``): merge same-position tokens of
+adjacent frames, then prune by the last prompt token's attention to a compute budget, both at the
+input of one layer k. The default is the authors' multi-layer computation
+(``merging/framefusion_authors.py``).
 
 1. Merge: token ``(t, p)`` joins token ``(t-1, p)`` when their cosine is >= ``sim`` (0.6); chains
-   run back to the earliest frame (union toward the earliest token). As in FrameFusion, merging is
-   applied only when at least ``min_share`` (10%) of the tokens qualify, and never below the
-   budget (only the most similar ``N - M`` links are made). A group's feature is the plain mean of
-   its members, its score the mean of its members' scores.
+   run back to the earliest frame (union toward the earliest token). This variant merges only
+   when at least ``min_share`` (10%) of the tokens qualify, and never below the budget (only the
+   most similar ``N - M`` links are made); the authors instead merge every qualifying link and use
+   the 10% share only to stop merging in later layers. A group's feature is the plain mean of its
+   members, its score the mean of its members' scores.
 2. Prune: keep the ``M`` highest-scored groups, where the compute "cost" ``c`` (a fraction of the
    full model's token-layers) fixes ``M``: layers ``< k`` see ``N`` tokens, layers ``>= k`` see
    ``M``, so ``c * L * N = k * N + (L - k) * M``. With an explicit ``keep`` instead (exact budgets),
    ``M = round(keep * N)``.
 
-Deviations from thu-nics' code: merging and pruning both happen at the input of layer k (theirs
-merge over several early layers) and the importance is the last prompt token's attention at layer
-k-1 (as in the STTM authors' description), not all query rows. Authors' settings: cost 0.50 / 0.30.
+Deviations from the authors' code (HYUNJS/STTM ``llava/model/framefusion/main.py``): they merge on
+the input embeddings and again after each layer's attention until under 10% qualify, and when the
+merges reach the budget ``int((1 - cost) * N)`` they stop there and never prune; otherwise they
+prune once, by the last query row, with the cost left from their sparsity bookkeeping. Here both
+happen at the input of layer k with the count ``c * L * N = k * N + (L - k) * M``. Survivors keep
+their original position ids in both variants. Authors' settings: cost 0.50 / 0.30.
 """
 
 from __future__ import annotations

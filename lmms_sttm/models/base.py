@@ -84,7 +84,9 @@ class SttmVideoModel(GenerateOnlyLmms):
         n_layers = self._model.config.get_text_config().num_hidden_layers
         if not 0 <= self.merge_layer < n_layers:
             raise ValueError(f"merge_layer={self.merge_layer} outside 0..{n_layers - 1} for this checkpoint")
-        self.engine = engine_patch.apply_reduction(self._model, layer=self.merge_layer)
+        self.engine = engine_patch.apply_reduction(
+            self._model, layer=self.merge_layer, decode_positions=s.decode_positions
+        )
         add_time = (
             bool(self.info.add_time_instruction) if self.info.add_time_instruction is not None else False
         )

@@ -21,6 +21,7 @@ from lmms_sttm.merging.budget import ExactBudget, SttmExactReducer
 from lmms_sttm.merging.dycoke import DycokeStage1Reducer
 from lmms_sttm.merging.fastv import FastVReducer
 from lmms_sttm.merging.framefusion import FrameFusionReducer
+from lmms_sttm.merging.framefusion_authors import FrameFusion
 from lmms_sttm.merging.pool import PoolReducer
 from lmms_sttm.merging.tome import TomeReducer
 from lmms_sttm.models.paper_settings import paper_thresholds
@@ -53,7 +54,19 @@ DYCOKE_KV = DYCOKE_KV_MODES["authors"]
 EXACT_TOL = 0.01
 
 
-def _native(method: str, knob: str, value: float, order: str):
+#: eng26b: the position rule of each method as its authors ran it on LLaVA (1-D RoPE); the others
+#: renumber 0..N'-1. Qwen2-VL always keeps original M-RoPE ids (engine/stages.py).
+ORIGINAL_POSITIONS = ("fastv", "framefusion")
+
+
+def _with_position_rule(reducer, method: str):
+    """Sets the method's ``position_rule`` on its reducer instance (read by the engine)."""
+    if method in ORIGINAL_POSITIONS and reducer is not None:
+        reducer.position_rule = "original"
+    return reducer
+
+
+def _native(method: str, knob: str, value: float, order: str, framefusion: str = "authors"):
     if method == "tome":
         return TomeReducer(prune=value, order=order)
     if method in ("dycoke_stage1", "dycoke"):
@@ -61,7 +74,7 @@ def _native(method: str, knob: str, value: float, order: str):
     if method == "fastv":
         return FastVReducer(evict=value)
     if method == "framefusion":
-        return FrameFusionReducer(cost=value)
+        return FrameFusion(value) if framefusion == "authors" else FrameFusionReducer(cost=value)
     return PoolReducer(value)
 
 
@@ -86,6 +99,14 @@ def _exact(method: str, retention: float, root_level: int, order: str, merge_opt
     return ExactBudget(inner, retention, EXACT_TOL)
 
 
+def _engine_params(settings: ModelSettings) -> dict:
+    """eng26b: decode positions for every reduced run, the FrameFusion variant for FrameFusion."""
+    out = {"decode_positions": settings.decode_positions}
+    if settings.method == "framefusion":  # the exact-budget trim runs the one-stage variant
+        out["framefusion"] = "single_layer" if settings.budget_mode == "exact" else settings.framefusion
+    return out
+
+
 def plan_for(settings: ModelSettings, paper_model: str, task: str) -> MethodPlan:
     """The method's plan for ``task``; raises ``ValueError`` for settings the method cannot serve."""
     method = settings.method
@@ -106,8 +127,9 @@ def plan_for(settings: ModelSettings, paper_model: str, task: str) -> MethodPlan
         extra = {"token_order": order, **extra}
     mode = {"budget_mode": settings.budget_mode, "retention": settings.retention}
     if settings.budget_mode == "exact":
-        reducer = _exact(method, settings.retention, settings.root_level, order, _merge_options(settings))
-        params = {**mode, "tolerance": EXACT_TOL, **extra}
+        exact = _exact(method, settings.retention, settings.root_level, order, _merge_options(settings))
+        reducer = _with_position_rule(exact, method)
+        params = {**mode, "tolerance": EXACT_TOL, **extra, **_engine_params(settings)}
         if method == "sttm":
             params.update(
                 root_level=settings.root_level, direction=list(reducer.direction), **_merge_options(settings)
@@ -121,10 +143,11 @@ def plan_for(settings: ModelSettings, paper_model: str, task: str) -> MethodPlan
         options = _merge_options(settings)
         reducer = SttmReducer(tau_s, tau_t, root_level=settings.root_level, **options)
         params = {"tau_s": tau_s, "tau_t": tau_t, "root_level": settings.root_level, **options, **mode}
-        return MethodPlan(reducer, params)
+        return MethodPlan(reducer, {**params, **_engine_params(settings)})
     if method in NATIVE:
         knob, values = NATIVE[method]
         value = values[settings.budget]
-        params = {knob: value, "budget": settings.budget, **mode, **extra}
-        return MethodPlan(_native(method, knob, value, order), params, query_agnostic, kv)
+        params = {knob: value, "budget": settings.budget, **mode, **extra, **_engine_params(settings)}
+        reducer = _with_position_rule(_native(method, knob, value, order, settings.framefusion), method)
+        return MethodPlan(reducer, params, query_agnostic, kv)
     raise ValueError(f"method={method!r} has no reducer")

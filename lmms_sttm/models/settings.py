@@ -31,6 +31,9 @@ DYCOKE_KV = ("authors", "video", "gated")
 UNION_FIND = ("authors", "components")
 MERGE_DTYPES = ("input", "float32")
 ROPE_INDEX = ("original", "transformers")
+# eng26b: engine stages and positions (README "Fidelity: FrameFusion, positions")
+DECODE_POSITIONS = ("authors", "compact")
+FRAMEFUSION = ("authors", "single_layer")
 _OPTIONAL = (
     "tau_s",
     "tau_t",
@@ -95,6 +98,8 @@ class ModelSettings:
     union_find: str = "authors"
     merge_dtype: str = "input"
     rope_index: str = "original"
+    decode_positions: str = "authors"
+    framefusion: str = "authors"
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -106,6 +111,7 @@ class ModelSettings:
         self._check_features()
         self._check_baseline_options()
         self._check_fidelity()
+        self._check_engine_options()
         if not self.pretrained:
             raise ValueError("model_args pretrained= is required (a hub id or a local checkpoint folder)")
         taus = (self.tau_s, self.tau_t)
@@ -210,6 +216,15 @@ class ModelSettings:
             raise ValueError(
                 f"model_args {', '.join(changed)} apply to method=sttm only, not method={self.method}"
             )
+
+    def _check_engine_options(self) -> None:
+        """``decode_positions`` authors|compact (LLaVA decode positions); ``framefusion``
+        authors|single_layer (only with ``method=framefusion``; ``budget_mode=exact`` trims the
+        single-layer variant, recorded as such)."""
+        _choice("decode_positions", self.decode_positions, DECODE_POSITIONS)
+        _choice("framefusion", self.framefusion, FRAMEFUSION)
+        if self.framefusion != "authors" and self.method != "framefusion":
+            raise ValueError(f"framefusion={self.framefusion} applies to method=framefusion only")
 
     @classmethod
     def accepted_keys(cls) -> list[str]:

@@ -19,6 +19,7 @@ METHOD_KEYS = frozenset(
     {"method", "tau_s", "tau_t", "budget", "budget_mode", "retention", "merge_layer", "root_level"}
     | {"token_order", "dycoke_kv"}  # baseline options (models/settings.py)
     | {"union_find", "merge_dtype"}  # STTM-only fidelity options (issue 14)
+    | {"decode_positions", "framefusion"}  # eng26b: engine options of reduced runs
 )
 #: the default ``method`` of this plugin's models (``ModelSettings.method``)
 PLUGIN_DEFAULT_METHOD = "sttm"

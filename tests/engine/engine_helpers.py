@@ -8,6 +8,7 @@ merging visibly change the logits.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -256,4 +257,70 @@ def logits_by_hand(model, embeds, positions, k, reducer, grid, span_start, mode)
         kept = positions[..., span_start:stop][..., plan.rep_index]
         positions = torch.cat([positions[..., :span_start], kept, positions[..., stop:]], dim=-1)
     hidden = run(hidden, positions, text.layers[k:])
+    return model.lm_head(text.norm(hidden))
+
+
+@torch.no_grad()
+def staged_logits_by_hand(model, embeds, positions, stages, grid, span_start, *, tail=0, decode="authors"):
+    """Runs a method's stages by hand: layers between stages on the current sequence, each stage's
+    plan applied to the current video span, positions by the stage's rule.
+
+    ``stages``: ``[(layer, fn(hidden [n, C], grid) -> Reduction, rule[, point])]`` with rule
+    ``renumber`` or ``original`` and point ``input`` (default) or ``attention`` (inside ``layer``:
+    after its attention and residual, before its MLP); later stages get the grid ``(1, 1, n)``.
+    An attention-point ``fn`` with ``needs_scores = True`` is called ``fn(hidden, grid, scores)``
+    with the last token's attention over the span at that layer (mean over heads). The last ``tail`` tokens of ``embeds``
+    are generated tokens (not part of the prompt): with ``renumber`` they sit at ``N + i``
+    (``decode="authors"``, N the unreduced prompt length) or right after the reduced prompt
+    (``"compact"``). Returns logits ``[1, q', V]``.
+    """
+    text = text_model_of(model)
+
+    def run(hidden, pos, layers):
+        rotary = text.rotary_emb(hidden, pos)
+        mask = causal_float_mask(hidden.shape[1], hidden.dtype)
+        for layer in layers:
+            hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary, position_ids=None)
+        return hidden
+
+    hidden, pos, done = embeds, positions, 0
+    n, stage_grid = grid[0] * grid[1] * grid[2], grid
+    prompt = embeds.shape[1] - tail
+    for layer, fn, rule, *point in stages:
+        hidden = run(hidden, pos, text.layers[done:layer])
+        done = layer
+        mid = point == ["attention"]
+        if mid:  # layer's attention on the current tokens, then the stage, then its MLP
+            block = text.layers[layer]
+            rotary = text.rotary_emb(hidden, pos)
+            mask = causal_float_mask(hidden.shape[1], hidden.dtype)
+            if getattr(fn, "needs_scores", False):
+                normed = block.input_layernorm(hidden)
+                attn_w = block.self_attn(normed, attention_mask=mask, position_embeddings=rotary)[1]
+                if attn_w is None:
+                    raise ValueError("by-hand scores need eager attention weights")
+                scores = attn_w[0, :, -1, span_start : span_start + n].float().mean(0)
+                fn = functools.partial(fn, scores=scores)
+            attn = block.self_attn(
+                block.input_layernorm(hidden), attention_mask=mask, position_embeddings=rotary
+            )[0]
+            hidden = hidden + attn
+            done = layer + 1
+        stop = span_start + n
+        plan = fn(hidden[0, span_start:stop], stage_grid)
+        hidden = torch.cat(
+            [hidden[:, :span_start], plan.features[None].to(hidden.dtype), hidden[:, stop:]], dim=1
+        )
+        if rule == "renumber":
+            reduced_prompt = hidden.shape[1] - tail
+            start = prompt if decode == "authors" else reduced_prompt
+            pos = torch.cat([torch.arange(reduced_prompt), start + torch.arange(tail)])[None]
+        else:
+            kept = pos[..., span_start:stop][..., plan.position_source]
+            pos = torch.cat([pos[..., :span_start], kept, pos[..., stop:]], dim=-1)
+        n, stage_grid = plan.num_kept, (1, 1, plan.num_kept)
+        if mid:
+            block = text.layers[layer]
+            hidden = hidden + block.mlp(block.post_attention_layernorm(hidden))
+    hidden = run(hidden, pos, text.layers[done:])
     return model.lm_head(text.norm(hidden))

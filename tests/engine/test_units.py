@@ -19,10 +19,18 @@ def test_reduced_positions():
     plan = pair_merge_reducer(torch.randn(8, 4), grid)  # row 0 merges frames, row 1 merges columns
     assert plan.rep_index.tolist() == [0, 1, 2, 6]
     full = torch.arange(12)[None] + 100  # 2 text, 8 video, 2 text
-    assert reduced_positions("reassign", full, 2, plan, None).tolist() == [list(range(8))]
-    assert reduced_positions("reassign", full, 2, plan, torch.tensor([5])).tolist() == [list(range(5, 13))]
+    assert reduced_positions("renumber", full, 2, plan, None).tolist() == [list(range(8))]
+    assert reduced_positions("renumber", full, 2, plan, torch.tensor([5])).tolist() == [list(range(5, 13))]
+    # original ids on 1-D RoPE (FastV / FrameFusion on LLaVA): the representatives' own ids
+    assert reduced_positions("original", full, 2, plan, None).tolist() == [
+        [100, 101, 102, 103, 104, 108, 110, 111]
+    ]
+    moved = replace(plan, position_index=torch.tensor([1, 0, 2, 7]))
+    assert reduced_positions("original", full, 2, moved, None).tolist() == [
+        [100, 101, 103, 102, 104, 109, 110, 111]
+    ]
     mrope = torch.stack([full, full * 2, full * 3])  # [3, 1, 12]
-    kept = reduced_positions("survive", mrope, 2, plan, None)
+    kept = reduced_positions("original", mrope, 2, plan, None)
     assert kept.shape == (3, 1, 8)
     assert kept[1, 0].tolist() == [200, 202, 204, 206, 208, 216, 220, 222]
     assert next_position(kept).tolist() == [[112], [223], [334]]
@@ -52,6 +60,8 @@ def test_check_reduction():
         (replace(plan, features=plan.features[:, :4]), "do not fit"),
         (replace(plan, rep_index=plan.rep_index[:-1]), "rep_index shape"),
         (replace(plan, rep_index=plan.rep_index + 1), "out of range"),
+        (replace(plan, rep_index=torch.zeros_like(plan.rep_index)), "distinct"),
+        (replace(plan, position_index=plan.rep_index[:-1]), "position_index"),
     ]
     for wrong, message in bad:
         with pytest.raises(ValueError, match=message):
@@ -66,11 +76,11 @@ def test_segmented_cache_fork_and_crop():
     kv = lambda n: torch.randn(1, 2, n, 16)  # noqa: E731
     for index in range(4):
         cache.update(kv(10 if index < 2 else 6), kv(10 if index < 2 else 6), index)
-    cache.advance(10, torch.tensor([10]), torch.tensor([6]), reduced=True)
+    cache.advance(10, [torch.tensor([10]), torch.tensor([6])], reduced=True)
     fork = cache.fork()
     for index in range(4):
         fork.update(kv(3), kv(3), index)
-    fork.advance(3, torch.tensor([13]), torch.tensor([9]), reduced=False)
+    fork.advance(3, [torch.tensor([13]), torch.tensor([9])], reduced=False)
     assert (cache.get_seq_length(), cache.segment_length(0), cache.segment_length(1)) == (10, 10, 6)
     assert (fork.get_seq_length(), fork.segment_length(0), fork.segment_length(1)) == (13, 13, 9)
     fork.crop(-2)
@@ -78,6 +88,36 @@ def test_segmented_cache_fork_and_crop():
     assert [int(p) for p in fork.next_positions] == [11, 7]
     with pytest.raises(ValueError, match="cannot crop"):
         fork.crop(-2)
+    authors, compact = fork.fork(), fork.fork()
+    authors.end_prompt("authors")
+    compact.end_prompt("compact")
+    assert [int(authors.next_position_of(s)) for s in (0, 1)] == [11, 11]
+    assert [int(compact.next_position_of(s)) for s in (0, 1)] == [11, 7]
+    assert [int(fork.next_position_of(s)) for s in (0, 1)] == [11, 7]  # forks are independent
+    authors.crop(-1)  # back into the prompt: no longer decoding
+    assert not authors.prompt_ended and int(authors.next_position_of(1)) == 6
+    with pytest.raises(ValueError, match="decode_positions"):
+        fork.end_prompt("full")
+
+
+def test_segmented_cache_splits():
+    config = transformers.Qwen2Config(**TEXT)
+    cache = SegmentedCache(config, split_layer=1)
+    cache.set_splits([0, 1, 3])
+    assert (cache.num_segments, cache.split_layer) == (4, 0)
+    assert [cache.segment_of_layer(i) for i in range(4)] == [1, 2, 2, 3]
+    kv = lambda n: torch.randn(1, 2, n, 16)  # noqa: E731
+    for index, n in enumerate([9, 7, 7, 5]):
+        cache.update(kv(n), kv(n), index)
+    cache.advance(
+        12, [torch.tensor([12]), torch.tensor([9]), torch.tensor([7]), torch.tensor([5])], reduced=True
+    )
+    assert [cache.segment_length(s) for s in range(4)] == [12, 9, 7, 5]
+    assert cache.segment_length(-1) == 5
+    with pytest.raises(ValueError, match="empty cache"):
+        cache.set_splits([1])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        SegmentedCache(config, split_layer=1).set_splits([2, 2])
 
 
 def test_text_only_decoder_with_explicit_span(engines):

@@ -113,7 +113,7 @@ def test_dycoke_plan_is_stage1_plus_kv_pruning():
         assert plan.params == {
             "prune": prune, "budget": budget, "budget_mode": "native", "retention": None,
             "token_order": "authors", "dycoke_kv": "authors", "kv_layer": 3, "kv_prune": 0.8,
-            "kv_similarity": None, "kv_span": "authors",
+            "kv_similarity": None, "kv_span": "authors", "decode_positions": "authors",
         }  # fmt: skip
     gated = _plan(method="dycoke", budget=50, dycoke_kv="gated")
     assert gated.kv_pruning == KvPruning(layer=3, prune=0.8, similarity=0.9, span="video")
@@ -160,3 +160,41 @@ def test_baseline_options_are_method_keys_of_the_leaderboard():
     # the unreduced reference run shares only the non-method settings
     assert shared_setting(setting_of(args)) == {"dtype": "float32"}
     assert shared_setting({"dycoke_kv": "gated"}) == {}
+
+
+def test_engine_options_and_position_rules():
+    """eng26b: FrameFusion as the authors (staged) by default, single_layer as an option; FastV and
+    FrameFusion keep original position ids; both options validated and recorded in params."""
+    from lmms_sttm.engine.stages import is_staged
+    from lmms_sttm.merging.framefusion import FrameFusionReducer
+    from lmms_sttm.merging.framefusion_authors import FrameFusion
+
+    plan = _plan(method="framefusion", budget=30)
+    assert isinstance(plan.reducer, FrameFusion) and is_staged(plan.reducer) and plan.reducer.cost == 0.3
+    assert plan.params["framefusion"] == "authors" and plan.params["decode_positions"] == "authors"
+    single = _plan(method="framefusion", budget=30, framefusion="single_layer", decode_positions="compact")
+    assert isinstance(single.reducer, FrameFusionReducer) and single.reducer.position_rule == "original"
+    assert single.params["framefusion"] == "single_layer" and single.params["decode_positions"] == "compact"
+    exact = _plan(method="framefusion", budget_mode="exact", retention=0.3)
+    assert exact.params["framefusion"] == "single_layer" and exact.reducer.position_rule == "original"
+    assert _plan(method="fastv", budget=50).reducer.position_rule == "original"
+    assert getattr(_plan(method="tome", budget=50).reducer, "position_rule", None) is None
+    for kwargs, match in [
+        ({"budget": 30, "decode_positions": "full"}, r"decode_positions='full' is not accepted"),
+        ({"method": "framefusion", "budget": 30, "framefusion": "two"}, r"framefusion='two' is not accepted"),
+        ({"method": "fastv", "budget": 30, "framefusion": "single_layer"}, "method=framefusion only"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            ModelSettings.from_model_args(pretrained="/c", **kwargs)
+
+
+def test_framefusion_authors_in_a_model_class(tiny_checkpoints, tmp_path):
+    """eng26b: the staged FrameFusion through LlavaVideoSttm, prefilled per question; answers and
+    counts do not depend on kv_reuse; the variant is recorded."""
+    runs = _runs_with_and_without_reuse(tiny_checkpoints, tmp_path, method="framefusion", budget=50)
+    assert runs[True][0] == runs[False][0]
+    for _, records, _ in runs.values():
+        assert [r["prefix_reused"] for r in records] == [False, False]
+        for r in records:
+            assert r["error"] is None and 0 < r["visual_tokens_kept"] < r["visual_tokens"]
+            assert r["params"]["framefusion"] == "authors" and r["params"]["decode_positions"] == "authors"
