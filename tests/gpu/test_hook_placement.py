@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from lmms_sttm.engine import answer, apply_reduction, kv_pruning, placement, prefill, query_aware
+from lmms_sttm.engine import answer, apply_reduction, kv_pruning, placement, prefill, segments
 from lmms_sttm.engine.kv_pruning import KvPruning
 from lmms_sttm.merging.dycoke import DycokeStage1Reducer
 from lmms_sttm.merging.fastv import FastVReducer
@@ -37,7 +37,7 @@ def test_fastv_and_dycoke_hooks_place_their_inputs_on_layer_k_minus_1(monkeypatc
     layers = text_model_of(model).layers
     video = make_inputs("qwen2_vl")
     fastv_calls, dycoke_calls = [], []
-    _spy(monkeypatch, query_aware, fastv_calls)
+    _spy(monkeypatch, segments, fastv_calls)
     _spy(monkeypatch, kv_pruning, dycoke_calls)
     engine = apply_reduction(model, K)
     try:
