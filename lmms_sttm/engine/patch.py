@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from transformers.cache_utils import DynamicCache
 
+from lmms_sttm.engine import hf_compat
 from lmms_sttm.engine.families import Family, family_of
 from lmms_sttm.engine.masks import check_attention, segment_masks
 from lmms_sttm.engine.query_aware import make_score_hook, needs_attention
@@ -144,7 +145,7 @@ class ReductionEngine:
             input_ids = self._pending_ids
         self._pending_ids = None
         self._call = None
-        cache = kwargs.get("past_key_values")
+        cache = hf_compat.read_cache(kwargs)
         video = self._video
         if video is None and not isinstance(cache, SegmentedCache):
             return None
@@ -161,7 +162,7 @@ class ReductionEngine:
         use_cache = kwargs.get("use_cache")
         use_cache = module.config.use_cache if use_cache is None else use_cache
         cache = self._segmented(cache, bool(use_cache))
-        kwargs["past_key_values"] = cache
+        hf_compat.write_cache(module, kwargs, cache)
 
         q, device = embeds.shape[1], embeds.device
         plan = ForwardPlan.start(self.family.position_mode, cache, q, kwargs.get("position_ids"), device)
@@ -183,6 +184,7 @@ class ReductionEngine:
             call = self._call
             if call is None:
                 return None
+            hf_compat.check_layer_cache(module, kwargs, call.cache)
             kwargs = dict(kwargs)
             if args:
                 hidden, rest = args[0], args[1:]
@@ -208,6 +210,7 @@ class ReductionEngine:
             if call.cache is not None:
                 call.cache.failed = True
             return None
+        hf_compat.check_cache_written(call.cache)
         call.finish()
         return None
 
