@@ -96,3 +96,18 @@ def test_other_plugins_load_when_lmms_eval_tasks_is_broken(tmp_path):
     assert set(MODEL_CLASSES) <= set(out["ids"])
     assert out["tasks_error"] == "simulated: lmms_eval.tasks moved"
     assert "Failed to load model entry-point manifests" not in out["stderr"]
+
+
+def test_bench_import_script_measures_both_variants():
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_import.py"), "--pairs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    out = json.loads(proc.stdout)
+    assert out["registers_our_models"] == {"with": True, "without": False}
+    assert out["heavy_modules_loaded"] == {"with": [], "without": []}
+    assert len(out["seconds"]["with"]) == len(out["seconds"]["without"]) == 1
+    assert out["ratio_median_of_pairs"] > 0
