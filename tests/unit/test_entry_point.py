@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 from lmms_sttm.models import MODEL_CLASSES
@@ -111,3 +112,30 @@ def test_bench_import_script_measures_both_variants():
     assert out["heavy_modules_loaded"] == {"with": [], "without": []}
     assert len(out["seconds"]["with"]) == len(out["seconds"]["without"]) == 1
     assert out["ratio_median_of_pairs"] > 0
+
+
+def test_startup_file_registers_tasks_for_a_bare_task_manager():
+    # What lmms_sttm.pth does at start-up; then TaskManager() without lmms-eval's model registry,
+    # as `lmms-eval tasks list` builds it.
+    out = _python(
+        """
+        import json, sys
+        import lmms_sttm._startup
+        from lmms_eval.tasks import TaskManager
+        tasks = TaskManager("ERROR", include_defaults=False).all_tasks
+        print(json.dumps(dict(tasks=sorted(tasks), models="lmms_eval.models" in sys.modules)))
+        """
+    )
+    assert out["models"] is False
+    assert {"vnbench_sttm", "sttm_suite"} <= set(out["tasks"])
+
+
+def test_wheel_and_editable_install_ship_the_startup_file(tmp_path):
+    for hook in ("build_wheel", "build_editable"):
+        code = f"import sys; from setuptools import build_meta; build_meta.{hook}(sys.argv[1])"
+        subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, check=True, capture_output=True)
+    wheels = sorted(tmp_path.glob("lmms_sttm-*.whl"))
+    assert len(wheels) == 2
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as z:
+            assert z.read("lmms_sttm.pth").decode() == "import lmms_sttm._startup\n", wheel.name
