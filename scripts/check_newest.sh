@@ -41,8 +41,8 @@ for dist in md.distributions(path=[target]):
         try:
             have = md.version(req.name)
         except md.PackageNotFoundError:
-            continue  # optional at import time in practice; the suite says if not
-        if not req.specifier.contains(have, prereleases=True):
+            have = None
+        if have is None or not req.specifier.contains(have, prereleases=True):
             unmet.add(f"{req.name}{req.specifier}")
 print(" ".join(sorted(unmet)))
 EOF
