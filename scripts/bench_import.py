@@ -44,10 +44,13 @@ def _dist(root: Path, entry_point: bool) -> Path:
 
 
 def _run(site: Path) -> dict:
+    # cwd: the child's sys.path starts with it; a checkout's lmms_sttm.egg-info there would win.
     env = dict(os.environ)
     env.pop("LMMS_EVAL_PLUGINS", None)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), str(REPO), env.get("PYTHONPATH", "")) if p)
-    proc = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD], env=env, cwd=site, capture_output=True, text=True, check=True
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
