@@ -22,7 +22,8 @@ Limits: the wrapper is installed only on the lmms-eval versions it was tested on
 (``TESTED_LMMS_EVAL_VERSIONS``); a ``TaskManager`` class captured before the wrap is the same
 class, so it is covered too, but a subclass that overrides ``initialize_tasks`` is not. Without
 the start-up file (``python -S``, a ``--target`` install), only processes that load the model
-registry before building a ``TaskManager`` find the tasks. Nothing here ever raises into
+registry before building a ``TaskManager`` find the tasks. ``install`` called while
+``lmms_eval.tasks`` is half-imported (a circular import) wraps nothing. Nothing here ever raises into
 lmms-eval: a failure gives one warning naming the cause and the fallback, ``--include_path``,
 which keeps working and adds the folder once.
 """
