@@ -1,6 +1,6 @@
 """The engine's one seam with transformers' calling convention for the KV cache, and its drift alarms.
 
-transformers 5.25 renamed the cache argument of the decoders, their layers and the top-level
+transformers 5.24 renamed the cache argument of the decoders, their layers and the top-level
 models from ``past_key_values`` to ``cache`` (the old name stays a deprecated alias until 5.40;
 when both are passed, the new one wins and the old one is dropped). The engine therefore never
 spells either name: it asks a module which name its ``forward`` takes (:func:`cache_name`, read
@@ -48,7 +48,7 @@ def _name_for(forward_owner: type) -> str:
 
 
 def cache_name(module: nn.Module) -> str:
-    """The cache argument's name in ``module.forward``: ``"cache"`` (5.25+) or ``"past_key_values"``."""
+    """The cache argument's name in ``module.forward``: ``"cache"`` (5.24+) or ``"past_key_values"`` (5.23)."""
     return _name_for(type(module))
 
 
