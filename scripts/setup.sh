@@ -16,7 +16,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 py="$venv/bin/python"
 stamp="$venv/.lmms_sttm_stamp"
-want="$(cat requirements.lock pyproject.toml scripts/setup.sh scripts/check_lock.py | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements.lock pyproject.toml setup.py scripts/setup.sh scripts/check_lock.py | sha256sum | cut -d' ' -f1)"
 # Up to date only when the stamp matches AND the installed set still equals the lock (a package
 # changed by hand is put back by the install below).
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$py" scripts/check_lock.py >/dev/null 2>&1; then

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmms_sttm.engine.attention_scores import _rope
+from lmms_sttm.engine.hf_compat import read_cache
 from lmms_sttm.engine.placement import on_layer_device
 from lmms_sttm.engine.segmented_cache import SegmentedCache
 
@@ -190,7 +191,7 @@ class KvPruner:
 
     def _grab_query(self, module, args, kwargs):
         hidden = args[0] if args else kwargs["hidden_states"]
-        cache = kwargs.get("past_key_values")
+        cache = read_cache(kwargs)
         self._query = None
         if isinstance(cache, SegmentedCache):
             cache.clear_entry_view()
@@ -236,7 +237,7 @@ class KvPruner:
     def _make_layer_hook(self, index: int):
         def hook(module, args, kwargs):
             hidden = args[0] if args else kwargs["hidden_states"]
-            cache = kwargs.get("past_key_values")
+            cache = read_cache(kwargs)
             if not self._decode_step(hidden, cache):
                 return None
             if index == self.config.layer:

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from transformers.cache_utils import DynamicCache
 
+from lmms_sttm.engine import hf_compat
 from lmms_sttm.engine.families import Family, family_of
 from lmms_sttm.engine.masks import check_attention, segment_masks
 from lmms_sttm.engine.query_aware import needs_attention
@@ -183,7 +184,7 @@ class ReductionEngine:
             input_ids = self._pending_ids
         self._pending_ids = None
         self._call = None
-        cache = kwargs.get("past_key_values")
+        cache = hf_compat.read_cache(kwargs)
         video = self._video
         if video is None and not isinstance(cache, SegmentedCache):
             return None
@@ -200,7 +201,7 @@ class ReductionEngine:
         use_cache = kwargs.get("use_cache")
         use_cache = module.config.use_cache if use_cache is None else use_cache
         cache = self._segmented(cache, bool(use_cache))
-        kwargs["past_key_values"] = cache
+        hf_compat.write_cache(module, kwargs, cache)
         if cache is not None and cache.splits[0] < self._hooked_from:
             self._hook_layers_from(cache.splits[0])
 
@@ -232,6 +233,7 @@ class ReductionEngine:
             call = self._call
             if call is None:
                 return None
+            hf_compat.check_layer_cache(module, kwargs, call.cache)
             kwargs = dict(kwargs)
             if args:
                 hidden, rest = args[0], args[1:]
@@ -284,6 +286,7 @@ class ReductionEngine:
             if call.cache is not None:
                 call.cache.failed = True
             return None
+        hf_compat.check_cache_written(call.cache)
         call.finish()
         return None
 

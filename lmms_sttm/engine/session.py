@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from lmms_sttm.engine.hf_compat import cache_kwargs
 from lmms_sttm.engine.kv_pruning import KvPruner, KvPruning
 from lmms_sttm.engine.patch import ReductionEngine
 from lmms_sttm.engine.reducer import Grid, Reducer
@@ -123,11 +124,11 @@ def prefill(
     engine.last_reduction = None
     began = clock(devices)
     if reducer is None:
-        out = model(**inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = model(**inputs, **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1)
     else:
         grid = engine.family.grid_from_inputs(model, inputs) if grid is None else grid
         with engine.video(grid, reducer, span_start=span_start, prompt_ends=False):
-            out = model(**inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            out = model(**inputs, **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1)
     seconds = clock(devices) - began
     record = engine.last_reduction if reducer is not None else None
     return Prefix(
@@ -173,7 +174,7 @@ def answer(
     began = clock(devices)
     if question_ids.shape[1] > 0:
         logits = model(
-            input_ids=question_ids, past_key_values=cache, use_cache=True, logits_to_keep=1
+            input_ids=question_ids, **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1
         ).logits[:, -1]
     else:
         logits = prefix.last_logits
@@ -191,7 +192,7 @@ def answer(
         pruner = KvPruner(engine, kv_pruning, prefix.video_span, prefix.visual_tokens)
     try:
         while len(tokens) < max_new_tokens and int(token) not in eos:
-            logits = model(input_ids=token, past_key_values=cache, use_cache=True).logits[:, -1]
+            logits = model(input_ids=token, **cache_kwargs(model, cache), use_cache=True).logits[:, -1]
             token = pick(logits)
             tokens.append(token)
     finally:

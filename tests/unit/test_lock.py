@@ -65,7 +65,13 @@ def _fake_project(tmp_path: Path) -> tuple[Path, Path]:
     """A copy of the setup files and a venv whose python only logs its arguments."""
     proj = tmp_path / "proj"
     (proj / "scripts").mkdir(parents=True)
-    for name in ("scripts/setup.sh", "scripts/check_lock.py", "pyproject.toml", "requirements.lock"):
+    for name in (
+        "scripts/setup.sh",
+        "scripts/check_lock.py",
+        "pyproject.toml",
+        "setup.py",
+        "requirements.lock",
+    ):
         (proj / name).write_bytes((REPO / name).read_bytes())
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
