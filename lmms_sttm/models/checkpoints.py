@@ -108,7 +108,14 @@ def load_checkpoint(
     device_map: Any = None,
 ) -> LoadedCheckpoint:
     """Load ``pretrained`` (local directory or hub id) as ``(model, processor, info)``; model in eval mode."""
-    kwargs = {"dtype": dtype, "attn_implementation": attn_implementation, "device_map": device_map}
+    # use_kernels=False: the model's own modules, as the authors ran them; transformers 5.25 may
+    # otherwise swap in Hub kernels on CUDA (other numbers, and a download on offline clusters).
+    kwargs = {
+        "dtype": dtype,
+        "attn_implementation": attn_implementation,
+        "device_map": device_map,
+        "use_kernels": False,
+    }
     text = str(pretrained)
     path = Path(text).expanduser()
     if not path.exists() and _looks_like_hub_id(text):
