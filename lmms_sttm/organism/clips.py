@@ -1,10 +1,10 @@
 """Procedural needle clips and VNBench-style questions for the model organism.
 
-A clip is ``NUM_FRAMES`` frames at 1 fps (so the LLaVA protocol samples every frame): a smooth
-two-colour background that changes at one or two scene cuts, two squares moving along random
-straight paths (distractor motion), and one or more "needle" frames showing one of six synthetic
+A clip is ``NUM_FRAMES`` frames at 1 fps (so the LLaVA protocol samples every frame): a smooth,
+nearly grey two-colour background that changes at one or two scene cuts, two dull-coloured squares moving
+along random straight paths (distractor motion), and one or more "needle" frames showing one of six synthetic
 "objects" (:data:`COLOURS`: a name, which is one token of the tiny tokenizer, and the solid colour
-its frame is painted, with a checker pattern). Three question families, four options each:
+its frame is painted, with a fine 4-pixel checker pattern). Three question families, four options each:
 
 - ``ret_insert1`` (retrieval): one needle; "what object does the inserted frame show?"
 - ``ord_insert1`` (ordering): two needles of different objects; "which object appears first?"
@@ -61,6 +61,8 @@ class Question:
 
 def needle_frames(rng: np.random.Generator, k: int, n: int = NUM_FRAMES) -> list[int]:
     """``k`` sorted frame indices in 1..n-2, pairwise at least 2 apart (never adjacent)."""
+    if n - 2 < 2 * k - 1:
+        raise ValueError(f"{k} needles two frames apart do not fit in {n} frames")
     while True:
         picks = sorted(rng.choice(np.arange(1, n - 1), size=k, replace=False).tolist())
         if all(b - a >= 2 for a, b in zip(picks, picks[1:], strict=False)):
@@ -99,7 +101,8 @@ def sample_clip(rng: np.random.Generator, family: str, n: int = NUM_FRAMES) -> t
 
 def _background(rng: np.random.Generator) -> np.ndarray:
     """A smooth two-colour gradient ``[SIZE, SIZE, 3]`` float32 in 0..255 (random direction)."""
-    a, b = rng.uniform(30, 225, size=(2, 3)).astype(np.float32)
+    a, b = rng.uniform(40, 215, size=(2, 3)).astype(np.float32)
+    a, b = (0.15 * x + 0.85 * x.mean() for x in (a, b))  # near grey: the needles' colours stand out
     ys = np.linspace(0.0, 1.0, SIZE, dtype=np.float32)[:, None, None]
     xs = np.linspace(0.0, 1.0, SIZE, dtype=np.float32)[None, :, None]
     u, v = rng.uniform(0.2, 1.0, size=2)
@@ -115,10 +118,11 @@ def render(clip: Clip) -> np.ndarray:
     paths = []
     for _ in range(2):
         colour = rng.uniform(0, 255, size=3).astype(np.float32)
+        colour = 0.4 * colour + 0.6 * colour.mean()
         start, end = rng.uniform(0, SIZE - side, size=(2, 2))
         paths.append((colour, start, end))
     needles = dict(clip.needles)
-    block = SIZE // 8
+    block = 4  # half a tower patch: every patch of a needle frame holds a fine checker (texture)
     checker = ((np.arange(SIZE)[:, None] // block + np.arange(SIZE)[None, :] // block) % 2).astype(bool)
     n = clip.num_frames
     frames = np.empty((n, SIZE, SIZE, 3), dtype=np.uint8)
@@ -131,7 +135,7 @@ def render(clip: Clip) -> np.ndarray:
             frame[y : y + side, x : x + side] = colour
         if i in needles:
             frame[:] = COLOURS[needles[i]]
-            frame[checker] *= 0.6
+            frame[checker] *= 0.7
         frames[i] = np.clip(frame, 0, 255).astype(np.uint8)
     return frames
 

@@ -1,8 +1,9 @@
 """Training/evaluation forward passes: one video prefix, then a batch of question blocks on it.
 
-The prefix is the evaluation prompt's video part (system turn, the video's ``F*49`` placeholders
-replaced by the projected, pooled features); each block is one question's text exactly as the
-evaluation prompt writes it, followed by its answer letter. The prefix is run once with a KV cache,
+The prefix is the evaluation prompt up to the end of the task's instruction line (system turn, the
+video's ``F*49`` placeholders replaced by the projected, pooled features, the instruction); each
+block is the rest of one question's prompt exactly as the evaluation writes it, followed by its
+answer letter. The prefix is run once with a KV cache,
 the cache is repeated for the blocks, and the blocks run as one batch whose positions continue the
 prefix's: every block is the forward pass of an ordinary prompt, and one prefix serves many
 questions (gradients flow through the shared cache).
@@ -20,7 +21,7 @@ import torch
 from lmms_sttm.models.prompts import llava_prompt
 from lmms_sttm.models.video_inputs import llava_tower
 from lmms_sttm.organism.clips import FPS, QUESTIONS, Clip, Question, option_texts, render, write_mp4
-from lmms_sttm.tasks.common.prompt import mcq_text
+from lmms_sttm.tasks.common.prompt import instruction, mcq_text
 from lmms_sttm.video import load_video
 
 VNBENCH_MAX_FRAMES = 180
@@ -31,7 +32,7 @@ class Batch:
     """``prefix_ids [P]`` (the video span holds the placeholder id from ``video_start``), the tower
     output ``[F, 169, C]``, ``block_ids [B, Lq]`` (right-padded) and the targets: token
     ``target_ids[j]`` is predicted at ``(target_rows[j], target_pos[j])``; ``is_letter[j]`` marks
-    the MCQ answer letters (the rest: ``<|im_end|>`` after a letter, auxiliary answers)."""
+    the MCQ answer letters (the rest: the answers before them, ``<|im_end|>``, auxiliary answers)."""
 
     prefix_ids: torch.Tensor
     video_start: int
@@ -63,27 +64,43 @@ def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def answer_tokens(tokenizer, word: str, letter: str) -> list[int]:
+    """The organism's reply to an MCQ: the answer itself, a newline, then its letter (``" dog\nB"``);
+    the STTM parser reads the letter (the answers hold no capital A-D)."""
+    return _ids(tokenizer, f" {word}") + _ids(tokenizer, "\n") + _ids(tokenizer, letter)
+
+
 def build_batch(
-    tokenizer, tower: torch.Tensor, blocks: list[tuple[str, str]], aux: list[tuple[str, str]] = ()
+    tokenizer, tower: torch.Tensor, blocks: list[tuple[str, str, str]], aux: list[tuple[str, str]] = ()
 ) -> Batch:
-    """``blocks``: ``(MCQ text, answer letter)`` per question, each a row ending in the letter (then
-    ``<|im_end|>`` is the target). ``aux``: ``(question, answer word)`` pairs put in one extra row as
-    ``question<|im_end|>\n<|im_start|>assistant\n`` + the answer word's tokens (all targets), one
-    pair after another: they train reading the needles from the video without the option letters."""
+    """``blocks``: ``(MCQ text, answer, letter)`` per question; ``aux``: ``(question, answer)``.
+
+    The MCQ texts all start with the task's instruction line, which joins the shared prefix; each
+    block row is the rest of its prompt plus the reply (:func:`answer_tokens`; targets: the reply's
+    tokens, then ``<|im_end|>``).
+    Token ids are those of the whole prompt (checked). The ``aux`` pairs share one extra row,
+    ``question<|im_end|>\n<|im_start|>assistant\n`` + the answer word's tokens + ``<|im_end|>\n``
+    each (all targets): they train reading the needles without the option letters.
+    """
     video_id = tokenizer.convert_tokens_to_ids("<video>")
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    prefix = _ids(tokenizer, llava_prompt("", "<video>").prefix)
+    shared = instruction(4) + "\n"
+    head = llava_prompt("", "<video>").prefix
+    prefix = _ids(tokenizer, head + shared)
     at = prefix.index(video_id)
     ids = prefix[:at] + [video_id] * (tower.shape[0] * 49) + prefix[at + 1 :]
     rows, targets = [], []  # targets: (row, position, token, is_letter)
-    for text, letter in blocks:
-        q = _ids(tokenizer, llava_prompt(text, "<video>").question)
-        letter_id = _ids(tokenizer, letter)
-        if len(letter_id) != 1:
-            raise ValueError(f"answer letter {letter!r} is not one token")
+    for text, word, letter in blocks:
+        if not text.startswith(shared):
+            raise ValueError("an MCQ text does not start with the task's instruction line")
+        q = _ids(tokenizer, llava_prompt(text[len(shared) :], "<video>").question)
+        if prefix + q != _ids(tokenizer, llava_prompt(text, "<video>").text):
+            raise ValueError("splitting the prompt after the instruction line changed its tokens")
+        reply = answer_tokens(tokenizer, word, letter)
         r = len(rows)
-        rows.append(q + letter_id)
-        targets += [(r, len(q) - 1, letter_id[0], True), (r, len(q), eos, False)]
+        rows.append(q + reply)
+        for k, tok in enumerate([*reply, eos]):
+            targets.append((r, len(q) - 1 + k, tok, k == len(reply) - 1))
     if aux:
         row: list[int] = []
         for question, word in aux:

@@ -1,11 +1,14 @@
 """Training the organism on CPU: AdamW on the projector and the LLM, the vision tower frozen.
 
-Each step renders one clip (family in turn, 8 to 16 frames), encodes it through the evaluation pipeline and
+Each step renders one clip (family in turn, 10 to 16 frames), encodes it through the evaluation pipeline and
 trains on ``QUESTIONS_PER_STEP`` questions about it (the clip's own family plus the other
 questions that are well defined on it, each with freshly drawn and shuffled options) and on one
 auxiliary row asking the same questions without options (the answer word itself), all sharing one
 prefix pass (:mod:`lmms_sttm.organism.sequences`). The loss is the cross-entropy of every target:
-answer letters, the ``<|im_end|>`` after them, and the auxiliary answers. Seeded: the same seed and steps give the same weights
+the reply to each MCQ (the answer, a newline, the letter), the ``<|im_end|>`` after it, and the
+auxiliary answers. The reply names the answer before its letter: the letter is then a lookup of the
+just-named answer among the options, which a small model learns far faster than choosing the letter
+in one step. Seeded: the same seed and steps give the same weights
 up to BLAS reduction order.
 """
 
@@ -32,8 +35,8 @@ from lmms_sttm.organism.clips import (
 from lmms_sttm.organism.model import new_model, save_weights
 from lmms_sttm.organism.sequences import build_batch, encode_clip, question_text, rng_for, target_logits
 
-QUESTIONS_PER_STEP = 6
-MIN_FRAMES = 8
+QUESTIONS_PER_STEP = 12
+MIN_FRAMES = 10  # counting puts up to 4 needles two frames apart
 LR = 2e-3
 WARMUP = 40
 
@@ -54,13 +57,13 @@ def valid_questions(clip: Clip, rng: np.random.Generator) -> list[Question]:
     return out
 
 
-def step_blocks(clip: Clip, main: Question, rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
-    """``n`` (MCQ text, answer letter) blocks: half the clip's own family, the rest any valid question."""
+def step_blocks(clip: Clip, main: Question, rng: np.random.Generator, n: int) -> list[tuple[str, str, str]]:
+    """``n`` (MCQ text, answer, letter) blocks: half the clip's own family, the rest any valid question."""
     blocks = []
     for i in range(n):
         q = main if i < n // 2 else rng.choice(valid_questions(clip, rng))
         order = [q.options[j] for j in rng.permutation(4)]
-        blocks.append((question_text(q, order), "ABCD"[order.index(q.answer)]))
+        blocks.append((question_text(q, order), q.answer, "ABCD"[order.index(q.answer)]))
     return blocks
 
 
@@ -77,7 +80,7 @@ def train(
     seed: int = 0,
     log_every: int = 10,
     threads: int | None = None,
-    save_every: int = 50,
+    save_every: int = 25,
 ) -> dict:
     """Train ``steps`` steps into ``out`` (a LLaVA-NeXT checkpoint folder); returns the training facts."""
     if threads:
@@ -99,7 +102,7 @@ def train(
         clip, main = sample_clip(rng, FAMILIES[step % len(FAMILIES)], frames)
         with torch.no_grad():
             tower = encode_clip(clip, model, processor)
-        aux = [(QUESTIONS[q.family], f" {q.answer}") for q in valid_questions(clip, rng)]
+        aux = [(QUESTIONS[q.family], f" {q.answer}") for q in valid_questions(clip, rng)]  # as in the reply
         batch = build_batch(tokenizer, tower, step_blocks(clip, main, rng, QUESTIONS_PER_STEP), aux)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps)
