@@ -74,7 +74,7 @@ def sample_clip(rng: np.random.Generator, family: str, n: int = NUM_FRAMES) -> t
     distractors)."""
     names = sorted(COLOURS)
     seed = int(rng.integers(0, 2**31 - 1))
-    cuts = tuple(sorted(rng.choice(np.arange(3, n - 2), size=int(rng.integers(1, 3)), replace=False)))
+    cuts = tuple(sorted(rng.choice(np.arange(1, n - 1), size=int(rng.integers(1, 3)), replace=False)))
     if family == "ret_insert1":
         colour = str(rng.choice(names))
         needles = ((needle_frames(rng, 1, n)[0], colour),)
@@ -89,7 +89,7 @@ def sample_clip(rng: np.random.Generator, family: str, n: int = NUM_FRAMES) -> t
         options = (first, second, *rng.choice(others, 2, replace=False).tolist())
         answer = first
     elif family == "cnt_insert1":
-        k = int(rng.integers(1, 5))
+        k = int(rng.integers(1, min(4, (n - 1) // 2) + 1))  # needles two frames apart must fit
         colour = str(rng.choice(names))
         needles = tuple((f, colour) for f in needle_frames(rng, k, n))
         answer = str(k)

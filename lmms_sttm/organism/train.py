@@ -1,14 +1,13 @@
 """Training the organism on CPU: AdamW on the projector and the LLM, the vision tower frozen.
 
-Each step renders one clip (family in turn, 10 to 16 frames), encodes it through the evaluation pipeline and
+Each step renders one clip (family in turn, 5 frames growing to 16: :func:`frames_at`), encodes it through the evaluation pipeline and
 trains on ``QUESTIONS_PER_STEP`` questions about it (the clip's own family plus the other
 questions that are well defined on it, each with freshly drawn and shuffled options) and on one
 auxiliary row asking the same questions without options (the answer word itself), all sharing one
 prefix pass (:mod:`lmms_sttm.organism.sequences`). The loss is the cross-entropy of every target:
 the reply to each MCQ (the answer, a newline, the letter), the ``<|im_end|>`` after it, and the
-auxiliary answers. The reply names the answer before its letter: the letter is then a lookup of the
-just-named answer among the options, which a small model learns far faster than choosing the letter
-in one step. Seeded: the same seed and steps give the same weights
+auxiliary answers. The reply names the answer before its letter, so that the letter is a lookup of the
+just-named answer among the options rather than a choice made in one step. Seeded: the same seed and steps give the same weights
 up to BLAS reduction order.
 """
 
@@ -36,8 +35,8 @@ from lmms_sttm.organism.model import new_model, save_weights
 from lmms_sttm.organism.sequences import build_batch, encode_clip, question_text, rng_for, target_logits
 
 QUESTIONS_PER_STEP = 12
-MIN_FRAMES = 10  # counting puts up to 4 needles two frames apart
-LR = 2e-3
+MIN_FRAMES = 5  # two needles two frames apart fit in 1..n-2
+LR = 3e-3
 WARMUP = 40
 
 
@@ -65,6 +64,12 @@ def step_blocks(clip: Clip, main: Question, rng: np.random.Generator, n: int) ->
         order = [q.options[j] for j in rng.permutation(4)]
         blocks.append((question_text(q, order), q.answer, "ABCD"[order.index(q.answer)]))
     return blocks
+
+
+def frames_at(step: int, steps: int) -> int:
+    """Curriculum: 5 frames at first (the needles are a large share of the tokens, so reading them
+    is learned early), growing linearly to NUM_FRAMES at half of the steps, then NUM_FRAMES."""
+    return min(NUM_FRAMES, MIN_FRAMES + (NUM_FRAMES - MIN_FRAMES) * 2 * step // max(1, steps))
 
 
 def lr_at(step: int, steps: int) -> float:
@@ -98,7 +103,7 @@ def train(
     history, window = [], []
     for step in range(steps):
         rng = rng_for(seed, step)
-        frames = int(rng.integers(MIN_FRAMES, NUM_FRAMES + 1))
+        frames = frames_at(step, steps)
         clip, main = sample_clip(rng, FAMILIES[step % len(FAMILIES)], frames)
         with torch.no_grad():
             tower = encode_clip(clip, model, processor)
@@ -126,6 +131,14 @@ def train(
             save_weights(model, out)  # a usable checkpoint while training goes on
     model.eval()
     save_weights(model, out)
-    facts = {"steps": steps, "seed": seed, "seconds": round(time.time() - began, 1), "history": history}
+    command = f"python -m lmms_sttm.organism train --out DIR --steps {steps} --seed {seed}"
+    facts = {
+        "command": command + (f" --threads {threads}" if threads else ""),
+        "steps": steps,
+        "seed": seed,
+        "threads": threads,
+        "seconds": round(time.time() - began, 1),
+        "history": history,
+    }
     (out / "training.json").write_text(json.dumps(facts, indent=1) + "\n")
     return facts
