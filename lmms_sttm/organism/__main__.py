@@ -1,0 +1,29 @@
+"""``python -m lmms_sttm.organism train --out DIR [--steps N] [--seed S]``: train the model organism."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_STEPS = 1200
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lmms_sttm.organism", description=__doc__.split(":")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train the organism into a new LLaVA-NeXT-format checkpoint folder")
+    t.add_argument("--out", required=True, type=Path)
+    t.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = p.parse_args(argv)
+    from lmms_sttm.organism.train import train
+
+    facts = train(args.out, args.steps, seed=args.seed, threads=args.threads)
+    print(f"[organism] trained {facts['steps']} steps in {facts['seconds']} s -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""The demo stops with a non-zero status and the failing run's last log lines when a run leaves no
+results file (lmms-eval itself exits 0 after many failures)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import lmms_sttm.demo as demo
+
+
+def test_missing_results_file_fails_the_demo_with_the_log_tail(tmp_path, monkeypatch, capsys):
+    def fake_run(cmd, env=None, stdout=None, stderr=None, **kw):
+        if stdout is not None:  # the lmms-eval run: writes a log, exits 0, leaves no results file
+            stdout.write("".join(f"line {i}\n" for i in range(100)) + "Traceback: boom\n")
+            return subprocess.CompletedProcess(cmd, 0)
+        raise AssertionError("the report must not run after a failed run")
+
+    monkeypatch.setattr(demo.subprocess, "run", fake_run)
+    monkeypatch.setattr(demo, "write_benchmark", lambda root, n: None)
+    rc = demo.main(["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--runs", "none"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "none FAILED" in err and "results file missing" in err
+    assert "Traceback: boom" in err and "line 99" in err and "line 10\n" not in err  # the tail only
+
+
+def test_demo_runs_cover_every_method_and_setting():
+    tags = [t for t, _ in demo.demo_runs()]
+    assert tags[:6] == [
+        "none",
+        "sttm_budget50",
+        "sttm_budget30",
+        "sttm_exact50",
+        "sttm_exact30",
+        "sttm_exact15",
+    ]
+    assert {t.rsplit("_", 1)[0] for t in tags[6:]} == set(demo.BASELINES)
+    assert all("pretrained=lmms_sttm/organism/weights" in a for _, a in demo.demo_runs())

@@ -1,0 +1,56 @@
+"""The organism's training command runs (a few steps) and writes a checkpoint the loader accepts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from lmms_sttm.organism.__main__ import main
+from lmms_sttm.organism.bench import held_out, records
+from lmms_sttm.organism.clips import COLOURS, FAMILIES, render, sample_clip
+from lmms_sttm.organism.train import valid_questions
+
+
+def test_train_command_runs_a_few_steps_and_loads(tmp_path):
+    out = tmp_path / "ckpt"
+    assert main(["train", "--out", str(out), "--steps", "2", "--seed", "3"]) == 0
+    facts = json.loads((out / "training.json").read_text())
+    assert facts["steps"] == 2 and facts["seed"] == 3 and np.isfinite(facts["history"][-1]["loss"])
+    from lmms_sttm.models.checkpoints import load_checkpoint
+
+    model, processor, info = load_checkpoint(out)
+    assert info.format == "llava_next" and info.add_time_instruction is False
+    text = model.config.text_config
+    assert (text.num_hidden_layers, text.hidden_size) == (8, 64)
+    from safetensors.torch import load_file
+
+    stored = load_file(str(out / "model.safetensors"))
+    loaded = dict(model.named_parameters())
+    assert torch.equal(
+        stored["model.layers.0.mlp.up_proj.weight"],
+        loaded["model.language_model.layers.0.mlp.up_proj.weight"],
+    )
+
+
+def test_clips_show_their_needles_and_questions_have_one_answer():
+    for f, family in enumerate(FAMILIES):
+        clip, q = sample_clip(np.random.default_rng([5, f]), family)
+        frames = render(clip).astype(float)
+        for frame, name in clip.needles:
+            centre = frames[frame, :4, :4].reshape(-1, 3).max(0)  # the checker's bright cell
+            assert np.abs(centre - COLOURS[name]).max() <= 1
+        others = [i for i in range(clip.num_frames) if i not in dict(clip.needles)]
+        assert all(frames[i].std() > 5 for i in others)  # backgrounds, not solid frames
+        assert q.options[0] == q.answer and len(set(q.options)) == 4
+        assert q.family in {v.family for v in valid_questions(clip, np.random.default_rng(0))}
+
+
+def test_held_out_benchmark_is_vnbench_format_and_prefix_stable():
+    small, large = records(held_out(2)), records(held_out(3))
+    assert len(small) == 2 * 3 * 4 and all(r in large for r in small)
+    for r in small:
+        assert r["options"][0].startswith("A. ") and r["options"][0].endswith(".")
+        assert r["question_id"] == f"{r['videoID']}_try{r['try']}" and r["answer"] in "ABCD"
+    assert [r["answer"] for r in small[:4]] == ["A", "B", "C", "D"]
