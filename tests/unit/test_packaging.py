@@ -47,6 +47,5 @@ def test_installed_versions_satisfy_the_fenced_pins():
     for dist in ("lmms-eval", "transformers", "torch", "torchvision"):
         assert reqs[dist].specifier.contains(version(dist), prereleases=True), (dist, version(dist))
     assert version("lmms_eval") == "0.7.3"
-    assert version("transformers").startswith("5.23.")
     assert version("torch").split("+")[0] == "2.14.1"
     assert version("torchvision").split("+")[0] == "0.29.1"
