@@ -176,9 +176,7 @@ def test_hf_checkpoint_reloads_and_generates(built, arch):
         logits = model(**inputs).logits
     assert logits.shape == (1, inputs["input_ids"].shape[1], model.config.get_text_config().vocab_size)
     assert torch.isfinite(logits).all()
-    start = time.perf_counter()
     out = model.generate(**inputs, max_new_tokens=3, do_sample=False)
-    assert time.perf_counter() - start < 2.0
     assert out.shape == (1, inputs["input_ids"].shape[1] + 3)
 
 
