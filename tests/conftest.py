@@ -46,6 +46,22 @@ def offline_env(tmp_path_factory) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """``get(arch) -> folder``: tiny random checkpoints, each built once per session (offline, deterministic)."""
+    from lmms_sttm.data.tiny import build_tiny
+
+    root = tmp_path_factory.mktemp("tiny")
+    cache: dict[str, str] = {}
+
+    def get(arch: str) -> str:
+        if arch not in cache:
+            cache[arch] = str(build_tiny(arch, root / arch))
+        return cache[arch]
+
+    return get
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,24 +1,10 @@
-"""Tiny checkpoints (built once per session) and a short synthetic clip."""
+"""A short synthetic clip (the tiny checkpoints come from tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from lmms_sttm.data.synthetic import ClipSpec, ensure_clip
-from lmms_sttm.data.tiny import build_tiny
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    cache: dict[str, str] = {}
-
-    def get(arch: str) -> str:
-        if arch not in cache:
-            cache[arch] = str(build_tiny(arch, root / arch))
-        return cache[arch]
-
-    return get
 
 
 @pytest.fixture(scope="session")

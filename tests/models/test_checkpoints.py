@@ -317,7 +317,12 @@ def test_hub_ids_pass_through_unchanged(monkeypatch):
         (
             "model",
             "Qwen/Qwen2-VL-7B-Instruct",
-            {"dtype": torch.bfloat16, "attn_implementation": "sdpa", "device_map": None, "use_kernels": False},
+            {
+                "dtype": torch.bfloat16,
+                "attn_implementation": "sdpa",
+                "device_map": None,
+                "use_kernels": False,
+            },
         ),
         ("processor", "Qwen/Qwen2-VL-7B-Instruct", {}),
     ]
