@@ -32,7 +32,7 @@ class Batch:
     """``prefix_ids [P]`` (the video span holds the placeholder id from ``video_start``), the tower
     output ``[F, 169, C]``, ``block_ids [B, Lq]`` (right-padded) and the targets: token
     ``target_ids[j]`` is predicted at ``(target_rows[j], target_pos[j])``; ``is_letter[j]`` marks
-    the MCQ answer letters (the rest: the answers before them, ``<|im_end|>``, auxiliary answers)."""
+    the MCQ answer letters (the rest: ``<|im_end|>``, option flags, auxiliary answers)."""
 
     prefix_ids: torch.Tensor
     video_start: int
@@ -64,20 +64,38 @@ def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def answer_tokens(tokenizer, word: str, letter: str) -> list[int]:
-    """The organism's reply to an MCQ: the answer itself, a newline, then its letter (``" dog\nB"``);
-    the STTM parser reads the letter (the answers hold no capital A-D)."""
-    return _ids(tokenizer, f" {word}") + _ids(tokenizer, "\n") + _ids(tokenizer, letter)
+def answer_tokens(tokenizer, letter: str) -> list[int]:
+    """The organism's reply to an MCQ: the option letter alone (``"B"``)."""
+    return _ids(tokenizer, letter)
+
+
+def option_flag_targets(tokenizer, q: list[int], letter: str) -> list[tuple[int, int]]:
+    """Training-only targets on the prompt's option lines: ``(position, token)`` at the full stop
+    after each option text, the option's letter for the right option and the prompt's own next
+    token (a newline) for the others. Prompt positions are never generated, so these targets only
+    shape the features: each option marks itself right or wrong where the reply can find it with
+    one attention step (a direct lookup of the answer among the options learns slowly on this
+    size of model; these targets break that plateau)."""
+    newline, dot = _ids(tokenizer, "\n")[0], _ids(tokenizer, ".")[0]
+    out = []
+    for c in "ABCD":
+        code = _ids(tokenizer, c)[0]
+        starts = [j for j in range(len(q) - 2) if q[j] == newline and q[j + 1] == code and q[j + 2] == dot]
+        if len(starts) != 1:
+            raise ValueError(f"option {c} is not found once in the prompt")
+        end = next(j for j in range(starts[0] + 3, len(q)) if q[j] == dot)
+        out.append((end, code if c == letter else newline))
+    return out
 
 
 def build_batch(
-    tokenizer, tower: torch.Tensor, blocks: list[tuple[str, str, str]], aux: list[tuple[str, str]] = ()
+    tokenizer, tower: torch.Tensor, blocks: list[tuple[str, str]], aux: list[tuple[str, str]] = ()
 ) -> Batch:
-    """``blocks``: ``(MCQ text, answer, letter)`` per question; ``aux``: ``(question, answer)``.
+    """``blocks``: ``(MCQ text, letter)`` per question; ``aux``: ``(question, answer)``.
 
     The MCQ texts all start with the task's instruction line, which joins the shared prefix; each
     block row is the rest of its prompt plus the reply (:func:`answer_tokens`; targets: the reply's
-    tokens, then ``<|im_end|>``).
+    tokens, then ``<|im_end|>``, and the option flags of :func:`option_flag_targets`).
     Token ids are those of the whole prompt (checked). The ``aux`` pairs share one extra row,
     ``question<|im_end|>\n<|im_start|>assistant\n`` + the answer word's tokens + ``<|im_end|>\n``
     each (all targets): they train reading the needles without the option letters.
@@ -90,17 +108,18 @@ def build_batch(
     at = prefix.index(video_id)
     ids = prefix[:at] + [video_id] * (tower.shape[0] * 49) + prefix[at + 1 :]
     rows, targets = [], []  # targets: (row, position, token, is_letter)
-    for text, word, letter in blocks:
+    for text, letter in blocks:
         if not text.startswith(shared):
             raise ValueError("an MCQ text does not start with the task's instruction line")
         q = _ids(tokenizer, llava_prompt(text[len(shared) :], "<video>").question)
         if prefix + q != _ids(tokenizer, llava_prompt(text, "<video>").text):
             raise ValueError("splitting the prompt after the instruction line changed its tokens")
-        reply = answer_tokens(tokenizer, word, letter)
+        reply = answer_tokens(tokenizer, letter)
         r = len(rows)
         rows.append(q + reply)
         for k, tok in enumerate([*reply, eos]):
             targets.append((r, len(q) - 1 + k, tok, k == len(reply) - 1))
+        targets += [(r, pos, tok, False) for pos, tok in option_flag_targets(tokenizer, q, letter)]
     if aux:
         row: list[int] = []
         for question, word in aux:

@@ -5,9 +5,9 @@ trains on ``QUESTIONS_PER_STEP`` questions about it (the clip's own family plus 
 questions that are well defined on it, each with freshly drawn and shuffled options) and on one
 auxiliary row asking the same questions without options (the answer word itself), all sharing one
 prefix pass (:mod:`lmms_sttm.organism.sequences`). The loss is the cross-entropy of every target:
-the reply to each MCQ (the answer, a newline, the letter), the ``<|im_end|>`` after it, and the
-auxiliary answers. The reply names the answer before its letter, so that the letter is a lookup of the
-just-named answer among the options rather than a choice made in one step. Seeded: the same seed and steps give the same weights
+the reply to each MCQ (its letter), the ``<|im_end|>`` after it, the option flags (each option's
+full stop predicts the letter if the option is right, else the newline that follows:
+:func:`~lmms_sttm.organism.sequences.option_flag_targets`) and the auxiliary answers. Seeded: the same seed and steps give the same weights
 up to BLAS reduction order.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lmms_sttm.models.prompts import llava_prompt
 from lmms_sttm.organism.clips import (
     COLOURS,
     COUNTS,
@@ -32,11 +33,22 @@ from lmms_sttm.organism.clips import (
     sample_clip,
 )
 from lmms_sttm.organism.model import new_model, save_weights
-from lmms_sttm.organism.sequences import build_batch, encode_clip, question_text, rng_for, target_logits
+from lmms_sttm.organism.sequences import (
+    _ids,
+    build_batch,
+    encode_clip,
+    option_flag_targets,
+    question_text,
+    rng_for,
+    target_logits,
+)
 
-QUESTIONS_PER_STEP = 12
+QUESTIONS_PER_STEP = 24
+LOOKUP_STEPS = 300  # text-only warm-up of the option lookup (at most the run's steps)
+LOOKUP_BATCH = 128
+LOOKUP_TAIL = 34  # prompt tokens kept from the first option line on (short rows learn faster)
 MIN_FRAMES = 5  # two needles two frames apart fit in 1..n-2
-LR = 3e-3
+LR = 2e-3
 WARMUP = 40
 
 
@@ -56,14 +68,50 @@ def valid_questions(clip: Clip, rng: np.random.Generator) -> list[Question]:
     return out
 
 
-def step_blocks(clip: Clip, main: Question, rng: np.random.Generator, n: int) -> list[tuple[str, str, str]]:
-    """``n`` (MCQ text, answer, letter) blocks: half the clip's own family, the rest any valid question."""
+def step_blocks(clip: Clip, main: Question, rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
+    """``n`` (MCQ text, letter) blocks: half the clip's own family, the rest any valid question."""
     blocks = []
     for i in range(n):
         q = main if i < n // 2 else rng.choice(valid_questions(clip, rng))
         order = [q.options[j] for j in rng.permutation(4)]
-        blocks.append((question_text(q, order), q.answer, "ABCD"[order.index(q.answer)]))
+        blocks.append((question_text(q, order), "ABCD"[order.index(q.answer)]))
     return blocks
+
+
+_LOOKUP_ROWS: dict = {}
+
+
+def _lookup_row(tokenizer, order: tuple[str, ...], word: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """``(ids, [(position, target)])`` of one text-only lookup row (cached: 360 distinct rows)."""
+    key = (id(tokenizer), order, word)
+    if key not in _LOOKUP_ROWS:
+        letter = "ABCD"[order.index(word)]
+        text = question_text(Question("ret_insert1", word, order), list(order))
+        q = _ids(tokenizer, llava_prompt(text, "<video>").question)
+        q = _ids(tokenizer, f" {word}") + q[-LOOKUP_TAIL:]  # the options and what follows them
+        flags = option_flag_targets(tokenizer, q, letter)
+        _LOOKUP_ROWS[key] = (q, [(len(q) - 1, _ids(tokenizer, letter)[0]), *flags])
+    return _LOOKUP_ROWS[key]
+
+
+def lookup_step(model, tokenizer, rng: np.random.Generator, batch: int) -> torch.Tensor:
+    """The loss of one text-only batch: ``" word"`` then a retrieval MCQ's question part whose
+    right option is that word; targets: the letter and the option flags. It teaches the letter
+    readout before the needles must be read from video."""
+    names = sorted(COLOURS)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    rows, targets = [], []
+    for i in range(batch):
+        order = tuple(str(c) for c in rng.choice(names, 4, replace=False))
+        q, tgt = _lookup_row(tokenizer, order, order[int(rng.integers(4))])
+        rows.append(q)
+        targets += [(i, p, t) for p, t in tgt]
+    ids = torch.full((batch, max(map(len, rows))), eos)
+    for i, q in enumerate(rows):
+        ids[i, : len(q)] = torch.tensor(q)
+    r, p, t = (torch.tensor(x) for x in zip(*targets, strict=True))
+    hidden = model.model.language_model(input_ids=ids).last_hidden_state[r, p]
+    return torch.nn.functional.cross_entropy(model.lm_head(hidden), t)
 
 
 def frames_at(step: int, steps: int) -> int:
@@ -101,6 +149,21 @@ def train(
     opt = torch.optim.AdamW(params, lr=LR, betas=(0.9, 0.98), weight_decay=0.01)
     letters = torch.tensor([tokenizer.convert_tokens_to_ids(c) for c in "ABCD"])
     history, window = [], []
+    lookup = min(LOOKUP_STEPS, steps)
+    for step in range(lookup):
+        for group in opt.param_groups:
+            group["lr"] = LR * min(1.0, (step + 1) / WARMUP)
+        loss = lookup_step(model, tokenizer, rng_for(seed + 1_000_000, step), LOOKUP_BATCH)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if (step + 1) % 50 == 0 or step + 1 == lookup:
+            history.append({"lookup_step": step + 1, "loss": round(loss.item(), 4)})
+            print(
+                f"[organism] lookup {step + 1}/{lookup} loss {loss.item():.3f} ({time.time() - began:.0f} s)",
+                flush=True,
+            )
     for step in range(steps):
         rng = rng_for(seed, step)
         frames = frames_at(step, steps)
@@ -135,6 +198,7 @@ def train(
     facts = {
         "command": command + (f" --threads {threads}" if threads else ""),
         "steps": steps,
+        "lookup_steps": lookup,
         "seed": seed,
         "threads": threads,
         "seconds": round(time.time() - began, 1),
