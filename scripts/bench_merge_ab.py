@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "lmms_sttm_ab_reference"
 
 
-def reference_merge(rev: str, into: Path):
-    """``merge_video`` of ``rev``: its merging package unpacked under ``into`` and renamed."""
+def revision_merging(rev: str, into: Path):
+    """``rev``'s ``lmms_sttm/merging`` unpacked under ``into`` as package ``PACKAGE``; returns an importer
+    ``name -> module`` (also used by ``bench_methods.py --ab``)."""
     blob = subprocess.run(
         ["git", "-C", str(ROOT), "archive", rev, "lmms_sttm/merging"], capture_output=True, check=True
     ).stdout
@@ -47,7 +48,7 @@ def reference_merge(rev: str, into: Path):
     for path in package.glob("*.py"):
         path.write_text(path.read_text().replace("lmms_sttm.merging", PACKAGE))
     sys.path.insert(0, str(into))
-    return importlib.import_module(f"{PACKAGE}.sttm").merge_video
+    return lambda name: importlib.import_module(f"{PACKAGE}.{name}")
 
 
 def main() -> None:
@@ -62,7 +63,7 @@ def main() -> None:
         getattr(torch, args.dtype)
     )
     with tempfile.TemporaryDirectory() as tmp:
-        sides = {"tree": merge_video, "rev": reference_merge(args.rev, Path(tmp))}
+        sides = {"tree": merge_video, "rev": revision_merging(args.rev, Path(tmp))("sttm").merge_video}
         for tau_s, tau_t in TAUS:
             plans = {name: fn(x, tau_s, tau_t) for name, fn in sides.items()}
             same = torch.equal(plans["tree"].token_map, plans["rev"].token_map)

@@ -18,15 +18,10 @@ with the revision's reducer for the same budget; ``tome`` also runs the tree's `
 from __future__ import annotations
 
 import argparse
-import importlib
-import io
 import json
 import math
 import random
 import statistics
-import subprocess
-import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -106,25 +101,6 @@ def cases():
         yield "pool", f"exact retention={r}", ExactBudget(PoolReducer(r, tol=0.005), r)
 
 
-PACKAGE = "lmms_sttm_ab_reference"
-
-
-def revision_merging(rev: str, into: Path):
-    """``rev``'s ``lmms_sttm/merging`` unpacked under ``into`` as package ``PACKAGE``; returns an importer."""
-    root = Path(__file__).resolve().parents[1]
-    blob = subprocess.run(
-        ["git", "-C", str(root), "archive", rev, "lmms_sttm/merging"], capture_output=True, check=True
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-        tar.extractall(into, filter="data")
-    package = into / PACKAGE
-    (into / "lmms_sttm" / "merging").rename(package)
-    for path in package.glob("*.py"):
-        path.write_text(path.read_text().replace("lmms_sttm.merging", PACKAGE))
-    sys.path.insert(0, str(into))
-    return lambda name: importlib.import_module(f"{PACKAGE}.{name}")
-
-
 def ab_cases(rev_module):
     """``(method, setting, tree reducer, revision reducer)`` at the authors' 50 / 30 settings."""
     tome, dycoke, fastv, pool = (rev_module(m) for m in ("tome", "dycoke", "fastv", "pool"))
@@ -148,6 +124,8 @@ def ab_cases(rev_module):
 
 
 def run_ab(args, x, grid, ctx, device) -> None:
+    from bench_merge_ab import revision_merging  # scripts/ is on sys.path when run as a script
+
     with tempfile.TemporaryDirectory() as tmp:
         for method, setting, tree, rev in ab_cases(revision_merging(args.ab, Path(tmp))):
             extra = {"context": ctx} if getattr(tree, "needs_attention", False) else {}
