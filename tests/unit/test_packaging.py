@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from importlib.metadata import requires, version
 from pathlib import Path
@@ -13,24 +11,8 @@ from packaging.requirements import Requirement
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_wheel_ships_task_files_and_entry_point(tmp_path):
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(REPO),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("lmms_sttm-*.whl")
+def test_wheel_ships_task_files_and_entry_point(built_wheel):
+    wheel = built_wheel
     names = set(zipfile.ZipFile(wheel).namelist())
     for f in ("synthetic_needle_sttm.yaml", "synthetic_needle.json", "utils.py"):
         assert f"lmms_sttm/tasks/synthetic/{f}" in names
