@@ -104,17 +104,21 @@ def render_frames(spec: ClipSpec) -> np.ndarray:
 
 def write_clip(spec: ClipSpec, path: str | os.PathLike) -> Path:
     """Encode the clip to ``path`` (mp4, h264); written atomically so parallel writers are safe."""
+    return write_frames(render_frames(spec), path, spec.fps)
+
+
+def write_frames(frames: np.ndarray, path: str | os.PathLike, fps: float) -> Path:
+    """Encode ``frames`` ``[T, H, W, 3]`` uint8 RGB to ``path`` (h264, yuv420p, crf 18), atomically."""
     import av
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames = render_frames(spec)
     fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent)
     os.close(fd)
     try:
         with av.open(tmp, mode="w") as container:
-            stream = container.add_stream("libx264", rate=_fps_fraction(spec.fps))
-            stream.width, stream.height = spec.width, spec.height
+            stream = container.add_stream("libx264", rate=_fps_fraction(fps))
+            stream.width, stream.height = frames.shape[2], frames.shape[1]
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}
             for frame in frames:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lmms_sttm.data.synthetic import write_frames
 from lmms_sttm.organism.clips import (
     FAMILIES,
     FPS,
@@ -25,7 +26,6 @@ from lmms_sttm.organism.clips import (
     render,
     rotations,
     sample_clip,
-    write_mp4,
 )
 
 ANNOTATION = "VNBench-main-4try_v2.json"
@@ -79,7 +79,7 @@ def write_benchmark(root: str | Path, per_family: int) -> Path:
             {"seed": clip.seed, "needles": clip.needles, "cuts": clip.cuts, "frames": clip.num_frames}
         )
         if not (path.exists() and meta.exists() and meta.read_text() == want):
-            write_mp4(render(clip), path, FPS)
+            write_frames(render(clip), path, FPS)
             meta.write_text(want)
     ann = root / "vnbench" / "annotations" / ANNOTATION
     ann.parent.mkdir(parents=True, exist_ok=True)

@@ -140,24 +140,6 @@ def render(clip: Clip) -> np.ndarray:
     return frames
 
 
-def write_mp4(frames: np.ndarray, path, fps: float = FPS) -> None:
-    """Encode ``frames`` to ``path`` (h264, yuv420p, crf 18), as the benchmark's videos are stored."""
-    from fractions import Fraction
-
-    import av
-
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 def rotations(question: Question) -> list[list[str]]:
     """VNBench's four tries: the option list rotated so that the answer is A, B, C, then D."""
     base = list(question.options)

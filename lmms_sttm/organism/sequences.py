@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lmms_sttm.data.synthetic import write_frames
 from lmms_sttm.models.prompts import llava_prompt
 from lmms_sttm.models.video_inputs import llava_tower
-from lmms_sttm.organism.clips import FPS, QUESTIONS, Clip, Question, option_texts, render, write_mp4
+from lmms_sttm.organism.clips import FPS, QUESTIONS, Clip, Question, option_texts, render
 from lmms_sttm.tasks.common.prompt import instruction, mcq_text
 from lmms_sttm.video import load_video
 
@@ -49,7 +50,7 @@ def encode_clip(clip: Clip, model, processor) -> torch.Tensor:
     the tower output ``[F, 169, C]``."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.mp4"
-        write_mp4(render(clip), path, FPS)
+        write_frames(render(clip), path, FPS)
         frames, _, _ = load_video(str(path), target_fps=1.0, max_frames=VNBENCH_MAX_FRAMES, backend="pyav")
     tower, _ = llava_tower(model, processor, frames)
     return tower
