@@ -228,6 +228,15 @@ def causal_float_mask(n: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.zeros(n, n, dtype=dtype).masked_fill(upper, torch.finfo(dtype).min)[None, None]
 
 
+def _run_layers(text, hidden, pos, layers):
+    """``layers`` of decoder ``text`` on ``hidden`` ``[1, q, C]`` with ``pos``'s rotary and a causal mask."""
+    rotary = text.rotary_emb(hidden, pos)
+    mask = causal_float_mask(hidden.shape[1], hidden.dtype)
+    for layer in layers:
+        hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary, position_ids=None)
+    return hidden
+
+
 @torch.no_grad()
 def logits_by_hand(model, embeds, positions, k, reducer, grid, span_start, mode) -> torch.Tensor:
     """Runs layers < k on the full sequence, applies the plan, runs layers >= k on the reduced one.
@@ -236,13 +245,7 @@ def logits_by_hand(model, embeds, positions, k, reducer, grid, span_start, mode)
     ids, kept token j takes the ids of original token ``rep_index[j]``. Returns logits ``[1, q', V]``.
     """
     text = text_model_of(model)
-
-    def run(hidden, pos, layers):
-        rotary = text.rotary_emb(hidden, pos)
-        mask = causal_float_mask(hidden.shape[1], hidden.dtype)
-        for layer in layers:
-            hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary, position_ids=None)
-        return hidden
+    run = functools.partial(_run_layers, text)
 
     hidden = run(embeds, positions, text.layers[:k])
     n = grid[0] * grid[1] * grid[2]
@@ -275,13 +278,7 @@ def staged_logits_by_hand(model, embeds, positions, stages, grid, span_start, *,
     (``"compact"``). Returns logits ``[1, q', V]``.
     """
     text = text_model_of(model)
-
-    def run(hidden, pos, layers):
-        rotary = text.rotary_emb(hidden, pos)
-        mask = causal_float_mask(hidden.shape[1], hidden.dtype)
-        for layer in layers:
-            hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary, position_ids=None)
-        return hidden
+    run = functools.partial(_run_layers, text)
 
     hidden, pos, done = embeds, positions, 0
     n, stage_grid = grid[0] * grid[1] * grid[2], grid
