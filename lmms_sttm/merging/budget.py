@@ -1,10 +1,15 @@
 """Exact budgets: keep ``R`` of each video's visual tokens (within ``tol``, default one point).
 
-- ``sttm_exact``: per-video bisection over STTM's thresholds along a fixed direction
-  ``(tau_s, tau_t) = (1 - lam * d_s, 1 - lam * d_t)``, on ``log(lam)`` starting at the reference pair (``d`` from a reference threshold pair,
-  by default the paper's LLaVA-Video-7B 30% VideoMME pair (0.80, 0.50)); retention falls as
-  ``lam`` grows. The search stops once the kept count is within ``tol / 2`` of the target; if it
-  cannot get there (ties, root-level floor), the smallest plan above the target is trimmed.
+- ``sttm_exact``: per-video search over STTM's thresholds along a fixed direction
+  ``(tau_s, tau_t) = (1 - lam * d_s, 1 - lam * d_t)`` (``d`` from a reference threshold pair, by
+  default the paper's LLaVA-Video-7B 30% VideoMME pair (0.80, 0.50)), on ``log(lam)``, starting at
+  the reference pair itself; retention falls as ``lam`` grows. ``tau_t`` is held at ``1e-3`` once
+  the direction would take it to 0 (``tau_t <= 0`` switches temporal merging off, which keeps
+  *more* tokens: the count would jump up), while ``tau_s`` goes on down to -1. The
+  second call steps ``log(lam)`` by 5% towards the target, later calls follow the secant of
+  ``log(kept)`` through the last two calls, bisecting the bracket when the secant leaves it. The search stops once the kept count is within ``tol / 2`` of the
+  target, or when the bracket is narrower than ``1e-4`` in ``log(lam)`` (a jump of the count: union
+  of whole components); then the smallest plan above the target is trimmed.
 - ``trim_to``: merges a plan's kept tokens further by bipartite soft matching (ToMe rounds on the
   kept features, weighted by patch counts) down to an exact count. Used as the last resort of
   every method whose own knob cannot reach the target.
@@ -25,6 +30,8 @@ from lmms_sttm.merging.reduction import Reduction
 from lmms_sttm.merging.tome import bipartite_assign
 
 DEFAULT_DIRECTION = (0.80, 0.50)
+FIRST_STEP = 0.05  # log(lam) step of the search's second call
+MIN_TAU_T = 1e-3  # tau_t <= 0 switches temporal merging off (more tokens): the search stops above
 
 
 def target_count(retention: float, n: int) -> int:
@@ -84,35 +91,44 @@ def sttm_exact(
     target = target_count(retention, n)
     d_s, d_t = (1.0 - direction[0]), (1.0 - direction[1])
     scale = max(d_s, d_t)
-    if not scale > 0:
-        raise ValueError(f"exact-budget direction {direction} must have a threshold below 1")
+    if not 0 < scale < 1 or min(direction) >= 1:
+        raise ValueError(f"exact-budget direction {direction} must have thresholds in (0, 1)")
     d_s, d_t = d_s / scale, d_t / scale
-    # thresholds 1 - exp(mu) * d: log scale, since retention changes fastest near threshold 1
-    lo, hi = math.log(1e-4), math.log(2.0 / max(min(d_s, d_t), 1e-3))
     info = SearchInfo()
     above: tuple[Reduction, float] | None = None  # smallest plan with >= target tokens
     close = 0.5 * tol * n
-    mu = 0.0  # the reference pair itself: usually close to the paper budgets
+    lo, hi = math.log(1e-6), math.log(2.0 / max(min(d_s, d_t), 1e-3))  # bracket on mu
+    goal = math.log(target)
+    points: list[tuple[float, float]] = []  # evaluated (mu, log kept)
+    mu = math.log(scale)  # the reference pair itself
     for _ in range(max_calls):
         lam = math.exp(mu)
-        plan = merge_video(
-            x, 1.0 - lam * d_s, 1.0 - lam * d_t, root_level=root_level, **(merge_options or {})
-        )
+        tau_s, tau_t = 1.0 - lam * d_s, max(MIN_TAU_T, 1.0 - lam * d_t)
+        plan = merge_video(x, tau_s, tau_t, root_level=root_level, **(merge_options or {}))
         info.calls += 1
         k = plan.num_kept
         if k >= target and (above is None or k < above[0].num_kept):
             above = (plan, lam)
         if abs(k - target) <= close:
-            info.tau_s, info.tau_t = 1.0 - lam * d_s, 1.0 - lam * d_t
+            info.tau_s, info.tau_t = tau_s, tau_t
             info.seconds = time.perf_counter() - began
             return plan, info
         lo, hi = (mu, hi) if k > target else (lo, mu)
-        mu = 0.5 * (lo + hi)
+        points.append((mu, math.log(k)))
+        if hi - lo < 1e-4:
+            break
+        if len(points) == 1:  # a small step towards the target gives the first slope
+            mu = mu + (FIRST_STEP if k > target else -FIRST_STEP)
+        else:
+            (m0, f0), (m1, f1) = points[-2:]
+            mu = m1 + (goal - f1) * (m1 - m0) / (f1 - f0) if f1 != f0 else lo - 1.0
+        if not lo < mu < hi:
+            mu = 0.5 * (lo + hi)
     if above is None:
         plan, lam = Reduction.identity(x), 0.0
     else:
         plan, lam = above
-    info.tau_s, info.tau_t = 1.0 - lam * d_s, 1.0 - lam * d_t
+    info.tau_s, info.tau_t = 1.0 - lam * d_s, max(MIN_TAU_T, 1.0 - lam * d_t)
     info.trimmed = max(0, plan.num_kept - target)
     plan = trim_to(plan, target)
     info.seconds = time.perf_counter() - began

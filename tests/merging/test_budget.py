@@ -100,6 +100,19 @@ def test_sttm_exact_search_reports_its_cost_and_mostly_avoids_trimming():
     assert trimmed == 0  # the threshold search alone lands within the band on scene videos
 
 
+def test_sttm_exact_search_keeps_temporal_merging_on():
+    """``tau_t <= 0`` switches temporal merging off, so the count jumps back up there; on noise
+    features (cosine ~0) the search must reach the target with ``tau_t`` held above 0, without
+    trimming, and never hand ``merge_video`` a ``tau_t`` at or below 0."""
+    grid, seed, kind = next(v for v in VIDEOS if v[2] == "noise")
+    x = synthetic_video(grid, seed, kind=kind)
+    for retention in RETENTIONS:
+        reducer = SttmExactReducer(retention, TOL)
+        plan = reducer(x, grid)
+        assert reducer.last.trimmed == 0 and reducer.last.tau_t > 0
+        assert abs(plan.ratio - retention) <= TOL
+
+
 def test_trim_to_is_exact_and_merges_kept_tokens():
     grid = (4, 6, 6)
     x = synthetic_video(grid, 7)
