@@ -36,3 +36,37 @@ def test_demo_runs_cover_every_method_and_setting():
     ]
     assert {t.rsplit("_", 1)[0] for t in tags[6:]} == set(demo.BASELINES)
     assert all("pretrained=lmms_sttm/organism/weights" in a for _, a in demo.demo_runs())
+
+
+def _board(path, rows):
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method", "setting", "avg_acc", "r_acc", "r_ttft", "r_nv"])
+        w.writerows(rows)
+    return path
+
+
+def test_findings_paragraph_reports_each_band_best_first(tmp_path):
+    from lmms_sttm.demo import findings
+
+    board = _board(
+        tmp_path / "leaderboard.csv",
+        [
+            ["none", "default", "80.0", "", "", ""],
+            ["tome", "budget=30", "60.0", "75.0", "55.0", "30.1"],
+            ["sttm", "budget_mode=exact,retention=0.3", "70.0", "87.5", "65.0", "30.0"],
+            ["pool", "budget=50", "78.0", "97.5", "60.0", "51.0"],
+        ],
+    )
+    text = findings(board)
+    assert "answers 80.0% of the tries" in text
+    band30 = text.split("Keeping about 30% of the tokens: ")[1]
+    assert band30.index("sttm [budget_mode=exact,retention=0.3] 70.0%") < band30.index("tome")  # best first
+    assert "tome [budget=30] 60.0% (R.Acc 75, R.TTFT 55)" in band30
+    assert "Keeping about 50% of the tokens: pool [budget=50] 78.0%" in text
+    assert (
+        findings(_board(tmp_path / "noref.csv", [["tome", "budget=30", "60.0", "75.0", "55.0", "30.1"]]))
+        == ""
+    )
