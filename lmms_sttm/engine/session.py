@@ -145,6 +145,26 @@ def prefill(
 
 
 @torch.no_grad()
+def never_placeholder(
+    pick: Callable[[torch.Tensor], torch.Tensor], video_token_id: int | None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``pick`` on logits ``[1, V]`` whose video placeholder entry is ``-inf``: the placeholder marks
+    where video features go in a prompt and cannot be fed back as a decode input (the engine
+    refuses video tokens after the first chunk). A checkpoint that ranks it first (the model
+    organism under heavy reduction did) gets its next choice instead of a failed run; every
+    other answer is unchanged."""
+    if video_token_id is None:
+        return pick
+
+    def masked(logits: torch.Tensor) -> torch.Tensor:
+        if video_token_id < logits.shape[-1]:
+            logits = logits.clone()
+            logits[..., video_token_id] = float("-inf")
+        return pick(logits)
+
+    return masked
+
+
 def answer(
     engine: ReductionEngine,
     prefix: Prefix,
@@ -158,11 +178,12 @@ def answer(
     """Extends a fork of ``prefix.cache`` with ``question_ids`` (``[1, q]`` or ``[q]``, text only) and decodes.
 
     ``pick`` chooses each next token from the logits ``[1, V] -> [1, 1]`` (default: greedy argmax;
-    see :func:`lmms_sttm.engine.sampling.sampler`). Stops after ``max_new_tokens`` or after emitting
+    see :func:`lmms_sttm.engine.sampling.sampler`), never the video placeholder
+    (:func:`never_placeholder`). Stops after ``max_new_tokens`` or after emitting
     an ``eos_token_id`` (kept in ``tokens``). ``kv_pruning``: DyCoke stage 2 on every decode step
     after the first token (``engine/kv_pruning.py``); needs a reduced prefix.
     """
-    pick = pick or greedy
+    pick = never_placeholder(pick or greedy, engine.video_token_id)
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be >= 1")
     model, device = engine.model, _device(engine)

@@ -1,0 +1,18 @@
+"""Decoding never picks the video placeholder (it cannot be fed back as a decode input)."""
+
+from __future__ import annotations
+
+import torch
+
+from lmms_sttm.engine.sampling import greedy, sampler
+from lmms_sttm.engine.session import never_placeholder
+
+
+def test_placeholder_ranked_first_gives_the_next_choice_and_nothing_else_changes():
+    logits = torch.tensor([[0.1, 3.0, 2.0, -1.0]])
+    assert int(never_placeholder(greedy, 1)(logits)) == 2
+    assert torch.equal(logits, torch.tensor([[0.1, 3.0, 2.0, -1.0]]))  # the caller's logits untouched
+    assert int(never_placeholder(greedy, 3)(logits)) == 1  # not first: the same answer
+    assert never_placeholder(greedy, None) is greedy
+    pick = never_placeholder(sampler(temperature=1.0, seed=0), 1)
+    assert all(int(pick(logits)) != 1 for _ in range(50))
