@@ -16,11 +16,13 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", required=True, type=Path)
     t.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--bank", type=int, default=None, help="training clips encoded once (default: train.BANK)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = p.parse_args(argv)
-    from lmms_sttm.organism.train import train
+    from lmms_sttm.organism.train import BANK, train
 
-    facts = train(args.out, args.steps, seed=args.seed, threads=args.threads)
+    bank = args.bank or BANK
+    facts = train(args.out, args.steps, seed=args.seed, threads=args.threads, bank=bank)
     print(f"[organism] trained {facts['steps']} steps in {facts['seconds']} s -> {args.out}")
     return 0
 

@@ -1,12 +1,9 @@
-"""Training/evaluation forward passes: one video prefix, then a batch of question blocks on it.
+"""Training rows: one clip's evaluation prompt, its reply and auxiliary turns, batched over clips.
 
-The prefix is the evaluation prompt up to the end of the task's instruction line (system turn, the
-video's ``F*49`` placeholders replaced by the projected, pooled features, the instruction); each
-block is the rest of one question's prompt exactly as the evaluation writes it, followed by its
-answer letter. The prefix is run once with a KV cache,
-the cache is repeated for the blocks, and the blocks run as one batch whose positions continue the
-prefix's: every block is the forward pass of an ordinary prompt, and one prefix serves many
-questions (gradients flow through the shared cache).
+Each row is exactly the prompt that ``vnbench_sttm`` writes for an MCQ on the clip (system turn, the
+video's ``F*49`` placeholders replaced by the projected, pooled features, the instruction, question
+and options), the reply letter and ``<|im_end|>``, followed by plain questions about the same clip
+answered with a word (training only). A batch holds several clips of one length.
 """
 
 from __future__ import annotations
@@ -22,27 +19,10 @@ from lmms_sttm.data.synthetic import write_frames
 from lmms_sttm.models.prompts import llava_prompt
 from lmms_sttm.models.video_inputs import llava_tower
 from lmms_sttm.organism.clips import FPS, QUESTIONS, Clip, Question, option_texts, render
-from lmms_sttm.tasks.common.prompt import instruction, mcq_text
+from lmms_sttm.tasks.common.prompt import mcq_text
 from lmms_sttm.video import load_video
 
 VNBENCH_MAX_FRAMES = 180
-
-
-@dataclass
-class Batch:
-    """``prefix_ids [P]`` (the video span holds the placeholder id from ``video_start``), the tower
-    output ``[F, 169, C]``, ``block_ids [B, Lq]`` (right-padded) and the targets: token
-    ``target_ids[j]`` is predicted at ``(target_rows[j], target_pos[j])``; ``is_letter[j]`` marks
-    the MCQ answer letters (the rest: ``<|im_end|>``, option flags, auxiliary answers)."""
-
-    prefix_ids: torch.Tensor
-    video_start: int
-    tower: torch.Tensor
-    block_ids: torch.Tensor
-    target_rows: torch.Tensor
-    target_pos: torch.Tensor
-    target_ids: torch.Tensor
-    is_letter: torch.Tensor
 
 
 def encode_clip(clip: Clip, model, processor) -> torch.Tensor:
@@ -65,18 +45,20 @@ def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def answer_tokens(tokenizer, letter: str) -> list[int]:
-    """The organism's reply to an MCQ: the option letter alone (``"B"``)."""
-    return _ids(tokenizer, letter)
+def answer_tokens(tokenizer, letter: str, answer: str) -> list[int]:
+    """The organism's reply to an MCQ: the answer as the options write it, then the option letter
+    (``" redB"``, ``" 2C"``; the letter is its own token after each answer): a one-word chain of
+    thought. The benchmarks' parser reads the first capital A-D, which is the letter (the answers
+    are lower-case words and digits)."""
+    return _ids(tokenizer, f" {answer}{letter}")
 
 
-def option_flag_targets(tokenizer, q: list[int], letter: str) -> list[tuple[int, int]]:
-    """Training-only targets on the prompt's option lines: ``(position, token)`` at the full stop
-    after each option text, the option's letter for the right option and the prompt's own next
-    token (a newline) for the others. Prompt positions are never generated, so these targets only
-    shape the features: each option marks itself right or wrong where the reply can find it with
-    one attention step (a direct lookup of the answer among the options learns slowly on this
-    size of model; these targets break that plateau)."""
+def option_letter_targets(tokenizer, q: list[int]) -> list[tuple[int, int]]:
+    """Training-only targets on the prompt's option lines: ``(position, token)``, at the last token
+    of each option's text (before its full stop), the option's own letter. Prompt positions are
+    never generated, so these only shape the features: each option's word carries its letter,
+    where the reply's word (:func:`answer_tokens`) finds it by matching itself (a lookup of the
+    letter without them stays at chance on this size of model)."""
     newline, dot = _ids(tokenizer, "\n")[0], _ids(tokenizer, ".")[0]
     out = []
     for c in "ABCD":
@@ -85,79 +67,118 @@ def option_flag_targets(tokenizer, q: list[int], letter: str) -> list[tuple[int,
         if len(starts) != 1:
             raise ValueError(f"option {c} is not found once in the prompt")
         end = next(j for j in range(starts[0] + 3, len(q)) if q[j] == dot)
-        out.append((end, code if c == letter else newline))
+        out.append((end - 1, code))
     return out
 
 
-def build_batch(
-    tokenizer, tower: torch.Tensor, blocks: list[tuple[str, str]], aux: list[tuple[str, str]] = ()
-) -> Batch:
-    """``blocks``: ``(MCQ text, letter)`` per question; ``aux``: ``(question, answer)``.
+def clip_row(
+    tokenizer, frames: int, text: str, letter: str, answer: str, aux: list[tuple[str, str]] = ()
+) -> tuple[list[int], list[tuple[int, int, bool]]]:
+    """One training row for a clip of ``frames`` frames: the evaluation prompt of the MCQ ``text``
+    (its ``<video>`` placeholder widened to ``frames * 49`` copies), the reply (``answer`` then
+    ``letter``) and ``<|im_end|>``, then one more user/assistant turn per ``aux`` pair ``(question, answer word)``.
 
-    The MCQ texts all start with the task's instruction line, which joins the shared prefix; each
-    block row is the rest of its prompt plus the reply (:func:`answer_tokens`; targets: the reply's
-    tokens, then ``<|im_end|>``, and the option flags of :func:`option_flag_targets`).
-    Token ids are those of the whole prompt (checked). The ``aux`` pairs share one extra row,
-    ``question<|im_end|>\n<|im_start|>assistant\n`` + the answer word's tokens + ``<|im_end|>\n``
-    each (all targets): they train reading the needles without the option letters.
+    Returns ``(ids, targets)``; a target ``(position, token, is_letter)`` says that ``token`` is
+    predicted at ``position``: the reply (:func:`answer_tokens`) and its ``<|im_end|>``, the option
+    letters (:func:`option_letter_targets`), the auxiliary answers with their ``<|im_end|>`` and, at the
+    question's last token, the last token of the ``answer`` word (``" red"``, ``"2"``) as the options
+    write it (the question line carries the answer before the options).
     """
     video_id = tokenizer.convert_tokens_to_ids("<video>")
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    shared = instruction(4) + "\n"
-    head = llava_prompt("", "<video>").prefix
-    prefix = _ids(tokenizer, head + shared)
-    at = prefix.index(video_id)
-    ids = prefix[:at] + [video_id] * (tower.shape[0] * 49) + prefix[at + 1 :]
-    rows, targets = [], []  # targets: (row, position, token, is_letter)
-    for text, letter in blocks:
-        if not text.startswith(shared):
-            raise ValueError("an MCQ text does not start with the task's instruction line")
-        q = _ids(tokenizer, llava_prompt(text[len(shared) :], "<video>").question)
-        if prefix + q != _ids(tokenizer, llava_prompt(text, "<video>").text):
-            raise ValueError("splitting the prompt after the instruction line changed its tokens")
-        reply = answer_tokens(tokenizer, letter)
-        r = len(rows)
-        rows.append(q + reply)
-        for k, tok in enumerate([*reply, eos]):
-            targets.append((r, len(q) - 1 + k, tok, k == len(reply) - 1))
-        targets += [(r, pos, tok, False) for pos, tok in option_flag_targets(tokenizer, q, letter)]
-    if aux:
-        row: list[int] = []
-        for question, word in aux:
-            row += _ids(tokenizer, llava_prompt(question, "<video>").question)
-            answer = _ids(tokenizer, word) + [eos]
-            for k, tok in enumerate(answer):
-                targets.append((len(rows), len(row) - 1 + k, tok, False))
-            row += answer + _ids(tokenizer, "\n")
-        rows.append(row)
-    width = max(map(len, rows))
-    block_ids = torch.full((len(rows), width), eos)
-    for i, q in enumerate(rows):
-        block_ids[i, : len(q)] = torch.tensor(q)
+    prompt = _ids(tokenizer, llava_prompt(text, "<video>").text)
+    at = prompt.index(video_id)
+    q = prompt[:at] + [video_id] * (frames * 49) + prompt[at + 1 :]
+    reply = answer_tokens(tokenizer, letter, answer)
+    targets = [(len(q) - 1 + k, tok, k == len(reply) - 1) for k, tok in enumerate([*reply, eos])]
+    options = option_letter_targets(tokenizer, q)
+    targets += [(pos, tok, False) for pos, tok in options]
+    first_option = options[0][0]  # back from option A's word to the newline before "A. "
+    while q[first_option] != _ids(tokenizer, "\n")[0]:
+        first_option -= 1
+    targets.append((first_option - 1, _ids(tokenizer, f" {answer}")[-1], False))
+    ids = q + reply + [eos]
+    for question, word in aux:
+        ids += _ids(tokenizer, f"\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")
+        answer = [*_ids(tokenizer, word), eos]
+        targets += [(len(ids) - 1 + k, tok, False) for k, tok in enumerate(answer)]
+        ids += answer
+    return ids, targets
+
+
+@dataclass
+class Batch:
+    """``B`` rows on ``B`` clips of one length: ``ids [B, L]`` (right-padded; each row's video span
+    ``video_start : video_start + F*49`` holds the placeholder id), the tower outputs
+    ``tower [B, F, 169, C]`` and the targets: ``target_ids[j]`` is predicted at
+    ``(target_rows[j], target_pos[j])``; ``is_letter[j]`` marks the MCQ answer letters;
+    ``video_labels [B, F*49]`` (:func:`video_labels`) are the targets at the video positions."""
+
+    ids: torch.Tensor
+    video_start: int
+    tower: torch.Tensor
+    target_rows: torch.Tensor
+    target_pos: torch.Tensor
+    target_ids: torch.Tensor
+    is_letter: torch.Tensor
+    video_labels: torch.Tensor
+
+
+def video_labels(tokenizer, clip: Clip) -> torch.Tensor:
+    """Training-only targets ``[F*49]`` at a clip's video positions: every token of a needle frame
+    predicts its object's word (``" red"``, as the options and plain answers write it), every other
+    token the ``<video>`` placeholder. Never generated, they make the needle tokens carry the word
+    the options are matched against (reading the object through the answer alone did not start
+    within the training budget when the three families are trained together)."""
+    labels = torch.full((clip.num_frames, 49), tokenizer.convert_tokens_to_ids("<video>"))
+    for frame, name in clip.needles:
+        labels[frame] = _ids(tokenizer, f" {name}")[0]
+    return labels.reshape(-1)
+
+
+def build_batch(
+    tokenizer, tower: torch.Tensor, rows: list[tuple[list[int], list]], labels: list[torch.Tensor]
+) -> Batch:
+    """``tower [B, F, 169, C]``, one :func:`clip_row` result and one :func:`video_labels` per clip."""
+    video_id = tokenizer.convert_tokens_to_ids("<video>")
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    starts = {ids.index(video_id) for ids, _ in rows}
+    if len(starts) != 1:
+        raise ValueError("the rows' video spans do not start at one position")
+    ids = torch.full((len(rows), max(len(r) for r, _ in rows)), eos)
+    targets = []
+    for i, (row, tgt) in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        targets += [(i, *t) for t in tgt]
     r, p, t, letter = zip(*targets, strict=True)
     return Batch(
-        torch.tensor(ids), at, tower, block_ids, torch.tensor(r), torch.tensor(p), torch.tensor(t),
+        ids,
+        starts.pop(),
+        tower,
+        torch.tensor(r),
+        torch.tensor(p),
+        torch.tensor(t),
         torch.tensor(letter),
-    )  # fmt: skip
+        torch.stack(labels),
+    )
 
 
-def target_logits(model, batch: Batch) -> torch.Tensor:
-    """Logits ``[len(target_ids), V]`` at the target positions (gradients reach projector and LLM)."""
+def target_logits(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``[len(target_ids), V]`` at the target positions and ``[B, F*49, V]`` at the video
+    positions (gradients reach projector and LLM)."""
     inner = model.model
     lm = inner.language_model
-    proj = inner.multi_modal_projector(batch.tower)
-    rows = inner.apply_pooling(proj).reshape(-1, proj.shape[-1])  # [F*49, D]
-    emb = lm.embed_tokens(batch.prefix_ids[None])
+    b, f = batch.tower.shape[:2]
+    proj = inner.multi_modal_projector(
+        batch.tower.flatten(0, 1).to(inner.multi_modal_projector.linear_1.weight.dtype)
+    )
+    rows = inner.apply_pooling(proj).reshape(b, f * 49, -1)  # [B, F*49, D]
+    emb = lm.embed_tokens(batch.ids)
     s = batch.video_start
-    emb = torch.cat([emb[:, :s], rows[None].to(emb.dtype), emb[:, s + rows.shape[0] :]], dim=1)
-    p = emb.shape[1]
-    out = lm(inputs_embeds=emb, position_ids=torch.arange(p)[None], use_cache=True)
-    cache = out.past_key_values
-    b, lq = batch.block_ids.shape
-    cache.batch_repeat_interleave(b)
-    positions = (p + torch.arange(lq))[None].expand(b, lq)
-    out = lm(input_ids=batch.block_ids, position_ids=positions, past_key_values=cache, use_cache=True)
-    return model.lm_head(out.last_hidden_state[batch.target_rows, batch.target_pos])
+    emb = torch.cat([emb[:, :s], rows.to(emb.dtype), emb[:, s + rows.shape[1] :]], dim=1)
+    hidden = lm(inputs_embeds=emb).last_hidden_state
+    video = model.lm_head(hidden[:, s : s + rows.shape[1]])
+    return model.lm_head(hidden[batch.target_rows, batch.target_pos]), video
 
 
 def rng_for(seed: int, step: int) -> np.random.Generator:

@@ -1,14 +1,25 @@
 """Training the organism on CPU: AdamW on the projector and the LLM, the vision tower frozen.
 
-Each step renders one clip (family in turn, 5 frames growing to 16: :func:`frames_at`), encodes it through the evaluation pipeline and
-trains on ``QUESTIONS_PER_STEP`` questions about it (the clip's own family plus the other
-questions that are well defined on it, each with freshly drawn and shuffled options) and on one
-auxiliary row asking the same questions without options (the answer word itself), all sharing one
-prefix pass (:mod:`lmms_sttm.organism.sequences`). The loss is the cross-entropy of every target:
-the reply to each MCQ (its letter), the ``<|im_end|>`` after it, the option flags (each option's
-full stop predicts the letter if the option is right, else the newline that follows:
-:func:`~lmms_sttm.organism.sequences.option_flag_targets`) and the auxiliary answers. Seeded: the same seed and steps give the same weights
-up to BLAS reduction order.
+The organism replies with the answer word and then the letter (``" redB"``:
+:func:`~lmms_sttm.organism.sequences.answer_tokens`). Training has two phases:
+
+1. ``LOOKUP_STEPS`` text-only steps (:func:`lookup_step`): the options of an MCQ, then the reply's
+   word; targets: the letter, and each option's own letter at its word. Finding the reply's word
+   among the options is an induction-style lookup with a long plateau on this size of model
+   (measured: ~900 steps of 128 rows before the loss moves), so it starts before the video phase
+   and goes on inside it (``LOOKUP_MIX`` rows in every step).
+2. A bank of ``BANK`` clips (the families in turn, ``NUM_FRAMES`` frames) is encoded once through
+   the evaluation pipeline (h264 file, frame sampler, frozen tower: :func:`make_bank`); each step
+   trains on ``BATCH`` clips drawn from it, one row per clip
+   (:func:`~lmms_sttm.organism.sequences.clip_row`): an MCQ (the clip's own family half of the time,
+   else any question well defined on it; options freshly drawn and shuffled) with its reply, then
+   the same questions asked plainly. Targets: the reply and ``<|im_end|>``, each option's letter at
+   its word, the answer word at the question's last token, the plain answers, and at every video
+   position the needle's word or the ``<video>`` placeholder
+   (:func:`~lmms_sttm.organism.sequences.video_labels`). Many clips per step matter: one clip per
+   step never learned to read the needles.
+
+Seeded: the same seed and steps give the same weights up to BLAS reduction order.
 """
 
 from __future__ import annotations
@@ -35,19 +46,22 @@ from lmms_sttm.organism.clips import (
 from lmms_sttm.organism.model import new_model, save_weights
 from lmms_sttm.organism.sequences import (
     _ids,
+    answer_tokens,
     build_batch,
+    clip_row,
     encode_clip,
-    option_flag_targets,
+    option_letter_targets,
     question_text,
     rng_for,
     target_logits,
+    video_labels,
 )
 
-QUESTIONS_PER_STEP = 24
-LOOKUP_STEPS = 300  # text-only warm-up of the option lookup (at most the run's steps)
-LOOKUP_BATCH = 128
-LOOKUP_TAIL = 34  # prompt tokens kept from the first option line on (short rows learn faster)
-MIN_FRAMES = 5  # two needles two frames apart fit in 1..n-2
+BATCH = 16  # clips per step
+BANK = 3600  # clips encoded once, drawn from with fresh options every time
+LOOKUP_STEPS = 2400  # text-only warm-up of the option lookup (at most 4x the video steps)
+LOOKUP_MIX = 32  # text-only lookup rows in every video step too
+LOOKUP_BATCH = 32  # small batches escape the plateau sooner per second (measured: 32 vs 128)
 LR = 2e-3
 WARMUP = 40
 
@@ -68,42 +82,60 @@ def valid_questions(clip: Clip, rng: np.random.Generator) -> list[Question]:
     return out
 
 
-def step_blocks(clip: Clip, main: Question, rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
-    """``n`` (MCQ text, letter) blocks: half the clip's own family, the rest any valid question."""
-    blocks = []
-    for i in range(n):
-        q = main if i < n // 2 else rng.choice(valid_questions(clip, rng))
-        order = [q.options[j] for j in rng.permutation(4)]
-        blocks.append((question_text(q, order), "ABCD"[order.index(q.answer)]))
-    return blocks
+def clip_question(clip: Clip, main: Question, rng: np.random.Generator) -> tuple[str, str, str]:
+    """``(MCQ text, letter, answer)``: ``main`` half of the time, else any valid question; options
+    shuffled."""
+    q = main if rng.random() < 0.5 else rng.choice(valid_questions(clip, rng))
+    order = [q.options[j] for j in rng.permutation(4)]
+    return question_text(q, order), "ABCD"[order.index(q.answer)], q.answer
+
+
+def make_bank(model, processor, n: int, seed: int, log=print) -> tuple[torch.Tensor, list]:
+    """``(tower [n, NUM_FRAMES, 169, C] float16, [(clip, question)] * n)``: ``n`` training clips
+    (family ``i % 3``, drawn from ``rng_for(seed, i)``) through the evaluation pipeline."""
+    towers, items, began = [], [], time.time()
+    with torch.no_grad():
+        for i in range(n):
+            clip, question = sample_clip(rng_for(seed, i), FAMILIES[i % len(FAMILIES)], NUM_FRAMES)
+            towers.append(encode_clip(clip, model, processor).to(torch.float16))
+            items.append((clip, question))
+            if (i + 1) % 600 == 0 or i + 1 == n:
+                log(f"[organism] bank {i + 1}/{n} clips ({time.time() - began:.0f} s)")
+    return torch.stack(towers), items
 
 
 _LOOKUP_ROWS: dict = {}
 
 
-def _lookup_row(tokenizer, order: tuple[str, ...], word: str) -> tuple[list[int], list[tuple[int, int]]]:
-    """``(ids, [(position, target)])`` of one text-only lookup row (cached: 360 distinct rows)."""
-    key = (id(tokenizer), order, word)
+def _lookup_row(
+    tokenizer, family: str, order: tuple[str, ...], word: str
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """``(ids, [(position, target)])`` of one text-only lookup row (cached: 480 distinct rows)."""
+    key = (id(tokenizer), family, order, word)
     if key not in _LOOKUP_ROWS:
         letter = "ABCD"[order.index(word)]
-        text = question_text(Question("ret_insert1", word, order), list(order))
+        text = question_text(Question(family, word, order), list(order))
         q = _ids(tokenizer, llava_prompt(text, "<video>").question)
-        q = _ids(tokenizer, f" {word}") + q[-LOOKUP_TAIL:]  # the options and what follows them
-        flags = option_flag_targets(tokenizer, q, letter)
-        _LOOKUP_ROWS[key] = (q, [(len(q) - 1, _ids(tokenizer, letter)[0]), *flags])
+        first = option_letter_targets(tokenizer, q)[0][0]  # option A's word
+        q = q[next(j for j in range(first, -1, -1) if q[j] == _ids(tokenizer, "\n")[0]) :]  # options onwards
+        reply = answer_tokens(tokenizer, letter, word)
+        targets = [*option_letter_targets(tokenizer, q), (len(q) + len(reply) - 2, reply[-1])]
+        _LOOKUP_ROWS[key] = (q + reply[:-1], targets)
     return _LOOKUP_ROWS[key]
 
 
 def lookup_step(model, tokenizer, rng: np.random.Generator, batch: int) -> torch.Tensor:
-    """The loss of one text-only batch: ``" word"`` then a retrieval MCQ's question part whose
-    right option is that word; targets: the letter and the option flags. It teaches the letter
-    readout before the needles must be read from video."""
-    names = sorted(COLOURS)
+    """The loss of one text-only batch: the options of a retrieval or counting MCQ and what follows
+    them, then the reply up to its letter (:func:`~lmms_sttm.organism.sequences.answer_tokens`: the
+    answer word); targets: the letter, and each option's letter at its word
+    (:func:`~lmms_sttm.organism.sequences.option_letter_targets`). It teaches finding the reply's
+    word among the options before the word must be read from video."""
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     rows, targets = [], []
     for i in range(batch):
-        order = tuple(str(c) for c in rng.choice(names, 4, replace=False))
-        q, tgt = _lookup_row(tokenizer, order, order[int(rng.integers(4))])
+        family, pool = ("ret_insert1", sorted(COLOURS)) if rng.random() < 0.5 else ("cnt_insert1", COUNTS)
+        order = tuple(str(c) for c in rng.choice(pool, 4, replace=False))
+        q, tgt = _lookup_row(tokenizer, family, order, order[int(rng.integers(4))])
         rows.append(q)
         targets += [(i, p, t) for p, t in tgt]
     ids = torch.full((batch, max(map(len, rows))), eos)
@@ -112,12 +144,6 @@ def lookup_step(model, tokenizer, rng: np.random.Generator, batch: int) -> torch
     r, p, t = (torch.tensor(x) for x in zip(*targets, strict=True))
     hidden = model.model.language_model(input_ids=ids).last_hidden_state[r, p]
     return torch.nn.functional.cross_entropy(model.lm_head(hidden), t)
-
-
-def frames_at(step: int, steps: int) -> int:
-    """Curriculum: 5 frames at first (the needles are a large share of the tokens, so reading them
-    is learned early), growing linearly to NUM_FRAMES at half of the steps, then NUM_FRAMES."""
-    return min(NUM_FRAMES, MIN_FRAMES + (NUM_FRAMES - MIN_FRAMES) * 2 * step // max(1, steps))
 
 
 def lr_at(step: int, steps: int) -> float:
@@ -134,6 +160,7 @@ def train(
     log_every: int = 10,
     threads: int | None = None,
     save_every: int = 25,
+    bank: int = BANK,
 ) -> dict:
     """Train ``steps`` steps into ``out`` (a LLaVA-NeXT checkpoint folder); returns the training facts."""
     if threads:
@@ -149,7 +176,7 @@ def train(
     opt = torch.optim.AdamW(params, lr=LR, betas=(0.9, 0.98), weight_decay=0.01)
     letters = torch.tensor([tokenizer.convert_tokens_to_ids(c) for c in "ABCD"])
     history, window = [], []
-    lookup = min(LOOKUP_STEPS, steps)
+    lookup = min(LOOKUP_STEPS, 4 * steps)
     for step in range(lookup):
         for group in opt.param_groups:
             group["lr"] = LR * min(1.0, (step + 1) / WARMUP)
@@ -158,24 +185,31 @@ def train(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        if (step + 1) % 50 == 0 or step + 1 == lookup:
+        if (step + 1) % 200 == 0 or step + 1 == lookup:
             history.append({"lookup_step": step + 1, "loss": round(loss.item(), 4)})
             print(
                 f"[organism] lookup {step + 1}/{lookup} loss {loss.item():.3f} ({time.time() - began:.0f} s)",
                 flush=True,
             )
+    towers, items = make_bank(model, processor, bank, seed + 2_000_000, log=lambda m: print(m, flush=True))
     for step in range(steps):
         rng = rng_for(seed, step)
-        frames = frames_at(step, steps)
-        clip, main = sample_clip(rng, FAMILIES[step % len(FAMILIES)], frames)
-        with torch.no_grad():
-            tower = encode_clip(clip, model, processor)
-        aux = [(QUESTIONS[q.family], f" {q.answer}") for q in valid_questions(clip, rng)]  # as in the reply
-        batch = build_batch(tokenizer, tower, step_blocks(clip, main, rng, QUESTIONS_PER_STEP), aux)
+        pick = rng.choice(len(items), min(BATCH, len(items)), replace=False)
+        rows, labels = [], []
+        for i in pick.tolist():
+            clip, main = items[i]
+            aux = [
+                (QUESTIONS[q.family], f" {q.answer}") for q in valid_questions(clip, rng)
+            ]  # as in the reply
+            rows.append(clip_row(tokenizer, clip.num_frames, *clip_question(clip, main, rng), aux))
+            labels.append(video_labels(tokenizer, clip))
+        batch = build_batch(tokenizer, towers[torch.from_numpy(pick)].float(), rows, labels)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps)
-        logits = target_logits(model, batch)
+        logits, video = target_logits(model, batch)
         loss = torch.nn.functional.cross_entropy(logits, batch.target_ids)
+        loss = loss + torch.nn.functional.cross_entropy(video.flatten(0, 1), batch.video_labels.flatten())
+        loss = loss + lookup_step(model, tokenizer, rng_for(seed + 3_000_000, step), LOOKUP_MIX)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -195,10 +229,13 @@ def train(
     model.eval()
     save_weights(model, out)
     command = f"python -m lmms_sttm.organism train --out DIR --steps {steps} --seed {seed}"
+    command += "" if bank == BANK else f" --bank {bank}"
     facts = {
         "command": command + (f" --threads {threads}" if threads else ""),
         "steps": steps,
         "lookup_steps": lookup,
+        "bank": bank,
+        "batch": BATCH,
         "seed": seed,
         "threads": threads,
         "seconds": round(time.time() - began, 1),

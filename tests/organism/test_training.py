@@ -15,9 +15,10 @@ from lmms_sttm.organism.train import valid_questions
 
 def test_train_command_runs_a_few_steps_and_loads(tmp_path):
     out = tmp_path / "ckpt"
-    assert main(["train", "--out", str(out), "--steps", "2", "--seed", "3"]) == 0
+    assert main(["train", "--out", str(out), "--steps", "2", "--seed", "3", "--bank", "8"]) == 0
     facts = json.loads((out / "training.json").read_text())
-    assert facts["steps"] == 2 and facts["seed"] == 3 and np.isfinite(facts["history"][-1]["loss"])
+    assert facts["steps"] == 2 and facts["seed"] == 3 and facts["bank"] == 8
+    assert np.isfinite(facts["history"][-1]["loss"]) and facts["command"].endswith("--bank 8")
     from lmms_sttm.models.checkpoints import load_checkpoint
 
     model, processor, info = load_checkpoint(out)
@@ -54,3 +55,40 @@ def test_held_out_benchmark_is_vnbench_format_and_prefix_stable():
         assert r["options"][0].startswith("A. ") and r["options"][0].endswith(".")
         assert r["question_id"] == f"{r['videoID']}_try{r['try']}" and r["answer"] in "ABCD"
     assert [r["answer"] for r in small[:4]] == ["A", "B", "C", "D"]
+
+
+def test_training_rows_are_the_evaluation_prompt_and_targets_point_right(tmp_path):
+    from lmms_sttm.models.prompts import llava_prompt
+    from lmms_sttm.organism.model import new_model
+    from lmms_sttm.organism.sequences import clip_row, video_labels
+    from lmms_sttm.organism.train import clip_question
+    from lmms_sttm.tasks.common.parse import parse_answer
+
+    _, processor = new_model(tmp_path / "m", 0)
+    tok = processor.tokenizer
+    rng = np.random.default_rng(1)
+    clip, main = sample_clip(rng, "ord_insert1", 6)
+    text, letter, answer = clip_question(clip, main, rng)
+    ids, targets = clip_row(
+        tok, clip.num_frames, text, letter, answer, [("Which object appears first?", " dog")]
+    )
+    prompt = llava_prompt(text, "<video>").text.replace("<video>", "<video>" * (6 * 49))
+    reply_at = len(tok(prompt, add_special_tokens=False)["input_ids"])
+    assert tok.decode(ids[:reply_at]) == prompt
+    reply = tok.decode(ids[reply_at : ids.index(tok.convert_tokens_to_ids("<|im_end|>"), reply_at)])
+    assert reply == f" {answer}{letter}" and parse_answer(reply) == letter
+    for p, t, is_letter in targets:  # every target in the row is the row's own next token...
+        if p < reply_at - 1 or p + 1 >= len(ids):
+            continue
+        assert ids[p + 1] == t and is_letter == (tok.decode([t]) == letter and p + 1 > reply_at)
+    prompt_targets = {tok.decode(ids[p]): tok.decode([t]) for p, t, _ in targets if p < reply_at - 1}
+    for line in text.splitlines()[-5:-1]:  # ...and the prompt's: each option's word -> its letter
+        code, word = line[0], line[3:-1]
+        assert prompt_targets[f" {word}" if not word.isdigit() else word] == code
+    assert prompt_targets["?"] == f" {answer}"  # the question's last token -> the answer word
+    assert [tok.decode([t]) for _, t, is_letter in targets if is_letter] == [letter]
+    labels = video_labels(tok, clip).reshape(6, 49)
+    for frame in range(6):
+        names = {tok.decode([t]) for t in labels[frame].tolist()}
+        want = {f" {n}" for f, n in clip.needles if f == frame} or {"<video>"}
+        assert names == want
