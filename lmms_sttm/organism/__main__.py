@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_STEPS = 1200
+DEFAULT_STEPS = 650  # the committed weights (lmms_sttm/organism/weights/training.json)
 
 
 def main(argv: list[str] | None = None) -> int:
