@@ -144,7 +144,6 @@ def prefill(
     )
 
 
-@torch.no_grad()
 def never_placeholder(
     pick: Callable[[torch.Tensor], torch.Tensor], video_token_id: int | None
 ) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -165,6 +164,7 @@ def never_placeholder(
     return masked
 
 
+@torch.no_grad()
 def answer(
     engine: ReductionEngine,
     prefix: Prefix,
