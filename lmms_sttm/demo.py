@@ -51,7 +51,8 @@ def findings(leaderboard_csv: Path) -> str:
     (R.TTFT), best first. Empty when there is no unreduced row."""
     import csv
 
-    rows = list(csv.DictReader(leaderboard_csv.open()))
+    with leaderboard_csv.open(newline="") as f:
+        rows = list(csv.DictReader(f))
     ref = next((r for r in rows if r["method"] == "none"), None)
     if ref is None:
         return ""

@@ -5,10 +5,10 @@
   default the paper's LLaVA-Video-7B 30% VideoMME pair (0.80, 0.50)), on ``log(lam)``, starting at
   the reference pair itself; retention falls as ``lam`` grows. ``tau_t`` is held at ``1e-3`` once
   the direction would take it to 0 (``tau_t <= 0`` switches temporal merging off, which keeps
-  *more* tokens: the count would jump up), while ``tau_s`` goes on down to -1. The
-  second call steps ``log(lam)`` by 5% towards the target, later calls follow the secant of
-  ``log(kept)`` through the last two calls, bisecting the bracket when the secant leaves it. The search stops once the kept count is within ``tol / 2`` of the
-  target, or when the bracket is narrower than ``1e-4`` in ``log(lam)`` (a jump of the count: union
+  *more* tokens: the count would jump up), while ``tau_s`` goes on down to -1. The second call
+  steps ``log(lam)`` by 5% towards the target, later calls follow the secant of ``log(kept)``
+  through the last two calls, bisecting the bracket when the secant leaves it. The search stops
+  once the kept count is within ``tol / 2`` of the target, or when the bracket is narrower than ``1e-4`` in ``log(lam)`` (a jump of the count: union
   of whole components); then the smallest plan above the target is trimmed.
 - ``trim_to``: merges a plan's kept tokens further by bipartite soft matching (ToMe rounds on the
   kept features, weighted by patch counts) down to an exact count. Used as the last resort of
@@ -91,11 +91,11 @@ def sttm_exact(
     target = target_count(retention, n)
     d_s, d_t = (1.0 - direction[0]), (1.0 - direction[1])
     scale = max(d_s, d_t)
-    if not 0 < scale < 1 or min(direction) >= 1:
+    if not 0 < scale < 1:
         raise ValueError(f"exact-budget direction {direction} must have thresholds in (0, 1)")
     d_s, d_t = d_s / scale, d_t / scale
     info = SearchInfo()
-    above: tuple[Reduction, float] | None = None  # smallest plan with >= target tokens
+    above: tuple[Reduction, float, float] | None = None  # smallest plan with >= target tokens, its taus
     close = 0.5 * tol * n
     lo, hi = math.log(1e-6), math.log(2.0 / max(min(d_s, d_t), 1e-3))  # bracket on mu
     goal = math.log(target)
@@ -108,7 +108,7 @@ def sttm_exact(
         info.calls += 1
         k = plan.num_kept
         if k >= target and (above is None or k < above[0].num_kept):
-            above = (plan, lam)
+            above = (plan, tau_s, tau_t)
         if abs(k - target) <= close:
             info.tau_s, info.tau_t = tau_s, tau_t
             info.seconds = time.perf_counter() - began
@@ -121,14 +121,10 @@ def sttm_exact(
             mu = mu + (FIRST_STEP if k > target else -FIRST_STEP)
         else:
             (m0, f0), (m1, f1) = points[-2:]
-            mu = m1 + (goal - f1) * (m1 - m0) / (f1 - f0) if f1 != f0 else lo - 1.0
-        if not lo < mu < hi:
+            mu = m1 + (goal - f1) * (m1 - m0) / (f1 - f0) if f1 != f0 else math.nan
+        if not lo < mu < hi:  # also NaN: a flat secant
             mu = 0.5 * (lo + hi)
-    if above is None:
-        plan, lam = Reduction.identity(x), 0.0
-    else:
-        plan, lam = above
-    info.tau_s, info.tau_t = 1.0 - lam * d_s, max(MIN_TAU_T, 1.0 - lam * d_t)
+    plan, info.tau_s, info.tau_t = above if above is not None else (Reduction.identity(x), 1.0, 1.0)
     info.trimmed = max(0, plan.num_kept - target)
     plan = trim_to(plan, target)
     info.seconds = time.perf_counter() - began

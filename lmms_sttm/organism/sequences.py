@@ -2,8 +2,9 @@
 
 Each row is exactly the prompt that ``vnbench_sttm`` writes for an MCQ on the clip (system turn, the
 video's ``F*49`` placeholders replaced by the projected, pooled features, the instruction, question
-and options), the reply letter and ``<|im_end|>``, followed by plain questions about the same clip
-answered with a word (training only). A batch holds several clips of one length.
+and options), the reply (the answer word, then the letter) and ``<|im_end|>``, followed by plain
+questions about the same clip answered with a word (training only). Besides the reply, training-only
+targets sit on prompt and video positions. A batch holds several clips of one length.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def answer_tokens(tokenizer, letter: str, answer: str) -> list[int]:
 
 def option_letter_targets(tokenizer, q: list[int]) -> list[tuple[int, int]]:
     """Training-only targets on the prompt's option lines: ``(position, token)``, at the last token
-    of each option's text (before its full stop), the option's own letter. Prompt positions are
+    of each option's text (before its full stop), the option's own letter; option A's comes first. Prompt positions are
     never generated, so these only shape the features: each option's word carries its letter,
     where the reply's word (:func:`answer_tokens`) finds it by matching itself (a lookup of the
     letter without them stays at chance on this size of model)."""
@@ -93,10 +94,8 @@ def clip_row(
     targets = [(len(q) - 1 + k, tok, k == len(reply) - 1) for k, tok in enumerate([*reply, eos])]
     options = option_letter_targets(tokenizer, q)
     targets += [(pos, tok, False) for pos, tok in options]
-    first_option = options[0][0]  # back from option A's word to the newline before "A. "
-    while q[first_option] != _ids(tokenizer, "\n")[0]:
-        first_option -= 1
-    targets.append((first_option - 1, _ids(tokenizer, f" {answer}")[-1], False))
+    question_end = options_start(tokenizer, q, options) - 1
+    targets.append((question_end, _ids(tokenizer, f" {answer}")[-1], False))
     ids = q + reply + [eos]
     for question, word in aux:
         ids += _ids(tokenizer, f"\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")
@@ -104,6 +103,12 @@ def clip_row(
         targets += [(len(ids) - 1 + k, tok, False) for k, tok in enumerate(answer)]
         ids += answer
     return ids, targets
+
+
+def options_start(tokenizer, q: list[int], options: list[tuple[int, int]]) -> int:
+    """Index in ``q`` of the newline before ``"A. "`` (``options``: :func:`option_letter_targets`)."""
+    newline = _ids(tokenizer, "\n")[0]
+    return next(j for j in range(options[0][0], -1, -1) if q[j] == newline)
 
 
 @dataclass

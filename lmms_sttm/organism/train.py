@@ -51,6 +51,7 @@ from lmms_sttm.organism.sequences import (
     clip_row,
     encode_clip,
     option_letter_targets,
+    options_start,
     question_text,
     rng_for,
     target_logits,
@@ -116,8 +117,7 @@ def _lookup_row(
         letter = "ABCD"[order.index(word)]
         text = question_text(Question(family, word, order), list(order))
         q = _ids(tokenizer, llava_prompt(text, "<video>").question)
-        first = option_letter_targets(tokenizer, q)[0][0]  # option A's word
-        q = q[next(j for j in range(first, -1, -1) if q[j] == _ids(tokenizer, "\n")[0]) :]  # options onwards
+        q = q[options_start(tokenizer, q, option_letter_targets(tokenizer, q)) :]  # options onwards
         reply = answer_tokens(tokenizer, letter, word)
         targets = [*option_letter_targets(tokenizer, q), (len(q) + len(reply) - 2, reply[-1])]
         _LOOKUP_ROWS[key] = (q + reply[:-1], targets)
@@ -198,9 +198,7 @@ def train(
         rows, labels = [], []
         for i in pick.tolist():
             clip, main = items[i]
-            aux = [
-                (QUESTIONS[q.family], f" {q.answer}") for q in valid_questions(clip, rng)
-            ]  # as in the reply
+            aux = [(QUESTIONS[q.family], f" {q.answer}") for q in valid_questions(clip, rng)]
             rows.append(clip_row(tokenizer, clip.num_frames, *clip_question(clip, main, rng), aux))
             labels.append(video_labels(tokenizer, clip))
         batch = build_batch(tokenizer, towers[torch.from_numpy(pick)].float(), rows, labels)

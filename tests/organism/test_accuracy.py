@@ -20,7 +20,7 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "lmms_sttm" / "organism" / "weig
 PER_FAMILY = 8
 # measured on the committed weights: see the module docstring; margins absorb BLAS differences
 MIN_UNREDUCED = {"mean": 66.0, "family": 45.0}
-MIN_STTM_EXACT_50 = {"mean": 42.0, "family": 0.0}  # counting falls to chance at 50% (measured 21.9)
+MIN_STTM_EXACT_50 = {"mean": 42.0}  # no family floor: counting falls to chance at 50% (measured 21.9)
 
 
 @pytest.fixture(scope="module")
@@ -43,4 +43,5 @@ def test_organism_accuracy(model_args, floor, data_root, tmp_path):
         assert all(abs(s["retained_pct"] - 50) <= 1 for s in stats)
     acc = accuracy_by_family(answers)
     assert acc["mean"] >= floor["mean"], acc
-    assert min(v for k, v in acc.items() if k != "mean") >= floor["family"], acc
+    if "family" in floor:
+        assert min(v for k, v in acc.items() if k != "mean") >= floor["family"], acc
