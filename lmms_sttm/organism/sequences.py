@@ -1,10 +1,9 @@
-"""Training rows: one clip's evaluation prompt, its reply and auxiliary turns, batched over clips.
+"""Training rows: one clip's evaluation prompt and its reply, batched over clips.
 
 Each row is exactly the prompt that ``vnbench_sttm`` writes for an MCQ on the clip (system turn, the
 video's ``F*49`` placeholders replaced by the projected, pooled features, the instruction, question
-and options), the reply (the answer word, then the letter) and ``<|im_end|>``, followed by plain
-questions about the same clip answered with a word (training only). Besides the reply, training-only
-targets sit on prompt and video positions. A batch holds several clips of one length.
+and options), the reply (the answer word, then the letter) and ``<|im_end|>``. Besides the reply,
+training-only targets sit on prompt and video positions. A batch holds several clips of one length.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from lmms_sttm.data.synthetic import write_frames
 from lmms_sttm.models.prompts import llava_prompt
 from lmms_sttm.models.video_inputs import llava_tower
 from lmms_sttm.organism.clips import FPS, QUESTIONS, Clip, Question, option_texts, render
+from lmms_sttm.organism.matching import attention_input, match_attention
 from lmms_sttm.tasks.common.prompt import mcq_text
 from lmms_sttm.video import load_video
 
@@ -72,18 +73,29 @@ def option_letter_targets(tokenizer, q: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def clip_row(
-    tokenizer, frames: int, text: str, letter: str, answer: str, aux: list[tuple[str, str]] = ()
-) -> tuple[list[int], list[tuple[int, int, bool]]]:
+class Row(NamedTuple):
+    """One clip's training row (:func:`clip_row`)."""
+
+    ids: list[int]
+    targets: list[tuple[int, int, bool]]
+    match: tuple[int, int]
+    reply_start: int
+
+
+def clip_row(tokenizer, frames: int, text: str, letter: str, answer: str) -> Row:
     """One training row for a clip of ``frames`` frames: the evaluation prompt of the MCQ ``text``
     (its ``<video>`` placeholder widened to ``frames * 49`` copies), the reply (``answer`` then
-    ``letter``) and ``<|im_end|>``, then one more user/assistant turn per ``aux`` pair ``(question, answer word)``.
+    ``letter``) and ``<|im_end|>``.
 
-    Returns ``(ids, targets)``; a target ``(position, token, is_letter)`` says that ``token`` is
-    predicted at ``position``: the reply (:func:`answer_tokens`) and its ``<|im_end|>``, the option
-    letters (:func:`option_letter_targets`), the auxiliary answers with their ``<|im_end|>`` and, at the
-    question's last token, the last token of the ``answer`` word (``" red"``, ``"2"``) as the options
-    write it (the question line carries the answer before the options).
+    Returns ``Row(ids, targets, match, reply_start)``; a target ``(position, token, is_letter)``
+    says that ``token`` is predicted at ``position``: the reply (:func:`answer_tokens`) and its
+    ``<|im_end|>``, the option letters (:func:`option_letter_targets`) and, at the question's last
+    token, the last token of the ``answer`` word (``" red"``, ``"2"``) as the options write it (the
+    question line carries the answer before the options). No other turn follows: earlier weights
+    also trained plain questions answered by a word and ``<|im_end|>``, and under STTM exact 30%
+    ended 316 of 400 retrieval/ordering replies after the (right) word. ``match = (query, key)``: the reply word's last position (where the letter
+    is predicted) and the answer option's word (:func:`match_key`), the pair the matching head is
+    taught; ``reply_start``: the reply's first position.
     """
     video_id = tokenizer.convert_tokens_to_ids("<video>")
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -96,13 +108,12 @@ def clip_row(
     targets += [(pos, tok, False) for pos, tok in options]
     question_end = options_start(tokenizer, q, options) - 1
     targets.append((question_end, _ids(tokenizer, f" {answer}")[-1], False))
-    ids = q + reply + [eos]
-    for question, word in aux:
-        ids += _ids(tokenizer, f"\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")
-        answer = [*_ids(tokenizer, word), eos]
-        targets += [(len(ids) - 1 + k, tok, False) for k, tok in enumerate(answer)]
-        ids += answer
-    return ids, targets
+    return Row(q + reply + [eos], targets, (len(q) + len(reply) - 2, match_key(options, letter)), len(q))
+
+
+def match_key(options: list[tuple[int, int]], letter: str) -> int:
+    """The position of option ``letter``'s word (``options``: :func:`option_letter_targets`)."""
+    return options["ABCD".index(letter)][0]
 
 
 def options_start(tokenizer, q: list[int], options: list[tuple[int, int]]) -> int:
@@ -114,10 +125,12 @@ def options_start(tokenizer, q: list[int], options: list[tuple[int, int]]) -> in
 @dataclass
 class Batch:
     """``B`` rows on ``B`` clips of one length: ``ids [B, L]`` (right-padded; each row's video span
-    ``video_start : video_start + F*49`` holds the placeholder id), the tower outputs
+    ``video_start : video_start + K`` holds the placeholder id), the tower outputs
     ``tower [B, F, 169, C]`` and the targets: ``target_ids[j]`` is predicted at
     ``(target_rows[j], target_pos[j])``; ``is_letter[j]`` marks the MCQ answer letters;
-    ``video_labels [B, F*49]`` (:func:`video_labels`) are the targets at the video positions."""
+    ``video_labels [B, K]`` (:func:`video_labels`) are the targets at the video positions;
+    ``match [B, 2]`` each row's ``(query, key)`` positions (:func:`clip_row`); ``positions [B, L]``
+    the RoPE position ids; ``keep [B, K]`` the visual tokens the rows see (``None``: all ``K = F*49``)."""
 
     ids: torch.Tensor
     video_start: int
@@ -127,6 +140,9 @@ class Batch:
     target_ids: torch.Tensor
     is_letter: torch.Tensor
     video_labels: torch.Tensor
+    match: torch.Tensor
+    positions: torch.Tensor
+    keep: torch.Tensor | None = None
 
 
 def video_labels(tokenizer, clip: Clip) -> torch.Tensor:
@@ -142,35 +158,63 @@ def video_labels(tokenizer, clip: Clip) -> torch.Tensor:
 
 
 def build_batch(
-    tokenizer, tower: torch.Tensor, rows: list[tuple[list[int], list]], labels: list[torch.Tensor]
+    tokenizer,
+    tower: torch.Tensor,
+    rows: list[Row],
+    labels: list[torch.Tensor],
+    keep: torch.Tensor | None = None,
 ) -> Batch:
-    """``tower [B, F, 169, C]``, one :func:`clip_row` result and one :func:`video_labels` per clip."""
+    """``tower [B, F, 169, C]``, one :func:`clip_row` result and one :func:`video_labels` per clip.
+
+    ``keep [B, K]`` (sorted indices into each row's ``F*49`` video tokens; :func:`thinned`) makes the
+    rows see only those visual tokens (targets, match positions and video labels follow); the
+    prompt is numbered on from the video's start, the reply from where the unreduced prompt would
+    end, as the STTM authors' decoding places generated tokens after any reduction (``N + i``,
+    ``engine.patch``): a position gap of ``F*49 - K`` before the reply."""
     video_id = tokenizer.convert_tokens_to_ids("<video>")
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    starts = {ids.index(video_id) for ids, _ in rows}
+    starts = {row.ids.index(video_id) for row in rows}
     if len(starts) != 1:
         raise ValueError("the rows' video spans do not start at one position")
-    ids = torch.full((len(rows), max(len(r) for r, _ in rows)), eos)
+    start, n = starts.pop(), labels[0].shape[0]
+    cut = 0 if keep is None else n - keep.shape[1]  # placeholders dropped from every row
+    ids = torch.full((len(rows), max(len(r.ids) for r in rows) - cut), eos)
+    positions = torch.arange(ids.shape[1]).repeat(len(rows), 1)
     targets = []
-    for i, (row, tgt) in enumerate(rows):
+    for i, (row, tgt, _, reply_start) in enumerate(rows):
+        row = row[: start + n - cut] + row[start + n :]
         ids[i, : len(row)] = torch.tensor(row)
-        targets += [(i, *t) for t in tgt]
+        positions[i, reply_start - cut :] += cut
+        if any(p < start + n for p, _, _ in tgt):
+            raise ValueError("a target sits before the video's end")
+        targets += [(i, p - cut, *rest) for p, *rest in tgt]
     r, p, t, letter = zip(*targets, strict=True)
+    video = torch.stack(labels)
     return Batch(
         ids,
-        starts.pop(),
+        start,
         tower,
         torch.tensor(r),
         torch.tensor(p),
         torch.tensor(t),
         torch.tensor(letter),
-        torch.stack(labels),
+        video if keep is None else video.gather(1, keep),
+        torch.tensor([r.match for r in rows]) - cut,
+        positions,
+        keep,
     )
 
 
-def target_logits(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits ``[len(target_ids), V]`` at the target positions and ``[B, F*49, V]`` at the video
-    positions (gradients reach projector and LLM)."""
+def thinned(rng: np.random.Generator, rows: int, n: int, fraction: float) -> torch.Tensor:
+    """``[rows, round(fraction * n)]``: for each row its own random sorted subset of ``n`` visual tokens."""
+    k = max(1, round(fraction * n))
+    return torch.from_numpy(np.sort(np.stack([rng.choice(n, k, replace=False) for _ in range(rows)]), axis=1))
+
+
+def target_logits(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits ``[len(target_ids), V]`` at the target positions, ``[B, K, V]`` at the video
+    positions and the matching head's attention ``[B]`` from each row's match query to its key
+    (:func:`~lmms_sttm.organism.matching.match_attention`; gradients reach projector and LLM)."""
     inner = model.model
     lm = inner.language_model
     b, f = batch.tower.shape[:2]
@@ -178,12 +222,19 @@ def target_logits(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         batch.tower.flatten(0, 1).to(inner.multi_modal_projector.linear_1.weight.dtype)
     )
     rows = inner.apply_pooling(proj).reshape(b, f * 49, -1)  # [B, F*49, D]
+    if batch.keep is not None:
+        rows = rows[torch.arange(b)[:, None], batch.keep]  # [B, K, D]
     emb = lm.embed_tokens(batch.ids)
     s = batch.video_start
     emb = torch.cat([emb[:, :s], rows.to(emb.dtype), emb[:, s + rows.shape[1] :]], dim=1)
-    hidden = lm(inputs_embeds=emb).last_hidden_state
+    with attention_input(lm) as seen:
+        hidden = lm(inputs_embeds=emb, position_ids=batch.positions).last_hidden_state
     video = model.lm_head(hidden[:, s : s + rows.shape[1]])
-    return model.lm_head(hidden[batch.target_rows, batch.target_pos]), video
+    return (
+        model.lm_head(hidden[batch.target_rows, batch.target_pos]),
+        video,
+        match_attention(lm, seen, batch.match),
+    )
 
 
 def rng_for(seed: int, step: int) -> np.random.Generator:

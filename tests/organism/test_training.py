@@ -69,9 +69,7 @@ def test_training_rows_are_the_evaluation_prompt_and_targets_point_right(tmp_pat
     rng = np.random.default_rng(1)
     clip, main = sample_clip(rng, "ord_insert1", 6)
     text, letter, answer = clip_question(clip, main, rng)
-    ids, targets = clip_row(
-        tok, clip.num_frames, text, letter, answer, [("Which object appears first?", " dog")]
-    )
+    ids, targets, (query, key), reply_start = clip_row(tok, clip.num_frames, text, letter, answer)
     prompt = llava_prompt(text, "<video>").text.replace("<video>", "<video>" * (6 * 49))
     reply_at = len(tok(prompt, add_special_tokens=False)["input_ids"])
     assert tok.decode(ids[:reply_at]) == prompt
@@ -87,8 +85,46 @@ def test_training_rows_are_the_evaluation_prompt_and_targets_point_right(tmp_pat
         assert prompt_targets[f" {word}" if not word.isdigit() else word] == code
     assert prompt_targets["?"] == f" {answer}"  # the question's last token -> the answer word
     assert [tok.decode([t]) for _, t, is_letter in targets if is_letter] == [letter]
+    # the matching head's pair: the reply's word (where the letter is predicted) -> the answer's option
+    assert [p for p, _, is_letter in targets if is_letter] == [query] and ids[query] == ids[key]
+    assert reply_start == reply_at
+    assert key < query and tok.decode(ids[key - 3 : key + 1]).endswith(f"{letter}. {answer}")
     labels = video_labels(tok, clip).reshape(6, 49)
     for frame in range(6):
         names = {tok.decode([t]) for t in labels[frame].tolist()}
         want = {f" {n}" for f, n in clip.needles if f == frame} or {"<video>"}
         assert names == want
+
+
+def test_thinned_batches_see_fewer_visual_tokens_with_targets_moved_along(tmp_path):
+    from lmms_sttm.organism.model import new_model
+    from lmms_sttm.organism.sequences import build_batch, clip_row, thinned, video_labels
+    from lmms_sttm.organism.train import clip_question
+
+    _, processor = new_model(tmp_path / "m", 0)
+    tok = processor.tokenizer
+    rng = np.random.default_rng(4)
+    clips = [sample_clip(rng, family, 6) for family in FAMILIES]
+    rows = [clip_row(tok, 6, *clip_question(c, q, rng)) for c, q in clips]
+    labels = [video_labels(tok, c) for c, _ in clips]
+    tower = torch.zeros(3, 6, 169, 8)
+    full = build_batch(tok, tower, rows, labels)
+    keep = thinned(rng, 3, 6 * 49, 0.3)
+    assert keep.shape == (3, 88) and all(torch.equal(k, k.unique()) for k in keep)  # sorted, distinct
+    thin = build_batch(tok, tower, rows, labels, keep)
+    cut = 6 * 49 - 88
+    assert thin.ids.shape[1] == full.ids.shape[1] - cut
+    s = full.video_start
+    assert torch.equal(thin.ids[:, s + 88 :], full.ids[:, s + 6 * 49 :])  # the text after the video
+    assert torch.equal(thin.target_pos, full.target_pos - cut) and torch.equal(thin.match, full.match - cut)
+    assert torch.equal(thin.target_ids, full.target_ids)
+    assert torch.equal(full.positions, torch.arange(full.ids.shape[1]).expand(3, -1))
+    for i, row in enumerate(rows):  # the reply keeps the unreduced prompt's numbering (authors' decoding)
+        at = row.reply_start - cut
+        assert torch.equal(thin.positions[i, :at], torch.arange(at))
+        assert thin.positions[i, at] == row.reply_start and thin.positions[i, at + 1] == row.reply_start + 1
+    assert torch.equal(thin.video_labels, full.video_labels.gather(1, keep))
+    r, p = thin.target_rows, thin.target_pos
+    answered = p + 1 < thin.ids.shape[1]
+    reply = thin.ids[r[answered], p[answered] + 1] == thin.target_ids[answered]
+    assert reply.sum() >= 3 * 3  # every row's reply tokens and <|im_end|> still follow their positions
