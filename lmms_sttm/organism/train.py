@@ -74,6 +74,7 @@ LOOKUP_MIX = 32  # text-only lookup rows in every video step too
 LOOKUP_BATCH = 32
 THIN_SHARE = 0.5  # video steps whose rows see a random subset of the visual tokens...
 THIN_RANGE = (0.15, 1.0)  # ...of this fraction (uniform), numbered on like a shorter video
+LOOKUP_GAP = round((1 - THIN_RANGE[0]) * NUM_FRAMES * 49)  # the largest such gap, in lookup rows too
 LR = 2e-3
 WARMUP = 40
 
@@ -121,9 +122,10 @@ _LOOKUP_ROWS: dict = {}
 
 def _lookup_row(
     tokenizer, family: str, order: tuple[str, ...], word: str
-) -> tuple[list[int], list[tuple[int, int]], tuple[int, int]]:
-    """``(ids, [(position, target)], (query, key))`` of one text-only lookup row (cached: 1536
-    distinct rows); ``(query, key)`` as in :func:`~lmms_sttm.organism.sequences.clip_row`."""
+) -> tuple[list[int], list[tuple[int, int]], tuple[int, int], int]:
+    """``(ids, [(position, target)], (query, key), reply_start)`` of one text-only lookup row
+    (cached: 1536 distinct rows); ``(query, key)`` and ``reply_start`` as in
+    :func:`~lmms_sttm.organism.sequences.clip_row`."""
     key = (id(tokenizer), family, order, word)
     if key not in _LOOKUP_ROWS:
         letter = "ABCD"[order.index(word)]
@@ -137,6 +139,7 @@ def _lookup_row(
             q + reply[:-1],
             [*options, (query, reply[-1])],
             (query, match_key(options, letter)),
+            len(q),
         )
     return _LOOKUP_ROWS[key]
 
@@ -148,23 +151,29 @@ def lookup_step(model, tokenizer, rng: np.random.Generator, batch: int) -> tuple
     each option's letter at its word (:func:`~lmms_sttm.organism.sequences.option_letter_targets`)
     and the matching head's attention from the reply's word to the answer's option
     (:func:`~lmms_sttm.organism.matching.match_attention`). It teaches finding the reply's word
-    among the options before the word must be read from video."""
+    among the options before the word must be read from video. In ``THIN_SHARE`` of the rows the
+    reply sits after a position gap of 1 to ``LOOKUP_GAP`` (the video steps' gaps,
+    :func:`~lmms_sttm.organism.sequences.build_batch`)."""
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    rows, targets, match = [], [], []
+    rows, targets, match, gaps = [], [], [], []
     for i in range(batch):
         family, pool = ("ret_insert1", sorted(COLOURS)) if rng.random() < 0.5 else ("cnt_insert1", COUNTS)
         order = tuple(str(c) for c in rng.choice(pool, 4, replace=False))
-        q, tgt, pair = _lookup_row(tokenizer, family, order, order[int(rng.integers(4))])
+        q, tgt, pair, reply_start = _lookup_row(tokenizer, family, order, order[int(rng.integers(4))])
+        gap = int(rng.integers(1, LOOKUP_GAP + 1)) if rng.random() < THIN_SHARE else 0
+        gaps.append((reply_start, gap))
         rows.append(q)
         targets += [(i, p, t) for p, t in tgt]
         match.append(pair)
     ids = torch.full((batch, max(map(len, rows))), eos)
-    for i, q in enumerate(rows):
+    positions = torch.arange(ids.shape[1]).repeat(batch, 1)
+    for i, (q, (reply_start, gap)) in enumerate(zip(rows, gaps, strict=True)):
         ids[i, : len(q)] = torch.tensor(q)
+        positions[i, reply_start:] += gap
     r, p, t = (torch.tensor(x) for x in zip(*targets, strict=True))
     lm = model.model.language_model
     with attention_input(lm) as seen:
-        hidden = lm(input_ids=ids).last_hidden_state[r, p]
+        hidden = lm(input_ids=ids, position_ids=positions).last_hidden_state[r, p]
     loss = torch.nn.functional.cross_entropy(model.lm_head(hidden), t)
     return loss, match_loss(match_attention(lm, seen, torch.tensor(match)))
 
