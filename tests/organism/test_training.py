@@ -128,3 +128,28 @@ def test_thinned_batches_see_fewer_visual_tokens_with_targets_moved_along(tmp_pa
     answered = p + 1 < thin.ids.shape[1]
     reply = thin.ids[r[answered], p[answered] + 1] == thin.target_ids[answered]
     assert reply.sum() >= 3 * 3  # every row's reply tokens and <|im_end|> still follow their positions
+
+
+def test_lookup_rows_put_the_reply_after_a_position_gap_in_about_half_of_the_rows(tmp_path):
+    from lmms_sttm.organism.model import new_model
+    from lmms_sttm.organism.train import LOOKUP_GAP, lookup_step
+
+    model, processor = new_model(tmp_path / "m", 0)
+    lm = model.model.language_model
+    seen = {}
+    handle = lm.register_forward_pre_hook(lambda m, a, kw: seen.update(kw), with_kwargs=True)
+    try:
+        loss, matched = lookup_step(model, processor.tokenizer, np.random.default_rng(2), 64)
+    finally:
+        handle.remove()
+    assert torch.isfinite(loss) and torch.isfinite(matched)
+    ids, positions = seen["input_ids"], seen["position_ids"]
+    steps = positions[:, 1:] - positions[:, :-1]  # 1 everywhere but at the reply's first token
+    gaps = (steps - 1).sum(1)
+    assert torch.equal(positions[:, 0], torch.zeros(64, dtype=positions.dtype))
+    assert ((steps == 1).sum(1) >= ids.shape[1] - 2).all()  # at most one jump per row
+    assert 16 <= int((gaps > 0).sum()) <= 48 and int(gaps.max()) <= LOOKUP_GAP
+    newline = processor.tokenizer.convert_tokens_to_ids("Ċ")
+    for row in torch.nonzero(gaps > 0).flatten().tolist():  # the jump is right after "assistant\n"
+        at = int(torch.nonzero(steps[row] > 1)[0])
+        assert ids[row, at] == newline and at > ids.shape[1] // 2
