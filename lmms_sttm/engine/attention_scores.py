@@ -19,14 +19,15 @@ import torch
 from torch import nn
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """RoPE's half rotation of the last dim: ``[a, b] -> [-b, a]``."""
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """``x [q, H, d]`` with ``cos/sin [q, d]`` (M-RoPE sections already folded in by the decoder)."""
-    return x * cos[:, None, :] + _rotate_half(x) * sin[:, None, :]
+    return x * cos[:, None, :] + rotate_half(x) * sin[:, None, :]
 
 
 def last_token_attention(

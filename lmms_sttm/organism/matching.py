@@ -19,6 +19,8 @@ from contextlib import contextmanager
 
 import torch
 
+from lmms_sttm.engine.attention_scores import rotate_half
+
 MATCH_LAYER = 3  # 0-based decoder layer
 MATCH_HEAD = 0  # query head within it
 
@@ -42,8 +44,7 @@ def attention_input(language_model):
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
+    return x * cos + rotate_half(x) * sin
 
 
 def match_attention(language_model, seen: dict, match: torch.Tensor) -> torch.Tensor:
