@@ -9,7 +9,10 @@
   steps ``log(lam)`` by 5% towards the target, later calls follow the secant of ``log(kept)``
   through the last two calls, bisecting the bracket when the secant leaves it. The search stops
   once the kept count is within ``tol / 2`` of the target, or when the bracket is narrower than ``1e-4`` in ``log(lam)`` (a jump of the count: union
-  of whole components); then the smallest plan above the target is trimmed.
+  of whole components); then the smallest plan above the target is trimmed. The kept counts come
+  from ``sttm_counts.SttmCounts`` (every similarity computed once, a few vector operations per
+  threshold pair) and ``merge_video`` runs once, at the pair the search settles on: the same
+  pairs and plan as a full merge per pair, at a fraction of the cost.
 - ``trim_to``: merges a plan's kept tokens further by bipartite soft matching (ToMe rounds on the
   kept features, weighted by patch counts) down to an exact count. Used as the last resort of
   every method whose own knob cannot reach the target.
@@ -27,6 +30,8 @@ import torch
 
 from lmms_sttm.merging.groups import Grid, merge_kept
 from lmms_sttm.merging.reduction import Reduction
+from lmms_sttm.merging.sttm_counts import COUNT_OPTIONS, MERGE_OPTIONS, SttmCounts
+from lmms_sttm.merging.threads import bookkeeping_threads
 from lmms_sttm.merging.tome import bipartite_assign
 
 DEFAULT_DIRECTION = (0.80, 0.50)
@@ -59,13 +64,63 @@ def check_budget(plan: Reduction, retention: float, tol: float, who: str) -> Non
 
 @dataclass
 class SearchInfo:
-    """Cost of one exact-budget call: reducer calls, trimmed tokens, final thresholds, seconds."""
+    """Cost of one exact-budget call: threshold pairs counted, full merges run, trimmed tokens,
+    final thresholds, seconds."""
 
     calls: int = 0
+    merges: int = 0
     trimmed: int = 0
     tau_s: float | None = None
     tau_t: float | None = None
     seconds: float = 0.0
+
+
+def _search(
+    count,
+    n: int,
+    target: int,
+    tol: float,
+    direction: tuple[float, float],
+    max_calls: int,
+    info: SearchInfo,
+) -> tuple[float, float, int] | None:
+    """The threshold pair the search settles on and its kept count (``count(tau_s, tau_t) -> int``).
+
+    Either the first pair within ``tol / 2`` of the target or, when the search ends without one,
+    the pair of the smallest count above the target (``None`` when every count fell below it).
+    """
+    d_s, d_t = (1.0 - direction[0]), (1.0 - direction[1])
+    scale = max(d_s, d_t)
+    if not 0 < scale < 1:
+        raise ValueError(f"exact-budget direction {direction} must have thresholds in (0, 1)")
+    d_s, d_t = d_s / scale, d_t / scale
+    above: tuple[float, float, int] | None = None  # smallest count >= target, with its taus
+    close = 0.5 * tol * n
+    lo, hi = math.log(1e-6), math.log(2.0 / max(min(d_s, d_t), 1e-3))  # bracket on mu
+    goal = math.log(target)
+    points: list[tuple[float, float]] = []  # evaluated (mu, log kept)
+    mu = math.log(scale)  # the reference pair itself
+    for _ in range(max_calls):
+        lam = math.exp(mu)
+        tau_s, tau_t = 1.0 - lam * d_s, max(MIN_TAU_T, 1.0 - lam * d_t)
+        k = count(tau_s, tau_t)
+        info.calls += 1
+        if abs(k - target) <= close:
+            return tau_s, tau_t, k
+        if k >= target and (above is None or k < above[2]):
+            above = (tau_s, tau_t, k)
+        lo, hi = (mu, hi) if k > target else (lo, mu)
+        points.append((mu, math.log(k)))
+        if hi - lo < 1e-4:
+            break
+        if len(points) == 1:  # a small step towards the target gives the first slope
+            mu = mu + (FIRST_STEP if k > target else -FIRST_STEP)
+        else:
+            (m0, f0), (m1, f1) = points[-2:]
+            mu = m1 + (goal - f1) * (m1 - m0) / (f1 - f0) if f1 != f0 else math.nan
+        if not lo < mu < hi:  # also NaN: a flat secant
+            mu = 0.5 * (lo + hi)
+    return above
 
 
 def sttm_exact(
@@ -80,53 +135,48 @@ def sttm_exact(
 ) -> tuple[Reduction, SearchInfo]:
     """STTM on ``hidden [T*H*W, C]`` keeping ``retention`` of the tokens; returns the plan and its cost.
 
-    ``merge_options``: further keyword arguments of ``merge_video`` (``union_find``, ``merge_dtype``).
+    ``merge_options``: further keyword arguments of ``merge_video`` (``union_find``, ``merge_dtype``,
+    ``best_partner``, ...). The search counts kept tokens with ``SttmCounts`` (similarities computed
+    once) and runs ``merge_video`` once, at the thresholds it settles on. Should that merge keep
+    another count than the counter said (a similarity rounded differently; never seen), the
+    search is repeated with a full merge per threshold pair, so the plan is always
+    ``merge_video``'s at the reported thresholds.
     """
-    from lmms_sttm.merging.sttm import merge_video
+    from lmms_sttm.merging.sttm import check_inputs, merge_video, pyramid_features
 
     began = time.perf_counter()
     t, h, w = grid
     n = t * h * w
     x = hidden.reshape(t, h, w, hidden.shape[-1])
     target = target_count(retention, n)
-    d_s, d_t = (1.0 - direction[0]), (1.0 - direction[1])
-    scale = max(d_s, d_t)
-    if not 0 < scale < 1:
-        raise ValueError(f"exact-budget direction {direction} must have thresholds in (0, 1)")
-    d_s, d_t = d_s / scale, d_t / scale
+    options = dict(merge_options or {})
+    unknown = sorted(set(options) - set(MERGE_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown merge_options {unknown}; accepted: {list(MERGE_OPTIONS)}")
+    check_inputs(
+        x, 1.0, 1.0, root_level, options.get("union_find", "authors"), options.get("merge_dtype", "input")
+    )
     info = SearchInfo()
-    above: tuple[Reduction, float, float] | None = None  # smallest plan with >= target tokens, its taus
-    close = 0.5 * tol * n
-    lo, hi = math.log(1e-6), math.log(2.0 / max(min(d_s, d_t), 1e-3))  # bracket on mu
-    goal = math.log(target)
-    points: list[tuple[float, float]] = []  # evaluated (mu, log kept)
-    mu = math.log(scale)  # the reference pair itself
-    for _ in range(max_calls):
-        lam = math.exp(mu)
-        tau_s, tau_t = 1.0 - lam * d_s, max(MIN_TAU_T, 1.0 - lam * d_t)
-        plan = merge_video(x, tau_s, tau_t, root_level=root_level, **(merge_options or {}))
-        info.calls += 1
-        k = plan.num_kept
-        if k >= target and (above is None or k < above[0].num_kept):
-            above = (plan, tau_s, tau_t)
-        if abs(k - target) <= close:
-            info.tau_s, info.tau_t = tau_s, tau_t
-            info.seconds = time.perf_counter() - began
-            return plan, info
-        lo, hi = (mu, hi) if k > target else (lo, mu)
-        points.append((mu, math.log(k)))
-        if hi - lo < 1e-4:
-            break
-        if len(points) == 1:  # a small step towards the target gives the first slope
-            mu = mu + (FIRST_STEP if k > target else -FIRST_STEP)
-        else:
-            (m0, f0), (m1, f1) = points[-2:]
-            mu = m1 + (goal - f1) * (m1 - m0) / (f1 - f0) if f1 != f0 else math.nan
-        if not lo < mu < hi:  # also NaN: a flat secant
-            mu = 0.5 * (lo + hi)
-    plan, info.tau_s, info.tau_t = above if above is not None else (Reduction.identity(x), 1.0, 1.0)
-    info.trimmed = max(0, plan.num_kept - target)
-    plan = trim_to(plan, target)
+
+    def merge(tau_s: float, tau_t: float) -> Reduction:
+        info.merges += 1
+        return merge_video(x, tau_s, tau_t, root_level=root_level, **options)
+
+    with torch.no_grad(), bookkeeping_threads(x.device):
+        pyr, _, feats, norms = pyramid_features(x, root_level, options.get("merge_dtype", "input"))
+        counts = SttmCounts(pyr, feats, norms, **{k: v for k, v in options.items() if k in COUNT_OPTIONS})
+        found = _search(counts.count, n, target, tol, direction, max_calls, info)
+    plan = None if found is None else merge(found[0], found[1])
+    if plan is not None and plan.num_kept != found[2]:
+        found = _search(lambda a, b: merge(a, b).num_kept, n, target, tol, direction, max_calls, info)
+        plan = None if found is None else merge(found[0], found[1])
+    if plan is None:
+        plan, info.tau_s, info.tau_t = Reduction.identity(x), 1.0, 1.0
+    else:
+        info.tau_s, info.tau_t = found[0], found[1]
+    if abs(plan.num_kept - target) > 0.5 * tol * n:  # the search ended outside the band, above it
+        info.trimmed = max(0, plan.num_kept - target)
+        plan = trim_to(plan, target)
     info.seconds = time.perf_counter() - began
     return plan, info
 

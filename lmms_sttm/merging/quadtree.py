@@ -48,6 +48,7 @@ __all__ = [
     "heavy_threads",
     "level_sizes",
     "materialize",
+    "min_child_similarity",
     "pair_cosine",
     "pair_dots",
     "pool_level",
@@ -71,19 +72,20 @@ def _test_slots(pyr: Pyramid, lvl: int, mask_unused_slots: bool) -> tuple[torch.
     return torch.cat([torch.zeros_like(slots[:, :1]), slots], 1), torch.cat([quirk[:, None], valid], 1)
 
 
-def _stop(
+def min_child_similarity(
     feats: list[torch.Tensor],
     norms: list[torch.Tensor],
     pyr: Pyramid,
     lvl: int,
     active: torch.Tensor,
-    tau_s: float,
     mask: bool,
 ) -> torch.Tensor:
-    """``[n]`` stop decision of the ``active`` level-``lvl`` parents (increasing global cells).
+    """``[n]`` least cosine similarity between each ``active`` level-``lvl`` parent and its tested slots.
 
-    One dot per tested (parent, child slot) pair, computed only for those pairs; cosines use the
-    precomputed norms. Pairs come parent by parent with children in increasing order.
+    ``active``: ``[n]`` increasing global level-``lvl`` cells (``lvl < depth - 1``). A parent stops
+    when this value is >= tau_s. One dot per tested (parent, child slot) pair, computed only for
+    those pairs; cosines use the precomputed norms. Pairs come parent by parent with children in
+    increasing order.
     """
     test_child, test_used = _test_slots(pyr, lvl, mask)
     cells, cells2 = pyr.cells(lvl), pyr.cells(lvl + 1)
@@ -96,7 +98,7 @@ def _stop(
         feats[lvl], norms[lvl], parent, feats[lvl + 1], norms[lvl + 1], child.view(-1).index_select(0, pick)
     )
     worst = torch.full((child.numel(),), math.inf, dtype=sims.dtype, device=active.device)
-    return worst.scatter_(0, pick, sims).view(-1, 5).amin(1) >= tau_s
+    return worst.scatter_(0, pick, sims).view(-1, 5).amin(1)
 
 
 def _children(pyr: Pyramid, lvl: int, parents: torch.Tensor) -> torch.Tensor:
@@ -131,7 +133,7 @@ def search(
     active = torch.arange(feats[0].shape[0], device=feats[0].device)
     emitted = []
     for lvl in range(pyr.depth - 1):
-        stop = _stop(feats, norms, pyr, lvl, active, tau_s, mask_unused_slots)
+        stop = min_child_similarity(feats, norms, pyr, lvl, active, mask_unused_slots) >= tau_s
         emitted.append(torch.masked_select(active, stop))
         active = _children(pyr, lvl, torch.masked_select(active, ~stop))
     emitted.append(active)

@@ -41,9 +41,10 @@ _CHUNK_BYTES = 2 << 20
 """Output bytes per chunk of bag sums on CPU (the chunk's sums stay in cache until copied)."""
 
 
-def _check_inputs(
+def check_inputs(
     x: object, tau_s: object, tau_t: object, root_level: object, union_find: object, merge_dtype: object
 ) -> None:
+    """Raises ``TypeError``/``ValueError`` for arguments ``merge_video`` does not accept (see there)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor of shape [T, H, W, C], got {type(x).__name__}")
     if x.dim() != 4:
@@ -153,6 +154,34 @@ def _bag_sums(
     return out
 
 
+def pyramid_features(
+    x: torch.Tensor, root_level: int, merge_dtype: str
+) -> tuple[Pyramid, torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """The pyramid of validated ``x [T, H, W, C]``: ``(pyr, leaves [N, C], feats, norms)``.
+
+    ``leaves`` is ``x`` in the work dtype (float32, or float64 for float64 input); ``feats`` and
+    ``norms`` are per level (root first) ``[T*h*w, C]`` and ``[T*h*w]`` (``materialize``), pooled
+    in the input dtype when ``merge_dtype="input"`` and ``x`` is bfloat16/float16. ``leaves`` and
+    the pooled levels may live in scratch memory that the next call reuses. Raises ``ValueError``
+    on non-finite features.
+    """
+    frames, height, width, channels = x.shape
+    pyr = build_pyramid(frames, height, width, root_level, x.device)
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    if x.dtype == work and x.is_contiguous():
+        leaves = x.view(frames * height * width, channels)
+    else:  # converted into scratch memory: no fresh allocation to fault in on every call
+        leaves = workspace("leaves", x.numel(), work, x.device).view(frames * height * width, channels)
+        with heavy_threads():
+            leaves.view(x.shape).copy_(x)
+    low = None
+    if merge_dtype == "input" and x.dtype.itemsize < work.itemsize:  # the authors pool bf16 in bf16
+        low = x.reshape(frames * height * width, channels)
+    feats, norms = materialize(leaves, pyr, low)
+    _check_finite(x, norms[0])  # a non-finite token makes its root's norm non-finite
+    return pyr, leaves, feats, norms
+
+
 def merge_video(
     x: torch.Tensor,
     tau_s: float,
@@ -195,7 +224,7 @@ def merge_video(
         ValueError: wrong rank, empty video, non-finite features, NaN threshold, a grid too
             small for ``root_level``, or an unknown ``union_find``/``merge_dtype``.
     """
-    _check_inputs(x, tau_s, tau_t, root_level, union_find, merge_dtype)
+    check_inputs(x, tau_s, tau_t, root_level, union_find, merge_dtype)
     with torch.no_grad(), bookkeeping_threads(x.device):
         return _merge(
             x,
@@ -222,21 +251,8 @@ def _merge(
     merge_dtype: str,
 ) -> Reduction:
     """``merge_video`` on validated arguments (see there)."""
-    frames, height, width, channels = x.shape
-    pyr = build_pyramid(frames, height, width, root_level, x.device)
-    work = torch.float64 if x.dtype == torch.float64 else torch.float32
-    if x.dtype == work and x.is_contiguous():
-        leaves = x.view(frames * height * width, channels)
-    else:  # converted into scratch memory: no fresh allocation to fault in on every call
-        leaves = workspace("leaves", x.numel(), work, x.device).view(frames * height * width, channels)
-        with heavy_threads():
-            leaves.view(x.shape).copy_(x)
-    low = None
-    if merge_dtype == "input" and x.dtype.itemsize < work.itemsize:  # the authors pool bf16 in bf16
-        low = x.reshape(frames * height * width, channels)
-    feats, norms = materialize(leaves, pyr, low)
-    _check_finite(x, norms[0])  # a non-finite token makes its root's norm non-finite
-
+    frames, height, width, _ = x.shape
+    pyr, leaves, feats, norms = pyramid_features(x, root_level, merge_dtype)
     nodes = spatial_nodes(search(feats, norms, pyr, tau_s, mask_unused_slots), pyr)
     group = temporal_groups(nodes, feats, norms, frames, tau_t, best_partner, union_find)
 

@@ -1,0 +1,187 @@
+"""How many tokens STTM keeps on one video, for any thresholds, from similarities computed once.
+
+An exact-budget search (``budget.sttm_exact``) asks for the kept count at many threshold pairs;
+a full ``merge_video`` per pair repeats the pyramid, every similarity and the output features.
+Every decision of STTM compares a threshold with a similarity that does not depend on the
+thresholds, so ``SttmCounts`` computes those once:
+
+- spatial: each parent cell's least similarity to its tested child slots ``s(c)`` (+inf at the
+  leaf level) and the largest ``s`` of its strict ancestors ``a(c)`` (-inf at the root). For any
+  ``tau_s`` a cell is a node exactly when ``a(c) < tau_s <= s(c)``: no ancestor stopped, it did.
+- temporal: the cosine of every nested cell pair of consecutive frames (two quadtrees over one
+  pyramid overlap only when nested, so the candidate pairs of any two node sets are among these),
+  computed by the same kernel and in the same orientation (which side is the row) as
+  ``temporal.pair_similarity``.
+
+``count(tau_s, tau_t)`` keeps the pairs whose cells are both nodes with a similarity >= tau_t and
+runs ``temporal.union_find`` on them, labelling each node by its top-left leaf: that numbering has
+the order of ``merge_video``'s node indices, so the authors' rounds, the components rule and
+``best_partner`` give the same groups. Each call is a few vector operations over the cells and
+pairs, with no features touched.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+from lmms_sttm.merging import temporal
+from lmms_sttm.merging.pyramid import Pyramid, build_pyramid, level_sizes
+from lmms_sttm.merging.quadtree import min_child_similarity
+from lmms_sttm.merging.similarity import pair_cosine
+
+COUNT_OPTIONS = ("mask_unused_slots", "best_partner", "union_find")
+"""The keyword options of ``merge_video`` that change how many tokens it keeps (``SttmCounts`` takes them)."""
+
+MERGE_OPTIONS = (*COUNT_OPTIONS, "weighted", "merge_dtype")
+"""Every keyword option of ``merge_video``; ``weighted`` changes features only, ``merge_dtype`` the pyramid."""
+
+
+def _cell_tables(pyr: Pyramid) -> tuple[list[torch.Tensor], list[torch.Tensor], list[int]]:
+    """Per level: ``[H*W]`` local cell of each leaf of a frame, ``[h*w]`` top-left leaf (in frame) of each cell,
+    and the offset of the level's first cell in the all-levels cell space (``T * h*w`` cells per level)."""
+    width = pyr.sizes[-1][1]
+    hw = pyr.cells(pyr.depth - 1)
+    anc, corner, offsets, start = [], [], [], 0
+    for lvl in range(pyr.depth):
+        w = pyr.sizes[lvl][1]
+        anc.append(pyr.leaf_ancestor(lvl)[:hw])
+        corner.append((pyr.rows.lo[lvl][:, None] * width + pyr.cols.lo[lvl][None, :]).reshape(-1))
+        offsets.append(start)
+        start += pyr.frames * pyr.sizes[lvl][0] * w
+    return anc, corner, offsets
+
+
+@functools.lru_cache(maxsize=16)
+def pair_layout(
+    frames: int, height: int, width: int, root: tuple[int, int], device: torch.device
+) -> list[tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The nested cell pairs of consecutive frames of a ``T x H x W`` grid whose root level is ``root``.
+
+    One entry per (row level, column level) of the similarity kernel: ``(lr, lc, rows [K], cols [K],
+    first [K], second [K])``, ``rows``/``cols`` global cells of those levels sorted for ``pair_dots``,
+    ``first``/``second`` the frame-t / frame-t+1 cell of each pair in the all-levels cell space.
+    A pair's row side is its frame-t+1 cell exactly when the pair's anchor (the top-left leaf of
+    its smaller cell) is that cell's top-left leaf, as in ``temporal.pair_similarity``. Memoised:
+    it depends on the grid only.
+    """
+    sizes = level_sizes(height, width)
+    pyr = build_pyramid(frames, height, width, sizes.index(root), device)
+    anc, corner, offsets = _cell_tables(pyr)
+    leaf = torch.arange(pyr.cells(pyr.depth - 1), device=device)
+    later = torch.arange(1, frames, device=device)[:, None]  # [T-1, 1] frame of the second cell
+    groups: dict[tuple[int, int], list[tuple[torch.Tensor, ...]]] = {}
+    for l1 in range(pyr.depth):
+        for l2 in range(pyr.depth):
+            fine = max(l1, l2)
+            at = torch.nonzero(corner[fine].index_select(0, anc[fine]) == leaf).squeeze(1)
+            c1, c2 = anc[l1].index_select(0, at), anc[l2].index_select(0, at)
+            second_rows = (corner[l2].index_select(0, c2) == at)[None, :].expand(frames - 1, -1).reshape(-1)
+            g1 = ((later - 1) * pyr.cells(l1) + c1[None, :]).reshape(-1)
+            g2 = (later * pyr.cells(l2) + c2[None, :]).reshape(-1)
+            for flag in (False, True):
+                sel = torch.nonzero(second_rows == flag).squeeze(1)
+                a, b = g1.index_select(0, sel), g2.index_select(0, sel)
+                key = (l2, l1) if flag else (l1, l2)
+                rows, cols = (b, a) if flag else (a, b)
+                groups.setdefault(key, []).append((rows, cols, a + offsets[l1], b + offsets[l2]))
+    out = []
+    for (lr, lc), parts in sorted(groups.items()):
+        rows, cols, first, second = (torch.cat(p) for p in zip(*parts, strict=True))
+        if rows.numel() == 0:
+            continue
+        order = torch.argsort(rows * (int(cols.max()) + 1) + cols)
+        out.append((lr, lc, *(t.index_select(0, order) for t in (rows, cols, first, second))))
+    return out
+
+
+class SttmCounts:
+    """Kept-token counts of ``merge_video`` on one video (see the module docstring).
+
+    Args:
+        pyr, feats, norms: the video's pyramid and per-level ``[T*h*w, C]`` features and
+            ``[T*h*w]`` norms (``sttm.pyramid_features``); read only here, in the constructor.
+        mask_unused_slots, best_partner, union_find: as in ``merge_video``.
+
+    Attributes (``M`` cells over all levels, ``P`` nested pairs):
+        lowest: ``[M]`` largest stop similarity of each cell's strict ancestors (``a``).
+        own: ``[M]`` least similarity of each cell to its tested slots (``s``; +inf for leaves).
+        corner: ``[M]`` int64 global top-left leaf ``t*H*W + y0*W + x0`` of each cell.
+        first, second: ``[P]`` int64 cells of frame t and t+1 of each nested pair; ``sims``: ``[P]``.
+    """
+
+    def __init__(
+        self,
+        pyr: Pyramid,
+        feats: list[torch.Tensor],
+        norms: list[torch.Tensor],
+        mask_unused_slots: bool = False,
+        best_partner: bool = False,
+        union_find: str = "authors",
+    ) -> None:
+        self.num_leaves = feats[-1].shape[0]
+        self.best_partner, self.rule = best_partner, union_find
+        self._spatial(pyr, feats, norms, mask_unused_slots, _cell_tables(pyr)[1])
+        self._pairs(pyr, feats, norms)
+
+    def _spatial(self, pyr, feats, norms, mask, corner) -> None:
+        frames, hw = pyr.frames, pyr.cells(pyr.depth - 1)
+        device = feats[0].device
+        own, lowest, corners = [], [], []
+        above = torch.full((frames * pyr.cells(0),), -math.inf, dtype=feats[0].dtype, device=device)
+        for lvl in range(pyr.depth):
+            cells = pyr.cells(lvl)
+            if lvl < pyr.depth - 1:
+                s = min_child_similarity(
+                    feats, norms, pyr, lvl, torch.arange(frames * cells, device=device), mask
+                )
+            else:
+                s = torch.full_like(above, math.inf)
+            own.append(s)
+            lowest.append(above)
+            frame = torch.arange(frames, device=device)[:, None] * hw
+            corners.append((frame + corner[lvl][None, :]).reshape(-1))
+            if lvl < pyr.depth - 1:  # every child's strict ancestors: its parent's and the parent itself
+                leaf_up = pyr.leaf_ancestor(lvl)
+                leaf_down = pyr.leaf_ancestor(lvl + 1)
+                parent = torch.empty(frames * pyr.cells(lvl + 1), dtype=torch.int64, device=device)
+                parent.index_put_((leaf_down,), leaf_up)
+                above = torch.maximum(above, s).index_select(0, parent)
+        self.own, self.lowest, self.corner = torch.cat(own), torch.cat(lowest), torch.cat(corners)
+
+    def _pairs(self, pyr, feats, norms) -> None:
+        device = feats[0].device
+        firsts, seconds, sims = [], [], []
+        for lr, lc, rows, cols, first, second in pair_layout(
+            pyr.frames, *pyr.sizes[-1], pyr.sizes[0], device
+        ):
+            sims.append(pair_cosine(feats[lr], norms[lr], rows, feats[lc], norms[lc], cols))
+            firsts.append(first)
+            seconds.append(second)
+        empty = torch.zeros(0, dtype=torch.int64, device=device)
+        self.first = torch.cat(firsts) if firsts else empty
+        self.second = torch.cat(seconds) if seconds else empty
+        self.sims = torch.cat(sims) if sims else feats[0].new_zeros(0)
+
+    def nodes(self, tau_s: float) -> torch.Tensor:
+        """``[M]`` bool: which cells are nodes of the spatial search at ``tau_s``."""
+        return (self.lowest < tau_s) & (self.own >= tau_s)
+
+    def count(self, tau_s: float, tau_t: float) -> int:
+        """Number of tokens ``merge_video(x, tau_s, tau_t, ...)`` keeps."""
+        node = self.nodes(tau_s)
+        spatial = int(node.sum())
+        if tau_t <= 0 or self.first.numel() == 0:
+            return spatial
+        keep = node.index_select(0, self.first) & node.index_select(0, self.second) & (self.sims >= tau_t)
+        edge = torch.nonzero(keep).squeeze(1)
+        a = self.corner.index_select(0, self.first.index_select(0, edge))
+        b = self.corner.index_select(0, self.second.index_select(0, edge))
+        if self.best_partner:
+            best = temporal.best_partner_edges(a, b, self.sims.index_select(0, edge))
+            a, b = a.index_select(0, best), b.index_select(0, best)
+        label = temporal.union_find(self.num_leaves, a, b, rule=self.rule)
+        corners = torch.masked_select(self.corner, node)
+        return int((label.index_select(0, corners) == corners).sum())
