@@ -198,9 +198,7 @@ def main() -> None:
         }
         if isinstance(reducer, SttmExactReducer):
             info = reducer.last
-            line.update(
-                search_calls=info.calls, merges=info.merges, trimmed=info.trimmed, tau_s=round(info.tau_s, 4)
-            )
+            line.update(search_calls=info.calls, trimmed=info.trimmed, tau_s=round(info.tau_s, 4))
             line["tau_t"] = round(info.tau_t, 4)
             # threshold STTM at the thresholds the search found: the cost of one call
             ref_times, _ = _time(lambda i=info: SttmReducer(i.tau_s, i.tau_t)(x, grid), args.repeats, device)

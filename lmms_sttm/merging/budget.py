@@ -11,8 +11,8 @@
   once the kept count is within ``tol / 2`` of the target, or when the bracket is narrower than ``1e-4`` in ``log(lam)`` (a jump of the count: union
   of whole components); then the smallest plan above the target is trimmed. The kept counts come
   from ``sttm_counts.SttmCounts`` (every similarity computed once, a few vector operations per
-  threshold pair) and ``merge_video`` runs once, at the pair the search settles on: the same
-  pairs and plan as a full merge per pair, at a fraction of the cost.
+  threshold pair), which also builds the plan of the pair the search settles on: the same pairs
+  and plan as a full ``merge_video`` per pair, at a fraction of the cost.
 - ``trim_to``: merges a plan's kept tokens further by bipartite soft matching (ToMe rounds on the
   kept features, weighted by patch counts) down to an exact count. Used as the last resort of
   every method whose own knob cannot reach the target.
@@ -64,11 +64,9 @@ def check_budget(plan: Reduction, retention: float, tol: float, who: str) -> Non
 
 @dataclass
 class SearchInfo:
-    """Cost of one exact-budget call: threshold pairs counted, full merges run, trimmed tokens,
-    final thresholds, seconds."""
+    """Cost of one exact-budget call: threshold pairs counted, trimmed tokens, final thresholds, seconds."""
 
     calls: int = 0
-    merges: int = 0
     trimmed: int = 0
     tau_s: float | None = None
     tau_t: float | None = None
@@ -137,12 +135,10 @@ def sttm_exact(
 
     ``merge_options``: further keyword arguments of ``merge_video`` (``union_find``, ``merge_dtype``,
     ``best_partner``, ...). The search counts kept tokens with ``SttmCounts`` (similarities computed
-    once) and runs ``merge_video`` once, at the thresholds it settles on. Should that merge keep
-    another count than the counter said (a similarity rounded differently; never seen), the
-    search is repeated with a full merge per threshold pair, so the plan is always
-    ``merge_video``'s at the reported thresholds.
+    once) and takes the plan of the pair it settles on from the same decisions: ``merge_video``'s
+    plan at the reported thresholds.
     """
-    from lmms_sttm.merging.sttm import check_inputs, merge_video, pyramid_features
+    from lmms_sttm.merging.sttm import check_inputs, pyramid_features
 
     began = time.perf_counter()
     t, h, w = grid
@@ -157,23 +153,16 @@ def sttm_exact(
         x, 1.0, 1.0, root_level, options.get("union_find", "authors"), options.get("merge_dtype", "input")
     )
     info = SearchInfo()
-
-    def merge(tau_s: float, tau_t: float) -> Reduction:
-        info.merges += 1
-        return merge_video(x, tau_s, tau_t, root_level=root_level, **options)
-
     with torch.no_grad(), bookkeeping_threads(x.device):
         pyr, _, feats, norms = pyramid_features(x, root_level, options.get("merge_dtype", "input"))
-        counts = SttmCounts(pyr, feats, norms, **{k: v for k, v in options.items() if k in COUNT_OPTIONS})
+        counted = {k: v for k, v in options.items() if k in COUNT_OPTIONS}
+        counts = SttmCounts(pyr, feats, norms, dtype=x.dtype, **counted)
         found = _search(counts.count, n, target, tol, direction, max_calls, info)
-    plan = None if found is None else merge(found[0], found[1])
-    if plan is not None and plan.num_kept != found[2]:
-        found = _search(lambda a, b: merge(a, b).num_kept, n, target, tol, direction, max_calls, info)
-        plan = None if found is None else merge(found[0], found[1])
-    if plan is None:
-        plan, info.tau_s, info.tau_t = Reduction.identity(x), 1.0, 1.0
-    else:
-        info.tau_s, info.tau_t = found[0], found[1]
+        if found is None:
+            plan, info.tau_s, info.tau_t = Reduction.identity(x), 1.0, 1.0
+        else:
+            plan = counts.plan(found[0], found[1], weighted=options.get("weighted", False))
+            info.tau_s, info.tau_t = found[0], found[1]
     if abs(plan.num_kept - target) > 0.5 * tol * n:  # the search ended outside the band, above it
         info.trimmed = max(0, plan.num_kept - target)
         plan = trim_to(plan, target)

@@ -251,11 +251,25 @@ def _merge(
     merge_dtype: str,
 ) -> Reduction:
     """``merge_video`` on validated arguments (see there)."""
-    frames, height, width, _ = x.shape
+    frames = x.shape[0]
     pyr, leaves, feats, norms = pyramid_features(x, root_level, merge_dtype)
     nodes = spatial_nodes(search(feats, norms, pyr, tau_s, mask_unused_slots), pyr)
     group = temporal_groups(nodes, feats, norms, frames, tau_t, best_partner, union_find)
+    return build_plan(leaves, pyr, nodes, group, weighted, x.dtype)
 
+
+def build_plan(
+    leaves: torch.Tensor,
+    pyr: Pyramid,
+    nodes: SpatialNodes,
+    group: torch.Tensor,
+    weighted: bool,
+    dtype: torch.dtype,
+) -> Reduction:
+    """The ``Reduction`` of spatial ``nodes`` grouped by ``group`` (``[S]`` smallest member node of each).
+
+    ``leaves``: ``[N, C]`` original tokens in the work dtype; output features in ``dtype``.
+    """
     node = torch.arange(group.shape[0], device=group.device)
     kept = group == node
     out_of_node = (torch.cumsum(kept, 0) - 1).index_select(0, group)
@@ -269,12 +283,12 @@ def _merge(
     else:
         members = torch.zeros_like(num_patches).scatter_add_(0, out_of_node, torch.ones_like(area))
         member_weight = 1.0 / members.index_select(0, out_of_node).double()
-    features = _token_features(leaves, nodes, pyr, group, member_weight, num_patches, x.dtype)
+    features = _token_features(leaves, nodes, pyr, group, member_weight, num_patches, dtype)
     return Reduction(
         features=features,
         num_patches=num_patches,
         tlbr=nodes.tlbr.index_select(0, torch.nonzero(kept).squeeze(1)),
         token_map=out_of_node.index_select(0, nodes.leaf_node),
         rep_index=torch.masked_select(nodes.rep_leaf, kept),
-        grid=(frames, height, width),
+        grid=(pyr.frames, *pyr.sizes[-1]),
     )

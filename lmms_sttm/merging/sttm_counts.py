@@ -29,8 +29,10 @@ import torch
 
 from lmms_sttm.merging import temporal
 from lmms_sttm.merging.pyramid import Pyramid, build_pyramid, level_sizes
-from lmms_sttm.merging.quadtree import min_child_similarity
+from lmms_sttm.merging.quadtree import min_child_similarity, spatial_nodes
+from lmms_sttm.merging.reduction import Reduction
 from lmms_sttm.merging.similarity import pair_cosine
+from lmms_sttm.merging.sttm import build_plan
 
 COUNT_OPTIONS = ("mask_unused_slots", "best_partner", "union_find")
 """The keyword options of ``merge_video`` that change how many tokens it keeps (``SttmCounts`` takes them)."""
@@ -104,6 +106,7 @@ class SttmCounts:
         pyr, feats, norms: the video's pyramid and per-level ``[T*h*w, C]`` features and
             ``[T*h*w]`` norms (``sttm.pyramid_features``); read only here, in the constructor.
         mask_unused_slots, best_partner, union_find: as in ``merge_video``.
+        dtype: the dtype of ``plan``'s features (the video's own; default that of ``feats[-1]``).
 
     Attributes (``M`` cells over all levels, ``P`` nested pairs):
         lowest: ``[M]`` largest stop similarity of each cell's strict ancestors (``a``).
@@ -120,7 +123,9 @@ class SttmCounts:
         mask_unused_slots: bool = False,
         best_partner: bool = False,
         union_find: str = "authors",
+        dtype: torch.dtype | None = None,
     ) -> None:
+        self.pyr, self.leaves, self.dtype = pyr, feats[-1], dtype or feats[-1].dtype
         self.num_leaves = feats[-1].shape[0]
         self.best_partner, self.rule = best_partner, union_find
         self._spatial(pyr, feats, norms, mask_unused_slots, _cell_tables(pyr)[1])
@@ -169,12 +174,11 @@ class SttmCounts:
         """``[M]`` bool: which cells are nodes of the spatial search at ``tau_s``."""
         return (self.lowest < tau_s) & (self.own >= tau_s)
 
-    def count(self, tau_s: float, tau_t: float) -> int:
-        """Number of tokens ``merge_video(x, tau_s, tau_t, ...)`` keeps."""
+    def _groups(self, tau_s: float, tau_t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``([M] node mask, [N] label)``: the label of a node's top-left leaf is its group's top-left leaf."""
         node = self.nodes(tau_s)
-        spatial = int(node.sum())
         if tau_t <= 0 or self.first.numel() == 0:
-            return spatial
+            return node, torch.arange(self.num_leaves, device=node.device)
         keep = node.index_select(0, self.first) & node.index_select(0, self.second) & (self.sims >= tau_t)
         edge = torch.nonzero(keep).squeeze(1)
         a = self.corner.index_select(0, self.first.index_select(0, edge))
@@ -182,6 +186,27 @@ class SttmCounts:
         if self.best_partner:
             best = temporal.best_partner_edges(a, b, self.sims.index_select(0, edge))
             a, b = a.index_select(0, best), b.index_select(0, best)
-        label = temporal.union_find(self.num_leaves, a, b, rule=self.rule)
+        return node, temporal.union_find(self.num_leaves, a, b, rule=self.rule)
+
+    def count(self, tau_s: float, tau_t: float) -> int:
+        """Number of tokens ``merge_video(x, tau_s, tau_t, ...)`` keeps."""
+        node, label = self._groups(tau_s, tau_t)
         corners = torch.masked_select(self.corner, node)
         return int((label.index_select(0, corners) == corners).sum())
+
+    def plan(self, tau_s: float, tau_t: float, weighted: bool = False) -> Reduction:
+        """``merge_video(x, tau_s, tau_t, ...)``'s plan, from the decisions ``count`` makes.
+
+        Reads the original tokens ``feats[-1]`` given to the constructor (which may live in
+        scratch memory that the next ``merge_video`` or ``pyramid_features`` call reuses).
+        """
+        node, label = self._groups(tau_s, tau_t)
+        pyr = self.pyr
+        emitted, start = [], 0
+        for lvl in range(pyr.depth):
+            size = pyr.frames * pyr.cells(lvl)
+            emitted.append(torch.nonzero(node[start : start + size]).squeeze(1))
+            start += size
+        nodes = spatial_nodes(emitted, pyr)
+        group = nodes.leaf_node.index_select(0, label.index_select(0, nodes.rep_leaf))
+        return build_plan(self.leaves, pyr, nodes, group, weighted, self.dtype)
