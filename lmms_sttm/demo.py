@@ -23,6 +23,7 @@ from pathlib import Path
 
 from lmms_sttm.organism.bench import write_benchmark
 from lmms_sttm.organism.clips import FAMILIES
+from lmms_sttm.report.ttft_spread import spread
 
 TASK = "vnbench_sttm"
 CHECKPOINT = "lmms_sttm/organism/weights"  # relative to the repository root (the demo's working dir)
@@ -39,13 +40,25 @@ CAVEAT = (
     "says: whether a reduction keeps the few needle tokens a question depends on, through the real lmms-eval "
     "path (positions, "
     "masks, cache, prefix reuse), and what the reduction saves when the LLM prefill dominates (CPU; TTFT "
-    "excludes the vision tower; time ratios on a shared 2-core machine are noisy, a few points run to run). "
+    "excludes the vision tower; time ratios on a shared 2-core machine are noisy: its speed changes from run to "
+    "run, see the control column under \"Prefill time\"). "
     "What it does not say: anything about real video LLMs' accuracy or the methods' ranking on them. Its "
     "needles are solid full frames (a merge that keeps one token per distinct frame loses nothing), its other "
     "frames are few and mostly redundant, it is 10,000 times smaller than LLaVA-Video-7B, and each row here is "
     "12 videos x 4 tries (one video is 8 points of a family's accuracy). The paper's `budget=` thresholds were "
     "tuned on LLaVA-Video-7B's features; on the organism they keep the share shown in R.NV, not 50%/30%, "
     "while the `budget_mode=exact` rows keep exactly the stated share."
+)
+
+TIMING_NOTE = (
+    "R.TTFT = 100 x mean prefill time (merge included, vision tower excluded) / the unreduced run's, over "
+    "the questions both runs prefilled their video for (one per video and process; later tries reuse the "
+    "prefix); the 90% interval resamples those questions in pairs (seeded bootstrap), so it shows the "
+    "question-to-question spread within this run, not a whole run being slower on a busy machine. That is "
+    "what the control shows: 100 x the run's median vision-tower time / the unreduced run's, the same work "
+    "in both (same frames, same tower), so far from 100 the machine ran at another speed during one of the "
+    "two runs and the R.TTFT is off by about that factor. Rerunning only some rows: `bash scripts/demo.sh "
+    "--runs none,sttm_exact30 --out DIR`."
 )
 
 
@@ -175,6 +188,31 @@ def family_table(runs_dir: Path, tags: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def timing_table(runs_dir: Path, tags: list[str]) -> str:
+    """Markdown: per reduced run, R.TTFT against the unreduced run with its question-to-question spread.
+
+    Empty without an unreduced (``none``) run's statistics. See :mod:`lmms_sttm.report.ttft_spread`.
+    """
+    ref = runs_dir / "none" / "sttm_stats"
+    if not ref.is_dir():
+        return ""
+    head = ["run", "questions", "R.TTFT (means)", "90% interval", "R.TTFT (medians)", "median prefill ms",
+            "unreduced median ms", "median merge ms", "vision-tower time (control)"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for tag in tags:
+        if tag == "none" or not (runs_dir / tag / "sttm_stats").is_dir():
+            continue
+        sp = spread(runs_dir / tag / "sttm_stats", ref)
+        if sp is None:
+            continue
+        merge = "—" if sp.median_merge_ms is None else f"{sp.median_merge_ms:.1f}"
+        control = "—" if sp.vision_ratio is None else f"{sp.vision_ratio:.0f}"
+        cells = [tag, str(sp.questions), f"{sp.ratio_of_means:.0f}", f"{sp.low:.0f}-{sp.high:.0f}",
+                 f"{sp.ratio_of_medians:.0f}", f"{sp.median_ms:.1f}", f"{sp.reference_median_ms:.1f}", merge, control]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lmms_sttm.demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="results/demo", help="where runs and the leaderboard go")
@@ -233,12 +271,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     table = family_table(out / "runs", [t for t, _ in runs])
     (board / "families.md").write_text(f"# Accuracy per family (%)\n\n{table}")
+    timing = timing_table(out / "runs", [t for t, _ in runs])
+    if timing:
+        timing = f"\n## Prefill time against the unreduced run\n\n{TIMING_NOTE}\n\n{timing}"
     seconds = time.time() - began
     (board / "README.md").write_text(
         f"# Demo leaderboard\n\n{CAVEAT}\n\n{findings(board / 'leaderboard.csv')}\n\n## Accuracy per family (%)\n\nPer-try accuracy per family, "
         f"and VNBench's official circular accuracy (an item counts only when all 4 tries are right).\n\n{table}\n"
         f"Made by `bash scripts/demo.sh` ({len(runs)} runs, {3 * args.per_family} videos x 4 tries, "
         f"{args.processes} CPU processes, {seconds:.0f} s). Leaderboard: `leaderboard.md`; plots: `index.html`.\n"
+        f"{timing}"
     )
     relativize(out, root)
     print(f"[demo] leaderboard: {os.path.relpath(board)}  ({seconds:.0f} s in all)", flush=True)

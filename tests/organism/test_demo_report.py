@@ -93,3 +93,17 @@ def test_report_in_browser_shows_both_plots_with_a_curve_per_method(tmp_path):
 def test_leaderboard_readme_reports_each_family(family):
     text = (BOARD / "README.md").read_text()
     assert family in text and "circular" in text and "real video LLMs" in text
+
+
+def test_leaderboard_readme_gives_the_ttft_spread_of_the_committed_runs():
+    """The README's timing table is what the committed statistics give, and its ratio of means
+    is the leaderboard's R.TTFT (two computations of one number)."""
+    from lmms_sttm.demo import demo_runs, timing_table
+
+    table = timing_table(DEMO / "runs", [t for t, _ in demo_runs()])
+    text = (BOARD / "README.md").read_text()
+    assert table and table in text
+    with open(BOARD / "leaderboard.csv", newline="") as f:
+        board = {(r["method"], r["setting"]): float(r["r_ttft"]) for r in csv.DictReader(f) if r["r_ttft"]}
+    row = next(line for line in table.splitlines() if line.startswith("| sttm_exact30 |"))
+    assert abs(float(row.split("|")[3]) - board[("sttm", "budget_mode=exact,retention=0.3")]) <= 0.5
