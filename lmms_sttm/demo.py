@@ -41,7 +41,7 @@ CAVEAT = (
     "path (positions, "
     "masks, cache, prefix reuse), and what the reduction saves when the LLM prefill dominates (CPU; TTFT "
     "excludes the vision tower; time ratios on a shared 2-core machine are noisy: its speed changes from run to "
-    "run, see the control column under \"Prefill time\"). "
+    'run, see the control column under "Prefill time"). '
     "What it does not say: anything about real video LLMs' accuracy or the methods' ranking on them. Its "
     "needles are solid full frames (a merge that keeps one token per distinct frame loses nothing), its other "
     "frames are few and mostly redundant, it is 10,000 times smaller than LLaVA-Video-7B, and each row here is "
