@@ -8,7 +8,8 @@ STTM calls of the search, trimmed tokens and the overhead over threshold STTM at
 
 Usage: ``.venv/bin/python scripts/bench_methods.py [--frames 128] [--channels 3584] [--repeats 3]``.
 
-``--ab REV``: the baseline reducers of the working tree against those of git revision ``REV``
+``--ab REV``: the exact-budget STTM search and the baseline reducers of the working tree against
+those of git revision ``REV``
 (its ``lmms_sttm/merging`` imported as a second package, as in ``scripts/bench_merge_ab.py``),
 calls interleaved in random order in one process; one JSON line per case with both medians and
 the ratio working tree / revision (wall and CPU time). Each case pairs the tree's default (the authors' computation)
@@ -102,8 +103,12 @@ def cases():
 
 
 def ab_cases(rev_module):
-    """``(method, setting, tree reducer, revision reducer)`` at the authors' 50 / 30 settings."""
+    """``(method, setting, tree reducer, revision reducer)``: exact-budget STTM at 50 / 30 / 15%, the
+    baselines at the authors' 50 / 30 settings."""
     tome, dycoke, fastv, pool = (rev_module(m) for m in ("tome", "dycoke", "fastv", "pool"))
+    budget = rev_module("budget")
+    for r in (0.5, 0.3, 0.15):
+        yield "sttm", f"exact retention={r}", SttmExactReducer(r), budget.SttmExactReducer(r)
     for budget, keep, prune, evict in ((50, 0.5, 0.70, 0.5), (30, 0.3, 0.925, 0.7)):
         tome_prune = round(1 - keep, 2)
         yield "tome", f"budget={budget}", TomeReducer(prune=tome_prune), tome.TomeReducer(keep)
