@@ -17,7 +17,9 @@ thresholds, so ``SttmCounts`` computes those once:
 runs ``temporal.union_find`` on them, labelling each node by its top-left leaf: that numbering has
 the order of ``merge_video``'s node indices, so the authors' rounds, the components rule and
 ``best_partner`` give the same groups. Each call is a few vector operations over the cells and
-pairs, with no features touched.
+pairs, with no features touched. ``plan(tau_s, tau_t)`` turns the same decisions into
+``merge_video``'s ``Reduction`` (``sttm.build_plan``), so a search merges once, at the pair it
+settles on.
 """
 
 from __future__ import annotations
@@ -48,11 +50,10 @@ def _cell_tables(pyr: Pyramid) -> tuple[list[torch.Tensor], list[torch.Tensor], 
     hw = pyr.cells(pyr.depth - 1)
     anc, corner, offsets, start = [], [], [], 0
     for lvl in range(pyr.depth):
-        w = pyr.sizes[lvl][1]
         anc.append(pyr.leaf_ancestor(lvl)[:hw])
         corner.append((pyr.rows.lo[lvl][:, None] * width + pyr.cols.lo[lvl][None, :]).reshape(-1))
         offsets.append(start)
-        start += pyr.frames * pyr.sizes[lvl][0] * w
+        start += pyr.frames * pyr.cells(lvl)
     return anc, corner, offsets
 
 
