@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -57,22 +58,50 @@ def _cell_tables(pyr: Pyramid) -> tuple[list[torch.Tensor], list[torch.Tensor], 
     return anc, corner, offsets
 
 
-@functools.lru_cache(maxsize=16)
-def pair_layout(
-    frames: int, height: int, width: int, root: tuple[int, int], device: torch.device
-) -> list[tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """The nested cell pairs of consecutive frames of a ``T x H x W`` grid whose root level is ``root``.
+@dataclass(frozen=True)
+class GridLayout:
+    """What ``SttmCounts`` needs of a grid besides its features (``M`` cells over all levels).
 
-    One entry per (row level, column level) of the similarity kernel: ``(lr, lc, rows [K], cols [K],
-    first [K], second [K])``, ``rows``/``cols`` global cells of those levels sorted for ``pair_dots``,
-    ``first``/``second`` the frame-t / frame-t+1 cell of each pair in the all-levels cell space.
-    A pair's row side is its frame-t+1 cell exactly when the pair's anchor (the top-left leaf of
-    its smaller cell) is that cell's top-left leaf, as in ``temporal.pair_similarity``. Memoised:
-    it depends on the grid only.
+    Attributes:
+        offsets: the first cell of each level in the all-levels cell space (``T * h*w`` per level).
+        corner: ``[M]`` int64 global top-left leaf ``t*H*W + y0*W + x0`` of each cell.
+        parent: per level ``l < depth - 1``, ``[T * cells(l+1)]`` the level-``l`` parent of each
+            level-``l+1`` cell (global cells of their levels).
+        pairs: the nested cell pairs of consecutive frames, one entry per (row level, column level)
+            of the similarity kernel: ``(lr, lc, rows [K], cols [K], first [K], second [K])``,
+            ``rows``/``cols`` global cells of those levels sorted for ``pair_dots``,
+            ``first``/``second`` the frame-t / frame-t+1 cell of each pair in the cell space. A
+            pair's row side is its frame-t+1 cell exactly when the pair's anchor (the top-left leaf
+            of its smaller cell) is that cell's top-left leaf, as in ``temporal.pair_similarity``.
     """
+
+    offsets: list[int]
+    corner: torch.Tensor
+    parent: list[torch.Tensor]
+    pairs: list[tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+@functools.lru_cache(maxsize=16)
+def grid_layout(
+    frames: int, height: int, width: int, root: tuple[int, int], device: torch.device
+) -> GridLayout:
+    """The ``GridLayout`` of a ``T x H x W`` grid whose root level is ``root``. Memoised."""
     sizes = level_sizes(height, width)
     pyr = build_pyramid(frames, height, width, sizes.index(root), device)
     anc, corner, offsets = _cell_tables(pyr)
+    hw = pyr.cells(pyr.depth - 1)
+    frame = torch.arange(frames, device=device)[:, None] * hw
+    corners = torch.cat([(frame + c[None, :]).reshape(-1) for c in corner])
+    parent = []
+    for lvl in range(pyr.depth - 1):
+        up = torch.empty(frames * pyr.cells(lvl + 1), dtype=torch.int64, device=device)
+        parent.append(up.index_put_((pyr.leaf_ancestor(lvl + 1),), pyr.leaf_ancestor(lvl)))
+    return GridLayout(offsets, corners, parent, _pairs(pyr, anc, corner, offsets))
+
+
+def _pairs(pyr: Pyramid, anc, corner, offsets) -> list:
+    """``GridLayout.pairs`` (see there) from the tables of :func:`_cell_tables`."""
+    frames, device = pyr.frames, corner[0].device
     leaf = torch.arange(pyr.cells(pyr.depth - 1), device=device)
     later = torch.arange(1, frames, device=device)[:, None]  # [T-1, 1] frame of the second cell
     groups: dict[tuple[int, int], list[tuple[torch.Tensor, ...]]] = {}
@@ -112,7 +141,7 @@ class SttmCounts:
     Attributes (``M`` cells over all levels, ``P`` nested pairs):
         lowest: ``[M]`` largest stop similarity of each cell's strict ancestors (``a``).
         own: ``[M]`` least similarity of each cell to its tested slots (``s``; +inf for leaves).
-        corner: ``[M]`` int64 global top-left leaf ``t*H*W + y0*W + x0`` of each cell.
+        corner: ``[M]`` int64 global top-left leaf of each cell (``layout``: its ``GridLayout``).
         first, second: ``[P]`` int64 cells of frame t and t+1 of each nested pair; ``sims``: ``[P]``.
     """
 
@@ -129,40 +158,31 @@ class SttmCounts:
         self.pyr, self.leaves, self.dtype = pyr, feats[-1], dtype or feats[-1].dtype
         self.num_leaves = feats[-1].shape[0]
         self.best_partner, self.rule = best_partner, union_find
-        self._spatial(pyr, feats, norms, mask_unused_slots, _cell_tables(pyr)[1])
-        self._pairs(pyr, feats, norms)
+        self.layout = grid_layout(pyr.frames, *pyr.sizes[-1], pyr.sizes[0], feats[0].device)
+        self.corner = self.layout.corner
+        self._spatial(pyr, feats, norms, mask_unused_slots)
+        self._similarities(feats, norms)
 
-    def _spatial(self, pyr, feats, norms, mask, corner) -> None:
-        frames, hw = pyr.frames, pyr.cells(pyr.depth - 1)
+    def _spatial(self, pyr, feats, norms, mask) -> None:
         device = feats[0].device
-        own, lowest, corners = [], [], []
-        above = torch.full((frames * pyr.cells(0),), -math.inf, dtype=feats[0].dtype, device=device)
+        own, lowest = [], []
+        above = torch.full((pyr.frames * pyr.cells(0),), -math.inf, dtype=feats[0].dtype, device=device)
         for lvl in range(pyr.depth):
-            cells = pyr.cells(lvl)
             if lvl < pyr.depth - 1:
-                s = min_child_similarity(
-                    feats, norms, pyr, lvl, torch.arange(frames * cells, device=device), mask
-                )
+                active = torch.arange(pyr.frames * pyr.cells(lvl), device=device)
+                s = min_child_similarity(feats, norms, pyr, lvl, active, mask)
             else:
                 s = torch.full_like(above, math.inf)
             own.append(s)
             lowest.append(above)
-            frame = torch.arange(frames, device=device)[:, None] * hw
-            corners.append((frame + corner[lvl][None, :]).reshape(-1))
             if lvl < pyr.depth - 1:  # every child's strict ancestors: its parent's and the parent itself
-                leaf_up = pyr.leaf_ancestor(lvl)
-                leaf_down = pyr.leaf_ancestor(lvl + 1)
-                parent = torch.empty(frames * pyr.cells(lvl + 1), dtype=torch.int64, device=device)
-                parent.index_put_((leaf_down,), leaf_up)
-                above = torch.maximum(above, s).index_select(0, parent)
-        self.own, self.lowest, self.corner = torch.cat(own), torch.cat(lowest), torch.cat(corners)
+                above = torch.maximum(above, s).index_select(0, self.layout.parent[lvl])
+        self.own, self.lowest = torch.cat(own), torch.cat(lowest)
 
-    def _pairs(self, pyr, feats, norms) -> None:
+    def _similarities(self, feats, norms) -> None:
         device = feats[0].device
         firsts, seconds, sims = [], [], []
-        for lr, lc, rows, cols, first, second in pair_layout(
-            pyr.frames, *pyr.sizes[-1], pyr.sizes[0], device
-        ):
+        for lr, lc, rows, cols, first, second in self.layout.pairs:
             sims.append(pair_cosine(feats[lr], norms[lr], rows, feats[lc], norms[lc], cols))
             firsts.append(first)
             seconds.append(second)
@@ -202,12 +222,9 @@ class SttmCounts:
         scratch memory that the next ``merge_video`` or ``pyramid_features`` call reuses).
         """
         node, label = self._groups(tau_s, tau_t)
-        pyr = self.pyr
-        emitted, start = [], 0
-        for lvl in range(pyr.depth):
-            size = pyr.frames * pyr.cells(lvl)
-            emitted.append(torch.nonzero(node[start : start + size]).squeeze(1))
-            start += size
+        pyr, offsets = self.pyr, self.layout.offsets
+        ends = [*offsets[1:], node.shape[0]]
+        emitted = [torch.nonzero(node[a:b]).squeeze(1) for a, b in zip(offsets, ends, strict=True)]
         nodes = spatial_nodes(emitted, pyr)
         group = nodes.leaf_node.index_select(0, label.index_select(0, nodes.rep_leaf))
         return build_plan(self.leaves, pyr, nodes, group, weighted, self.dtype)
