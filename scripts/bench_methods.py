@@ -29,12 +29,12 @@ from pathlib import Path
 
 import torch
 
-from lmms_sttm.engine.reducer import SttmReducer
 from lmms_sttm.merging.budget import ExactBudget, SttmExactReducer
 from lmms_sttm.merging.dycoke import DycokeStage1Reducer
 from lmms_sttm.merging.fastv import FastVReducer
 from lmms_sttm.merging.framefusion import FrameFusionReducer
 from lmms_sttm.merging.pool import PoolReducer
+from lmms_sttm.merging.sttm import SttmReducer
 from lmms_sttm.merging.tome import TomeReducer
 
 

@@ -28,7 +28,7 @@ from torchvision.transforms.functional import InterpolationMode, resize
 from lmms_sttm.data.synthetic import ClipSpec, render_frames
 from lmms_sttm.data.tiny import build_tiny
 from lmms_sttm.engine import session
-from lmms_sttm.engine.reducer import SttmReducer
+from lmms_sttm.merging.sttm import SttmReducer
 from lmms_sttm.models.llava_video_sttm import LlavaVideoSttm
 from lmms_sttm.models.qwen2_vl_sttm import Qwen2VLSttm
 from lmms_sttm.models.video_inputs import _qwen_inputs, llava_from_tower, qwen_frame_size

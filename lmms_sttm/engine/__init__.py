@@ -1,6 +1,7 @@
 """Runs any token reduction inside transformers' own decoders, and reuses one prefill per video.
 
-    from lmms_sttm.engine import apply_reduction, prefill, answer, SttmReducer
+    from lmms_sttm.engine import apply_reduction, prefill, answer
+    from lmms_sttm.merging.sttm import SttmReducer
 
     engine = apply_reduction(model, layer=2)        # hooks on this instance, by config.model_type
     prefix = prefill(engine, prefix_inputs, reducer=SttmReducer(tau_s, tau_t))
@@ -17,7 +18,7 @@ Lower level: ``with engine.video(grid, reducer): model(...)`` or ``model.generat
 
 from lmms_sttm.engine.families import FAMILIES, Family, family_of
 from lmms_sttm.engine.patch import ReductionEngine, apply_reduction, engine_of, remove_reduction
-from lmms_sttm.engine.reducer import Reducer, SttmReducer, check_reduction, identity_reducer
+from lmms_sttm.engine.reducer import Reducer, check_reduction, identity_reducer
 from lmms_sttm.engine.segmented_cache import SegmentedCache
 from lmms_sttm.engine.session import Answer, CallStats, Prefix, answer, generate, prefill
 from lmms_sttm.engine.stages import Stage, StageRun
@@ -35,7 +36,6 @@ __all__ = [
     "SegmentedCache",
     "Stage",
     "StageRun",
-    "SttmReducer",
     "VideoSpec",
     "answer",
     "apply_reduction",

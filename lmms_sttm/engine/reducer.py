@@ -36,49 +36,6 @@ def identity_reducer(hidden: torch.Tensor, grid: Grid) -> Reduction:
     return Reduction.identity(hidden.reshape(t, h, w, hidden.shape[-1]))
 
 
-class SttmReducer:
-    """STTM (quadtree spatial + union-find temporal merging) as a reducer.
-
-    Wraps ``lmms_sttm.merging.sttm.merge_video(x [T, H, W, C], tau_s, tau_t, root_level, union_find,
-    merge_dtype)`` (defaults: the authors' union-find and arithmetic dtype); imported on first use
-    so the engine does not depend on it at import time.
-    """
-
-    def __init__(
-        self,
-        tau_s: float,
-        tau_t: float,
-        root_level: int = 1,
-        union_find: str = "authors",
-        merge_dtype: str = "input",
-    ) -> None:
-        self.tau_s = float(tau_s)
-        self.tau_t = float(tau_t)
-        self.root_level = int(root_level)
-        self.union_find = union_find
-        self.merge_dtype = merge_dtype
-
-    def __call__(self, hidden: torch.Tensor, grid: Grid) -> Reduction:
-        from lmms_sttm.merging.sttm import merge_video
-
-        t, h, w = grid
-        x = hidden.reshape(t, h, w, hidden.shape[-1])
-        return merge_video(
-            x,
-            self.tau_s,
-            self.tau_t,
-            root_level=self.root_level,
-            union_find=self.union_find,
-            merge_dtype=self.merge_dtype,
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"SttmReducer(tau_s={self.tau_s}, tau_t={self.tau_t}, root_level={self.root_level}, "
-            f"union_find={self.union_find!r}, merge_dtype={self.merge_dtype!r})"
-        )
-
-
 def check_reduction(plan: Reduction, hidden: torch.Tensor, grid: Grid) -> None:
     """Raises ``ValueError`` unless ``plan`` is a valid reduction of ``hidden [T*H*W, C]`` on ``grid``."""
     if not isinstance(plan, Reduction):

@@ -292,3 +292,43 @@ def build_plan(
         rep_index=torch.masked_select(nodes.rep_leaf, kept),
         grid=(pyr.frames, *pyr.sizes[-1]),
     )
+
+
+class SttmReducer:
+    """STTM (quadtree spatial + union-find temporal merging) as a reducer.
+
+    ``(hidden [T*H*W, C], grid) -> merge_video(x [T, H, W, C], tau_s, tau_t, root_level, union_find,
+    merge_dtype)`` (defaults: the authors' union-find and arithmetic dtype).
+    """
+
+    def __init__(
+        self,
+        tau_s: float,
+        tau_t: float,
+        root_level: int = 1,
+        union_find: str = "authors",
+        merge_dtype: str = "input",
+    ) -> None:
+        self.tau_s = float(tau_s)
+        self.tau_t = float(tau_t)
+        self.root_level = int(root_level)
+        self.union_find = union_find
+        self.merge_dtype = merge_dtype
+
+    def __call__(self, hidden: torch.Tensor, grid: tuple[int, int, int]) -> Reduction:
+        t, h, w = grid
+        x = hidden.reshape(t, h, w, hidden.shape[-1])
+        return merge_video(
+            x,
+            self.tau_s,
+            self.tau_t,
+            root_level=self.root_level,
+            union_find=self.union_find,
+            merge_dtype=self.merge_dtype,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"SttmReducer(tau_s={self.tau_s}, tau_t={self.tau_t}, root_level={self.root_level}, "
+            f"union_find={self.union_find!r}, merge_dtype={self.merge_dtype!r})"
+        )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmms_sttm.engine import SttmReducer, answer, apply_reduction, prefill
+from lmms_sttm.engine import answer, apply_reduction, prefill
+from lmms_sttm.merging.sttm import SttmReducer
 from tests.engine.engine_helpers import FAMILIES, decoder_inputs, logits_by_hand, make_inputs
 
 pytest.importorskip("lmms_sttm.merging.sttm")
