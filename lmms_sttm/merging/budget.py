@@ -234,3 +234,68 @@ class ExactBudget:
 
     def __repr__(self) -> str:
         return f"ExactBudget({self.reducer!r}, retention={self.retention}, tol={self.tol})"
+
+
+class KnobSearch:
+    """Exact budget for a method with a monotone knob: per video, bisects the knob until the plan
+    keeps ``retention`` of the tokens within ``tol / 2``, then trims an overshoot (``trim_to``).
+
+    ``make(value) -> reducer`` builds the method at one knob value; ``knob_range = (lo, hi)``;
+    ``increases``: a larger value keeps more tokens. ``probe``: the reducer at ``hi`` (its
+    ``needs_attention`` is the search's). At most ``max_calls`` plans per video; ``last`` holds the
+    cost. Query-aware reducers get the same ``context`` on every call.
+    """
+
+    def __init__(
+        self,
+        make,
+        knob_range: tuple[float, float],
+        increases: bool,
+        retention: float,
+        tol: float = 0.01,
+        max_calls: int = 16,
+        probe=None,
+    ) -> None:
+        target_count(retention, 1)
+        self.make, self.increases = make, bool(increases)
+        self.lo, self.hi = (float(v) for v in knob_range)
+        self.retention, self.tol, self.max_calls = float(retention), float(tol), int(max_calls)
+        self.needs_attention = bool(
+            getattr(probe if probe is not None else make(self.hi), "needs_attention", False)
+        )
+        self.last: SearchInfo | None = None
+
+    def __call__(self, hidden: torch.Tensor, grid: Grid, context=None) -> Reduction:
+        began = time.perf_counter()
+        extra = {"context": context} if self.needs_attention else {}
+        n = hidden.shape[0]
+        target = target_count(self.retention, n)
+        info = SearchInfo()
+        lo, hi = self.lo, self.hi  # knob values: fewer kept at `lo` side when increases
+        above: Reduction | None = None
+        plan = None
+        for _ in range(self.max_calls):
+            mid = 0.5 * (lo + hi) if info.calls else (hi if self.increases else lo)
+            plan = self.make(mid)(hidden, grid, **extra)
+            info.calls += 1
+            if abs(plan.num_kept - target) <= 0.5 * self.tol * n:
+                break
+            if plan.num_kept > target:
+                above = plan if above is None or plan.num_kept < above.num_kept else above
+                lo, hi = (lo, mid) if self.increases else (mid, hi)
+            else:
+                lo, hi = (mid, hi) if self.increases else (lo, mid)
+            if info.calls == 1 and plan.num_kept < target:
+                break  # the most generous setting keeps too few: nothing to search
+        else:
+            plan = above if above is not None else plan
+        if plan.num_kept > target and abs(plan.num_kept - target) > 0.5 * self.tol * n:
+            info.trimmed = plan.num_kept - target
+            plan = trim_to(plan, target)
+        check_budget(plan, self.retention, self.tol, repr(self))
+        info.seconds = time.perf_counter() - began
+        self.last = info
+        return plan
+
+    def __repr__(self) -> str:
+        return f"KnobSearch(range=({self.lo}, {self.hi}), retention={self.retention}, tol={self.tol})"

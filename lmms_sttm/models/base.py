@@ -23,12 +23,13 @@ from tqdm import tqdm
 from lmms_sttm.engine import patch as engine_patch
 from lmms_sttm.engine import session
 from lmms_sttm.engine.sampling import sampler
+from lmms_sttm.methods.bind import MethodInstance, bind
+from lmms_sttm.methods.spec import BuildContext
 from lmms_sttm.models.checkpoints import load_checkpoint
 from lmms_sttm.models.failures import FailureBudget, free_cuda_cache, is_out_of_memory, stop_run
 from lmms_sttm.models.generate_only import GenerateOnlyLmms
-from lmms_sttm.models.methods import MethodPlan, plan_for
 from lmms_sttm.models.mrope import with_position_ids
-from lmms_sttm.models.paper_settings import MERGE_LAYER, THRESHOLDS, frame_protocol
+from lmms_sttm.models.paper_settings import MERGE_LAYER, frame_protocol
 from lmms_sttm.models.placement import pick_attention, pick_device, pick_dtype
 from lmms_sttm.models.prompts import Prompt, llava_prompt, qwen_prompt, time_instruction
 from lmms_sttm.models.settings import ModelSettings
@@ -74,14 +75,13 @@ class SttmVideoModel(GenerateOnlyLmms):
             raise ValueError("newline applies to the LLaVA models only; Qwen2-VL has no newline tokens")
         if self.family != "qwen" and s.rope_index != "original":
             raise ValueError("rope_index applies to Qwen2-VL / Qwen2.5-VL (M-RoPE) only")
-        if s.method == "sttm" and s.budget is not None and self.paper_key not in THRESHOLDS:
-            raise ValueError(
-                f"the paper has no thresholds for {self.paper_key}; pass tau_s= and tau_t= instead of budget="
+        self.spec = spec = s.spec
+        self.merge_layer = s.merge_layer
+        if self.merge_layer is None:  # the method's own layer (DyCoke: 0), else the paper's for this model
+            self.merge_layer = (
+                spec.default_layer if spec.default_layer is not None else MERGE_LAYER[self.paper_key]
             )
-        self.merge_layer = s.merge_layer if s.merge_layer is not None else MERGE_LAYER[self.paper_key]
-        if s.method == "dycoke" and s.merge_layer is None:
-            self.merge_layer = 0  # full DyCoke: stage 1 before layer 0 (sttm-method.md §11)
-        n_layers = self._model.config.get_text_config().num_hidden_layers
+        self.num_layers = n_layers = self._model.config.get_text_config().num_hidden_layers
         if not 0 <= self.merge_layer < n_layers:
             raise ValueError(f"merge_layer={self.merge_layer} outside 0..{n_layers - 1} for this checkpoint")
         self.engine = engine_patch.apply_reduction(
@@ -123,9 +123,21 @@ class SttmVideoModel(GenerateOnlyLmms):
             return "llava_video_72b"
         return self.paper_model
 
-    def plan_for(self, task: str) -> MethodPlan:
-        """The reduction method's plan for ``task`` (reducer, parameters, query-agnosticism)."""
-        return plan_for(self.settings, self.paper_key, task)
+    def method_for(self, task: str) -> MethodInstance:
+        """The reduction method bound to ``task`` (prefill and decode stages, parameters, layer);
+        ``ValueError`` for settings it cannot serve on this task."""
+        s = self.settings
+        ctx = BuildContext(
+            family=self.family,
+            paper_model=self.paper_key,
+            task=task,
+            layer=self.merge_layer,
+            num_layers=self.num_layers,
+            budget=s.budget,
+            budget_mode=s.budget_mode,
+            retention=s.retention,
+        )
+        return bind(self.spec, s.method_settings, ctx, s.decode_positions)
 
     def frames_for(self, task: str) -> tuple[float, int]:
         fps, cap = frame_protocol(self.family, task)
@@ -206,7 +218,7 @@ class SttmVideoModel(GenerateOnlyLmms):
                 continue
             groups.setdefault((task, str(paths[0])), []).append(i)
         for task in {key[0] for key in groups}:
-            self.plan_for(task)  # configuration errors fail the run on every rank alike
+            self.method_for(task)  # configuration errors fail the run on every rank alike
         bar = tqdm(
             total=sum(map(len, groups.values())),
             desc=f"{self.model_name} rank {self._rank}",
@@ -273,8 +285,8 @@ class SttmVideoModel(GenerateOnlyLmms):
             return
         video, time_text, facts = self.encode(path, task)
         self._video_frames = facts.get("frames")
-        plan = self.plan_for(task)
-        reducer = plan.reducer
+        method = self.method_for(task)
+        reducer = method.prefill
         grid = video.grid if reducer is not None else None
         prefix = None
         for k, (req, slot) in enumerate(zip(reqs, slots, strict=True)):
@@ -282,7 +294,7 @@ class SttmVideoModel(GenerateOnlyLmms):
             max_new, until, pick = self._gen_settings(gen_kwargs, task, req.args[3])
             prompt = self.prompt(ctx, time_text)
             question = self._ids(prompt.question)
-            if self.settings.kv_reuse and plan.query_agnostic:
+            if self.settings.kv_reuse and method.query_agnostic:
                 if prefix is None:
                     inputs, _ = self.prefix_inputs(prompt.prefix, video)
                     prefix = session.prefill(self.engine, inputs, reducer, grid)
@@ -293,7 +305,7 @@ class SttmVideoModel(GenerateOnlyLmms):
                     max_new_tokens=max_new,
                     eos_token_id=self.eos_ids,
                     pick=pick,
-                    kv_pruning=plan.kv_pruning,
+                    kv_pruning=method.decode,
                 )
             else:
                 inputs, ids = self.prefix_inputs(prompt.prefix, video)
@@ -311,7 +323,7 @@ class SttmVideoModel(GenerateOnlyLmms):
                     max_new_tokens=max_new,
                     eos_token_id=self.eos_ids,
                     pick=pick,
-                    kv_pruning=plan.kv_pruning,
+                    kv_pruning=method.decode,
                 )
             text = self.tokenizer.decode(ans.tokens.tolist(), skip_special_tokens=True)
             for stop in until:
@@ -324,11 +336,11 @@ class SttmVideoModel(GenerateOnlyLmms):
             self.stats.write(
                 {
                     "model": self.model_name,
-                    "method": self.settings.method,
+                    "method": self.spec.name,
                     "task": task,
                     "doc_id": req.args[3],
                     "video": path,
-                    "params": plan.params,
+                    "params": method.params,
                     "merge_layer": self.merge_layer,
                     **facts,
                     "visual_tokens": n_visual,
@@ -340,7 +352,7 @@ class SttmVideoModel(GenerateOnlyLmms):
                     "decode_ms": round(1000 * st.decode_s, 3),
                     "new_tokens": st.new_tokens,
                     "prefix_reused": st.prefix_reused,
-                    **({"kv_video_kept": list(st.kv_video_kept)} if plan.kv_pruning is not None else {}),
+                    **({"kv_video_kept": list(st.kv_video_kept)} if method.decode is not None else {}),
                     "answer": text,
                     "error": None,
                     "rank": self._rank,

@@ -1,4 +1,4 @@
-"""The STTM paper's per-benchmark settings: thresholds per budget, frame protocol, merge layer.
+"""The STTM paper's protocol: frame protocol and merge layer per model (thresholds: ``methods/sttm_thresholds``).
 
 Source: the STTM authors' evaluation scripts at commit 00736c7 (``scripts/eval/run_vidqa.sh``),
 transcribed in ``shared/docs/sttm-method.md`` §9.3 and §10.2. ``budget`` is the nominal share of
@@ -7,31 +7,17 @@ visual tokens kept (50 or 30); the thresholds were hand-tuned to land near it on
 
 from __future__ import annotations
 
-BENCHMARKS = ("vnbench", "videomme", "egoschema", "nextqa", "longvideobench", "mlvu")
+from lmms_sttm.methods.sttm_thresholds import BENCHMARKS, THRESHOLDS, benchmark_of, paper_thresholds
 
-# (tau_s, tau_t) per model family key -> budget -> benchmark
-THRESHOLDS: dict[str, dict[int, dict[str, tuple[float, float]]]] = {
-    "llava_video_7b": {
-        50: {"vnbench": (0.85, 0.65), "videomme": (0.85, 0.55), "egoschema": (0.85, 0.55),
-             "nextqa": (0.85, 0.65), "longvideobench": (0.85, 0.60), "mlvu": (0.85, 0.55)},
-        30: {"vnbench": (0.80, 0.60), "videomme": (0.80, 0.50), "egoschema": (0.80, 0.60),
-             "nextqa": (0.80, 0.65), "longvideobench": (0.80, 0.55), "mlvu": (0.80, 0.55)},
-    },
-    "llava_onevision_7b": {
-        50: {"vnbench": (0.90, 0.65), "videomme": (0.85, 0.65), "egoschema": (0.90, 0.60),
-             "nextqa": (0.95, 0.65), "longvideobench": (0.90, 0.60), "mlvu": (0.90, 0.55)},
-        30: {"vnbench": (0.85, 0.65), "videomme": (0.85, 0.55), "egoschema": (0.85, 0.60),
-             "nextqa": (0.90, 0.60), "longvideobench": (0.85, 0.60), "mlvu": (0.85, 0.60)},
-    },
-    "qwen2_vl_7b": {
-        50: {"vnbench": (0.80, 0.65), "videomme": (0.85, 0.60), "longvideobench": (0.85, 0.65)},
-        30: {"vnbench": (0.75, 0.50), "videomme": (0.80, 0.60), "longvideobench": (0.80, 0.60)},
-    },
-    "llava_video_72b": {
-        50: {"videomme": (0.94, 0.82)},
-        30: {"videomme": (0.90, 0.90)},
-    },
-}  # fmt: skip
+__all__ = [
+    "BENCHMARKS",
+    "FRAMES",
+    "MERGE_LAYER",
+    "THRESHOLDS",
+    "benchmark_of",
+    "frame_protocol",
+    "paper_thresholds",
+]
 
 #: decoder layer whose input STTM merges: "before the third layer" for 7B, before layer 0 for 72B
 MERGE_LAYER = {
@@ -44,32 +30,6 @@ MERGE_LAYER = {
 
 #: frame protocol per model family: (target fps, frame cap, frame cap on VNBench)
 FRAMES = {"llava": (1.0, 128, 180), "qwen": (2.0, 256, 360)}
-
-
-def benchmark_of(task: str) -> str | None:
-    """The paper benchmark a task name belongs to (``vnbench_sttm`` -> ``vnbench``), else None."""
-    name = task.lower()
-    for bench in sorted(BENCHMARKS, key=len, reverse=True):
-        if name.startswith(bench):
-            return bench
-    return None
-
-
-def paper_thresholds(model_key: str, budget: int, task: str) -> tuple[float, float]:
-    """``(tau_s, tau_t)`` the authors used for this model, budget and task; clear error if none."""
-    if model_key not in THRESHOLDS:
-        raise ValueError(f"no paper thresholds for model {model_key!r}; known: {sorted(THRESHOLDS)}")
-    by_budget = THRESHOLDS[model_key]
-    if budget not in by_budget:
-        raise ValueError(f"budget={budget} has no paper thresholds; accepted: {sorted(by_budget)}")
-    bench = benchmark_of(task)
-    table = by_budget[budget]
-    if bench not in table:
-        raise ValueError(
-            f"the paper has no {budget}% thresholds for {model_key} on task {task!r} "
-            f"(benchmarks with thresholds: {sorted(table)}); pass tau_s and tau_t explicitly"
-        )
-    return table[bench]
 
 
 def frame_protocol(family: str, task: str) -> tuple[float, int]:

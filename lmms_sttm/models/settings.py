@@ -11,32 +11,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-METHODS = ("none", "sttm", "tome", "dycoke_stage1", "dycoke", "fastv", "framefusion", "pool")
+from lmms_sttm.methods import registry
+from lmms_sttm.methods.bind import check_budget_args, method_settings
+from lmms_sttm.methods.spec import MethodSpec
+
 BUDGET_MODES = ("native", "exact")
 NEWLINE = ("no_token", "grid", "one_token")
 ATTN = ("auto", "sdpa", "eager", "flash_attention_2")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 BACKENDS = ("auto", "decord", "pyav")
 FEATURES_MODES = ("read", "extract")
-BUDGETS = (50, 30)
-# --- baselines as the STTM authors ran them (issue 26): named options for the cleaner variants ---
-#: row order of ToMe / DyCoke stage 1 plans: the authors' (similarity / topk order) or raster
-TOKEN_ORDERS = ("authors", "raster")
-TOKEN_ORDER_METHODS = ("tome", "dycoke_stage1", "dycoke")
-#: DyCoke stage 2 (``engine/kv_pruning.py`` MODES): authors' range and re-selection, the intended
-#: video-only range, or the video range with the 0.9 similarity gate
-DYCOKE_KV = ("authors", "video", "gated")
-# --- end baselines block ---
-# fidelity options (issue 14): the authors' computation is the default, exact variants by name
-UNION_FIND = ("authors", "components")
-MERGE_DTYPES = ("input", "float32")
 ROPE_INDEX = ("original", "transformers")
-# eng26b: engine stages and positions (README "Fidelity: FrameFusion, positions")
+#: LLaVA positions of generated tokens (README "Fidelity"): the authors' N+i, or N'+i
 DECODE_POSITIONS = ("authors", "compact")
-FRAMEFUSION = ("authors", "single_layer")
 _OPTIONAL = (
-    "tau_s",
-    "tau_t",
     "budget",
     "retention",
     "merge_layer",
@@ -48,8 +36,6 @@ _OPTIONAL = (
     "stats_dir",
     "features",
     "features_ckpt",
-    "token_order",
-    "dycoke_kv",
 )
 
 
@@ -69,13 +55,10 @@ class ModelSettings:
 
     pretrained: str
     method: str = "sttm"
-    tau_s: float | None = None
-    tau_t: float | None = None
     budget: int | None = None
     budget_mode: str = "native"
     retention: float | None = None
     merge_layer: int | None = None
-    root_level: int = 1
     max_frames: int | None = None
     fps: float | None = None
     newline: str = "no_token"
@@ -90,70 +73,30 @@ class ModelSettings:
     features: str | None = None
     features_mode: str = "read"
     features_ckpt: str | None = None
-    token_order: str | None = None
-    dycoke_kv: str | None = None
     # gpu15 (failure policy, warm-up): see models/failures.py and models/warmup.py
     max_failures: float = 0.05
     warmup: bool = True
-    union_find: str = "authors"
-    merge_dtype: str = "input"
     rope_index: str = "original"
     decode_positions: str = "authors"
-    framefusion: str = "authors"
+    #: the method's own settings (``MethodSpec.settings``), built from its ``--model_args`` keys
+    method_settings: object = None
 
     def __post_init__(self) -> None:
-        _choice("method", self.method, METHODS)
+        spec = self.spec
         _choice("budget_mode", self.budget_mode, BUDGET_MODES)
         _choice("newline", self.newline, NEWLINE)
         _choice("attn_implementation", self.attn_implementation, ATTN)
         _choice("dtype", self.dtype, DTYPES)
         _choice("video_backend", self.video_backend, BACKENDS)
+        _choice("rope_index", self.rope_index, ROPE_INDEX)
+        _choice("decode_positions", self.decode_positions, DECODE_POSITIONS)
         self._check_features()
-        self._check_baseline_options()
-        self._check_fidelity()
-        self._check_engine_options()
         if not self.pretrained:
             raise ValueError("model_args pretrained= is required (a hub id or a local checkpoint folder)")
-        taus = (self.tau_s, self.tau_t)
-        if self.method == "none":
-            if self.budget is not None or self.retention is not None or any(t is not None for t in taus):
-                raise ValueError(
-                    "method=none keeps every token: do not pass budget, retention, tau_s or tau_t"
-                )
-            if self.budget_mode != "native":
-                raise ValueError("method=none keeps every token: budget_mode=exact does not apply")
-        elif self.budget_mode == "exact":
-            r = self.retention
-            if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1:
-                raise ValueError(f"budget_mode=exact needs retention= in (0, 1] (e.g. 0.3), got {r!r}")
-            if self.budget is not None or any(t is not None for t in taus):
-                raise ValueError(
-                    "budget_mode=exact takes retention= only: do not pass budget, tau_s or tau_t"
-                )
-        elif self.retention is not None:
-            raise ValueError("retention= needs budget_mode=exact (native mode uses budget= or tau_s/tau_t)")
-        elif self.method != "sttm":
-            if any(t is not None for t in taus):
-                raise ValueError(f"tau_s/tau_t are STTM thresholds; method={self.method} takes budget= only")
-            if self.budget not in BUDGETS:
-                raise ValueError(
-                    f"method={self.method} needs budget= (one of {list(BUDGETS)}) or budget_mode=exact with "
-                    f"retention=; got budget={self.budget!r}"
-                )
-        else:
-            if self.budget is not None and any(t is not None for t in taus):
-                raise ValueError(
-                    "pass either budget= (the paper's thresholds) or tau_s= and tau_t=, not both"
-                )
-            if self.budget is None and None in taus:
-                raise ValueError(
-                    f"method={self.method} needs budget= (one of {list(BUDGETS)}) or both tau_s= and tau_t="
-                )
-            if self.budget is not None and self.budget not in BUDGETS:
-                raise ValueError(
-                    f"model_args budget={self.budget!r} is not accepted; use one of {list(BUDGETS)}"
-                )
-        for name in ("merge_layer", "max_frames", "root_level"):
+        if self.method_settings is None and spec.settings is not None:
+            object.__setattr__(self, "method_settings", method_settings(spec, {}))
+        check_budget_args(spec, self.method_settings, self.budget, self.budget_mode, self.retention)
+        for name in ("merge_layer", "max_frames"):
             v = getattr(self, name)
             if v is not None and (
                 not isinstance(v, int) or isinstance(v, bool) or v < (1 if name == "max_frames" else 0)
@@ -188,65 +131,62 @@ class ModelSettings:
         if self.features_mode == "extract" and self.method != "none":
             raise ValueError("features_mode=extract only writes features: pass method=none")
 
-    def _check_baseline_options(self) -> None:
-        """``token_order`` (ToMe, DyCoke) and ``dycoke_kv`` (DyCoke) only with the methods they change;
-        absent means the authors' behaviour."""
-        if self.token_order is not None:
-            _choice("token_order", self.token_order, TOKEN_ORDERS)
-            if self.method not in TOKEN_ORDER_METHODS:
-                raise ValueError(
-                    f"model_args token_order= applies to method in {list(TOKEN_ORDER_METHODS)}, not {self.method}"
-                )
-        if self.dycoke_kv is not None:
-            _choice("dycoke_kv", self.dycoke_kv, DYCOKE_KV)
-            if self.method != "dycoke":
-                raise ValueError(f"model_args dycoke_kv= applies to method=dycoke, not {self.method}")
-
-    def _check_fidelity(self) -> None:
-        """``union_find``/``merge_dtype`` (STTM merging) and ``rope_index`` (Qwen M-RoPE positions)."""
-        _choice("union_find", self.union_find, UNION_FIND)
-        _choice("merge_dtype", self.merge_dtype, MERGE_DTYPES)
-        _choice("rope_index", self.rope_index, ROPE_INDEX)
-        changed = [
-            k
-            for k, default in (("union_find", "authors"), ("merge_dtype", "input"))
-            if getattr(self, k) != default
-        ]
-        if changed and self.method != "sttm":
-            raise ValueError(
-                f"model_args {', '.join(changed)} apply to method=sttm only, not method={self.method}"
-            )
-
-    def _check_engine_options(self) -> None:
-        """``decode_positions`` authors|compact (LLaVA decode positions); ``framefusion``
-        authors|single_layer (only with ``method=framefusion``; ``budget_mode=exact`` trims the
-        single-layer variant, recorded as such)."""
-        _choice("decode_positions", self.decode_positions, DECODE_POSITIONS)
-        _choice("framefusion", self.framefusion, FRAMEFUSION)
-        if self.framefusion != "authors" and self.method != "framefusion":
-            raise ValueError(f"framefusion={self.framefusion} applies to method=framefusion only")
+    @property
+    def spec(self) -> MethodSpec:
+        """The method's spec (``methods/registry.py``); ``ValueError`` when ``method=`` names nothing."""
+        return registry.get(self.method)
 
     @classmethod
     def accepted_keys(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+        """The model's own keys (every method also takes the keys of its settings)."""
+        return [f.name for f in fields(cls) if f.name != "method_settings"]
 
     @classmethod
     def from_model_args(cls, **kwargs) -> ModelSettings:
-        """Build from lmms-eval's keyword arguments; ``batch_size`` must be 1."""
+        """Build from lmms-eval's keyword arguments; ``batch_size`` must be 1.
+
+        Keys of the model (``accepted_keys``) and keys of the chosen method's settings are accepted;
+        a key of another method fails naming the methods it belongs to.
+        """
         batch_size = kwargs.pop("batch_size", 1)
         kwargs.pop("max_batch_size", None)
         if int(batch_size) != 1:
             raise ValueError(f"batch_size must be 1 for video reduction runs, got {batch_size}")
-        unknown = sorted(set(kwargs) - set(cls.accepted_keys()))
+        method = kwargs.get("method", "sttm")
+        spec = registry.get(method)
+        own = set(spec.setting_names())
+        model_keys = set(cls.accepted_keys())
+        unknown = sorted(set(kwargs) - model_keys - own)
         if unknown:
-            raise ValueError(f"unknown model_args {unknown}; accepted keys: {cls.accepted_keys()}")
-        clean = {k: _none(v) if k in _OPTIONAL else v for k, v in kwargs.items()}
-        for k in ("tau_s", "tau_t", "fps", "retention", "max_failures"):
+            owners = _owners(unknown[0])
+            if owners:
+                where = f"method={owners[0]}" if len(owners) == 1 else f"method in {owners}"
+                raise ValueError(f"model_args {unknown[0]}= applies to {where}, not {spec.name}")
+            raise ValueError(
+                f"unknown model_args {unknown}; accepted keys: {cls.accepted_keys()} "
+                f"and method={spec.name}'s {sorted(own)}"
+            )
+        clean = {k: _none(v) if k in _OPTIONAL else v for k, v in kwargs.items() if k in model_keys}
+        for k in ("fps", "retention", "max_failures"):
             if isinstance(clean.get(k), int) and not isinstance(clean[k], bool):
                 clean[k] = float(clean[k])
         if isinstance(clean.get("pretrained"), (int, float)):
             clean["pretrained"] = str(clean["pretrained"])
+        clean["method_settings"] = method_settings(spec, {k: v for k, v in kwargs.items() if k in own})
         return cls(**clean)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Every setting; the method's own under their keys (as they were passed)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "method_settings"}
+        if self.method_settings is not None:
+            out.update(asdict(self.method_settings))
+        return out
+
+
+def _owners(key: str) -> list[str]:
+    """The built-in methods that take ``key`` as one of their settings."""
+    owners = []
+    for name in registry.BUILTIN:
+        if key in registry.get(name).setting_names():
+            owners.append(name)
+    return owners

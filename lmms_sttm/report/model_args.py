@@ -8,18 +8,18 @@ the same frames and may be compared.
 
 from __future__ import annotations
 
+import functools
+
 #: arguments that do not change what is computed (placement, logging)
 RUNTIME_KEYS = frozenset(
     {"device", "device_map", "stats_dir", "gpus_per_replica", "batch_size", "max_batch_size"}
 )
 #: arguments that choose the frames the model sees
 FRAME_KEYS = ("max_frames", "fps")
-#: arguments that differ between a reduced run and its unreduced reference by design
-METHOD_KEYS = frozenset(
-    {"method", "tau_s", "tau_t", "budget", "budget_mode", "retention", "merge_layer", "root_level"}
-    | {"token_order", "dycoke_kv"}  # baseline options (models/settings.py)
-    | {"union_find", "merge_dtype"}  # STTM-only fidelity options (issue 14)
-    | {"decode_positions", "framefusion"}  # eng26b: engine options of reduced runs
+#: arguments every method takes that differ between a reduced run and its unreduced reference by
+#: design; the other method keys are each method's own settings (``MethodSpec.settings``)
+GENERIC_METHOD_KEYS = frozenset(
+    {"method", "budget", "budget_mode", "retention", "merge_layer", "decode_positions"}
 )
 #: the default ``method`` of this plugin's models (``ModelSettings.method``)
 PLUGIN_DEFAULT_METHOD = "sttm"
@@ -80,6 +80,31 @@ def frames_label(frames: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in frames.items()) or "protocol default"
 
 
-def shared_setting(setting: dict[str, str]) -> dict[str, str]:
-    """The non-method, non-frame settings (dtype, newline, ...) a reference should share."""
-    return {k: v for k, v in setting.items() if k not in METHOD_KEYS and k not in FRAME_KEYS}
+def is_method_key(key: str, method: str | None = None) -> bool:
+    """Whether ``key`` belongs to the reduction method: a key every method takes
+    (``GENERIC_METHOD_KEYS``) or a settings field of a built-in method or of ``method``."""
+    return (
+        key in GENERIC_METHOD_KEYS
+        or key in _method_setting_names(None)
+        or key in _method_setting_names(method)
+    )
+
+
+@functools.cache
+def _method_setting_names(method: str | None) -> frozenset[str]:
+    from lmms_sttm.methods import registry
+
+    names = registry.BUILTIN if method is None else [method]
+    out: set[str] = set()
+    for name in names:
+        try:
+            out.update(registry.get(name).setting_names())
+        except ValueError:  # a method this process cannot load: its keys stay unknown here
+            continue
+    return frozenset(out)
+
+
+def shared_setting(setting: dict[str, str], method: str | None = None) -> dict[str, str]:
+    """The non-method, non-frame settings (dtype, newline, ...) a reference should share
+    (``method``: the row's method, whose own keys are method keys too)."""
+    return {k: v for k, v in setting.items() if not is_method_key(k, method) and k not in FRAME_KEYS}

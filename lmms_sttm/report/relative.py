@@ -77,8 +77,8 @@ def find_reference(row: Row, rows: list[Row]) -> tuple[Row | None, str | None]:
         )
     if len(same_frames) == 1:
         return same_frames[0], None
-    wanted = shared_setting(row.setting)
-    exact = [r for r in same_frames if shared_setting(r.setting) == wanted]
+    wanted = shared_setting(row.setting, row.method)
+    exact = [r for r in same_frames if shared_setting(r.setting, r.method) == wanted]
     if len(exact) == 1:
         return exact[0], None
     names = "; ".join(setting_label(r.setting) for r in (exact or same_frames))

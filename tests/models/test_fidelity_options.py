@@ -10,11 +10,11 @@ import torch
 from lmms_sttm.data.synthetic import ClipSpec, ensure_clip
 from lmms_sttm.merging.sttm import merge_video
 from lmms_sttm.models.llava_video_sttm import LlavaVideoSttm
-from lmms_sttm.models.methods import plan_for
 from lmms_sttm.models.mrope import mrope_position_ids
 from lmms_sttm.models.qwen2_vl_sttm import Qwen2VLSttm, Qwen25VLSttm
 from lmms_sttm.models.settings import ModelSettings
-from lmms_sttm.report.model_args import METHOD_KEYS
+from lmms_sttm.report.model_args import is_method_key
+from tests.models.method_helpers import plan_for
 
 
 def _settings(**kw):
@@ -23,30 +23,34 @@ def _settings(**kw):
 
 def test_defaults_are_the_authors_and_options_reach_the_reducers():
     s = _settings(budget=50)
-    assert (s.union_find, s.merge_dtype, s.rope_index) == ("authors", "input", "original")
+    assert (s.method_settings.union_find, s.method_settings.merge_dtype, s.rope_index) == (
+        "authors",
+        "input",
+        "original",
+    )
     plan = plan_for(s, "llava_video_7b", "videomme_sttm")
     assert plan.params["union_find"] == "authors" and plan.params["merge_dtype"] == "input"
     exact = _settings(tau_s=0.9, tau_t=0.8, union_find="components", merge_dtype="float32")
     plan = plan_for(exact, "llava_video_7b", "videomme_sttm")
-    assert (plan.reducer.union_find, plan.reducer.merge_dtype) == ("components", "float32")
+    assert (plan.prefill.union_find, plan.prefill.merge_dtype) == ("components", "float32")
     assert plan.params["union_find"] == "components" and plan.params["merge_dtype"] == "float32"
     budget = plan_for(
         _settings(budget_mode="exact", retention=0.3, union_find="components"),
         "llava_video_7b",
         "videomme_sttm",
     )
-    assert budget.reducer.merge_options == {"union_find": "components", "merge_dtype": "input"}
+    assert budget.prefill.merge_options == {"union_find": "components", "merge_dtype": "input"}
     assert budget.params["union_find"] == "components"
     # the reducers run merge_video with those options
     x = torch.randn(6, 14, 14, 32, generator=torch.Generator().manual_seed(0)).cumsum(0).to(torch.bfloat16)
-    ours = plan_for(_settings(tau_s=0.9, tau_t=0.8), "llava_video_7b", "t").reducer(
+    ours = plan_for(_settings(tau_s=0.9, tau_t=0.8), "llava_video_7b", "t").prefill(
         x.reshape(-1, 32), (6, 14, 14)
     )
-    theirs = plan_for(exact, "llava_video_7b", "t").reducer(x.reshape(-1, 32), (6, 14, 14))
+    theirs = plan_for(exact, "llava_video_7b", "t").prefill(x.reshape(-1, 32), (6, 14, 14))
     assert torch.equal(ours.token_map, merge_video(x, 0.9, 0.8).token_map)
     want = merge_video(x, 0.9, 0.8, union_find="components", merge_dtype="float32")
     assert torch.equal(theirs.token_map, want.token_map)
-    assert {"union_find", "merge_dtype"} <= METHOD_KEYS and "rope_index" not in METHOD_KEYS
+    assert is_method_key("union_find") and is_method_key("merge_dtype") and not is_method_key("rope_index")
 
 
 @pytest.mark.parametrize(
@@ -64,8 +68,8 @@ def test_defaults_are_the_authors_and_options_reach_the_reducers():
             {"budget": 50, "rope_index": "hf"},
             r"rope_index='hf' is not accepted; use one of \['original', 'transformers'\]",
         ),
-        ({"method": "tome", "budget": 50, "union_find": "components"}, "apply to method=sttm only"),
-        ({"method": "none", "merge_dtype": "float32"}, "apply to method=sttm only"),
+        ({"method": "tome", "budget": 50, "union_find": "components"}, "applies to method=sttm, not tome"),
+        ({"method": "none", "merge_dtype": "float32"}, "applies to method=sttm, not none"),
     ],
 )
 def test_bad_fidelity_options_fail_naming_the_accepted_values(kwargs, match):

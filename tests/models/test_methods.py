@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from lmms_sttm.merging.budget import ExactBudget, SttmExactReducer
-from lmms_sttm.models.methods import plan_for
 from lmms_sttm.models.settings import ModelSettings
+from tests.models.method_helpers import plan_for
 
 NATIVE = {
     "tome": ("prune", 0.50, 0.70, True),
@@ -30,25 +30,25 @@ def test_budget_selects_the_authors_settings(method):
         plan = _plan(method=method, budget=budget)
         assert plan.params[knob] == value and plan.params["budget_mode"] == "native"
         assert plan.query_agnostic is agnostic
-        assert getattr(plan.reducer, "needs_attention", False) is (not agnostic)
+        assert getattr(plan.prefill, "needs_attention", False) is (not agnostic)
 
 
 @pytest.mark.parametrize("method", ["sttm", *sorted(NATIVE)])
 def test_exact_mode_labels_its_params(method):
     plan = _plan(method=method, budget_mode="exact", retention=0.3)
     assert plan.params["budget_mode"] == "exact" and plan.params["retention"] == 0.3
-    assert isinstance(plan.reducer, SttmExactReducer if method == "sttm" else ExactBudget)
+    assert isinstance(plan.prefill, SttmExactReducer if method == "sttm" else ExactBudget)
     x = torch.randn(4 * 14 * 14, 16)
     ctx = type("Ctx", (), {"scores": torch.rand(x.shape[0]), "layer": 2, "num_layers": 28})()
-    extra = {"context": ctx} if plan.reducer.needs_attention else {}
-    assert abs(plan.reducer(x, (4, 14, 14), **extra).ratio - 0.3) <= 0.01
+    extra = {"context": ctx} if plan.prefill.needs_attention else {}
+    assert abs(plan.prefill(x, (4, 14, 14), **extra).ratio - 0.3) <= 0.01
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"method": "tome"}, r"method=tome needs budget= \(one of \[50, 30\]\)"),
-        ({"method": "fastv", "tau_s": 0.8, "tau_t": 0.5}, "tau_s/tau_t are STTM thresholds"),
+        ({"method": "fastv", "tau_s": 0.8, "tau_t": 0.5}, "tau_s= applies to method=sttm, not fastv"),
         ({"budget_mode": "exact"}, r"needs retention= in \(0, 1\]"),
         ({"budget_mode": "exact", "retention": 1.5}, "retention="),
         ({"budget_mode": "exact", "retention": 0.3, "budget": 30}, "takes retention= only"),
@@ -85,7 +85,7 @@ def _runs_with_and_without_reuse(tiny_checkpoints, tmp_path, **model_args) -> di
             pretrained=tiny_checkpoints("llava_video"), kv_reuse=reuse, stats_dir=str(tmp_path / str(reuse)),
             **model_args,
         )  # fmt: skip
-        assert m.plan_for("probe_sttm").query_agnostic is False
+        assert m.method_for("probe_sttm").query_agnostic is False
         runs[reuse] = (_run(m, {0: clip, 2: clip}), m.stats.records, m)
     return runs
 
@@ -107,21 +107,21 @@ def test_dycoke_plan_is_stage1_plus_kv_pruning():
 
     for budget, prune in ((50, 0.70), (30, 0.925)):
         plan = _plan(method="dycoke", budget=budget)
-        assert isinstance(plan.reducer, DycokeStage1Reducer) and plan.reducer.prune == prune
-        assert plan.query_agnostic is False and plan.reducer.needs_attention is False
-        assert plan.kv_pruning == KvPruning(layer=3, prune=0.8, similarity=None, span="authors")
+        assert isinstance(plan.prefill, DycokeStage1Reducer) and plan.prefill.prune == prune
+        assert plan.query_agnostic is False and plan.prefill.needs_attention is False
+        assert plan.decode == KvPruning(layer=3, prune=0.8, similarity=None, span="authors")
         assert plan.params == {
             "prune": prune, "budget": budget, "budget_mode": "native", "retention": None,
             "token_order": "authors", "dycoke_kv": "authors", "kv_layer": 3, "kv_prune": 0.8,
             "kv_similarity": None, "kv_span": "authors", "decode_positions": "authors",
         }  # fmt: skip
     gated = _plan(method="dycoke", budget=50, dycoke_kv="gated")
-    assert gated.kv_pruning == KvPruning(layer=3, prune=0.8, similarity=0.9, span="video")
+    assert gated.decode == KvPruning(layer=3, prune=0.8, similarity=0.9, span="video")
     assert gated.params["dycoke_kv"] == "gated" and gated.params["kv_span"] == "video"
-    assert _plan(method="dycoke", budget=50, dycoke_kv="video").kv_pruning.similarity is None
+    assert _plan(method="dycoke", budget=50, dycoke_kv="video").decode.similarity is None
     exact = _plan(method="dycoke", budget_mode="exact", retention=0.3)
-    assert isinstance(exact.reducer, ExactBudget) and exact.kv_pruning is not None
-    assert _plan(method="dycoke_stage1", budget=30).kv_pruning is None
+    assert isinstance(exact.prefill, ExactBudget) and exact.decode is not None
+    assert _plan(method="dycoke_stage1", budget=30).decode is None
 
 
 @pytest.mark.parametrize("method", ["tome", "dycoke_stage1", "dycoke"])
@@ -129,7 +129,7 @@ def test_token_order_option_reaches_the_reducer(method):
     for budget_mode, kw in (("native", {"budget": 50}), ("exact", {"retention": 0.4})):
         default = _plan(method=method, budget_mode=budget_mode, **kw)
         raster = _plan(method=method, budget_mode=budget_mode, token_order="raster", **kw)
-        inner = lambda p: p.reducer.reducer if isinstance(p.reducer, ExactBudget) else p.reducer  # noqa: E731
+        inner = lambda p: p.prefill.reducer if isinstance(p.prefill, ExactBudget) else p.prefill  # noqa: E731
         assert inner(default).order == "authors" and default.params["token_order"] == "authors"
         assert inner(raster).order == "raster" and raster.params["token_order"] == "raster"
     assert "token_order" not in _plan(method="fastv", budget=50).params
@@ -170,19 +170,22 @@ def test_engine_options_and_position_rules():
     from lmms_sttm.merging.framefusion_authors import FrameFusion
 
     plan = _plan(method="framefusion", budget=30)
-    assert isinstance(plan.reducer, FrameFusion) and is_staged(plan.reducer) and plan.reducer.cost == 0.3
+    assert isinstance(plan.prefill, FrameFusion) and is_staged(plan.prefill) and plan.prefill.cost == 0.3
     assert plan.params["framefusion"] == "authors" and plan.params["decode_positions"] == "authors"
     single = _plan(method="framefusion", budget=30, framefusion="single_layer", decode_positions="compact")
-    assert isinstance(single.reducer, FrameFusionReducer) and single.reducer.position_rule == "original"
+    assert isinstance(single.prefill, FrameFusionReducer) and single.prefill.position_rule == "original"
     assert single.params["framefusion"] == "single_layer" and single.params["decode_positions"] == "compact"
     exact = _plan(method="framefusion", budget_mode="exact", retention=0.3)
-    assert exact.params["framefusion"] == "single_layer" and exact.reducer.position_rule == "original"
-    assert _plan(method="fastv", budget=50).reducer.position_rule == "original"
-    assert getattr(_plan(method="tome", budget=50).reducer, "position_rule", None) is None
+    assert exact.params["framefusion"] == "single_layer" and exact.prefill.position_rule == "original"
+    assert _plan(method="fastv", budget=50).prefill.position_rule == "original"
+    assert getattr(_plan(method="tome", budget=50).prefill, "position_rule", None) is None
     for kwargs, match in [
         ({"budget": 30, "decode_positions": "full"}, r"decode_positions='full' is not accepted"),
         ({"method": "framefusion", "budget": 30, "framefusion": "two"}, r"framefusion='two' is not accepted"),
-        ({"method": "fastv", "budget": 30, "framefusion": "single_layer"}, "method=framefusion only"),
+        (
+            {"method": "fastv", "budget": 30, "framefusion": "single_layer"},
+            "framefusion= applies to method=framefusion, not fastv",
+        ),
     ]:
         with pytest.raises(ValueError, match=match):
             ModelSettings.from_model_args(pretrained="/c", **kwargs)

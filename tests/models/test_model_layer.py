@@ -133,15 +133,15 @@ def test_llava_newline_layouts_and_time_instruction(tiny_checkpoints, clips):
 
 def test_budget_picks_paper_thresholds_and_bad_configs_fail(tiny_checkpoints):
     m = LlavaVideoSttm(pretrained=tiny_checkpoints("llava_video"), budget=30)
-    plan = m.plan_for("videomme_sttm")
+    plan = m.method_for("videomme_sttm")
     assert (plan.params["tau_s"], plan.params["tau_t"]) == (0.80, 0.50)
-    assert (plan.reducer.tau_s, plan.reducer.tau_t) == (0.80, 0.50)
+    assert (plan.prefill.tau_s, plan.prefill.tau_t) == (0.80, 0.50)
     with pytest.raises(ValueError, match="no 30% thresholds"):
-        m.plan_for("synthetic_needle_sttm")
+        m.method_for("synthetic_needle_sttm")
     with pytest.raises(ValueError, match="merge_layer=9"):
         LlavaVideoSttm(pretrained=tiny_checkpoints("llava_video"), budget=30, merge_layer=9)
     with pytest.raises(ValueError, match="no thresholds for qwen2_5_vl_7b"):
-        Qwen25VLSttm(pretrained=tiny_checkpoints("qwen2_5_vl"), budget=50)
+        Qwen25VLSttm(pretrained=tiny_checkpoints("qwen2_5_vl"), budget=50).method_for("videomme_sttm")
 
 
 def test_sampling_is_seeded_per_question_and_independent_of_prefix_reuse(tiny_checkpoints, clips):

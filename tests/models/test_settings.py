@@ -11,11 +11,16 @@ from lmms_sttm.models.settings import ModelSettings
 def test_defaults_and_lmms_eval_style_values():
     s = ModelSettings.from_model_args(pretrained="/ckpt", budget=50, batch_size="1", max_batch_size=None)
     assert s.method == "sttm" and s.budget == 50 and s.newline == "no_token" and s.kv_reuse is True
-    assert s.root_level == 1 and s.merge_layer is None and s.attn_implementation == "auto"
+    assert s.method_settings.root_level == 1 and s.merge_layer is None and s.attn_implementation == "auto"
     s = ModelSettings.from_model_args(
         pretrained="/ckpt", tau_s=1, tau_t=0.5, stats_dir="None", kv_reuse=False
     )
-    assert s.tau_s == 1.0 and isinstance(s.tau_s, float) and s.stats_dir is None and s.kv_reuse is False
+    assert (
+        s.method_settings.tau_s == 1.0
+        and isinstance(s.method_settings.tau_s, float)
+        and s.stats_dir is None
+        and s.kv_reuse is False
+    )
     assert ModelSettings.from_model_args(pretrained="/c", method="none").as_dict()["method"] == "none"
 
 
