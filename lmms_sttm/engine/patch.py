@@ -42,8 +42,9 @@ from lmms_sttm.engine.masks import check_attention, segment_masks
 from lmms_sttm.engine.query_aware import needs_attention
 from lmms_sttm.engine.reducer import Grid, Reducer
 from lmms_sttm.engine.segmented_cache import DECODE_POSITIONS, SegmentedCache
-from lmms_sttm.engine.segments import ForwardPlan
+from lmms_sttm.engine.segments import SegmentBook
 from lmms_sttm.engine.span import has_video_tokens, locate_video_span
+from lmms_sttm.engine.stage_driver import StageDriver
 from lmms_sttm.engine.stages import is_staged, start_run
 from lmms_sttm.engine.timing import model_devices
 from lmms_sttm.engine.video import ReductionRecord, VideoSpec
@@ -82,7 +83,8 @@ class ReductionEngine:
         self.video_token_id = video_token_id
         self.last_reduction: ReductionRecord | None = None
         self._video: VideoSpec | None = None
-        self._call: ForwardPlan | None = None
+        self._book: SegmentBook | None = None  # the active forward's segments
+        self._driver: StageDriver | None = None  # its stages, in the chunk that holds the video
         self._pending_ids: torch.Tensor | None = None
         self._param_names = list(inspect.signature(self.text_model.forward).parameters)
         self._layer_types = list(
@@ -129,7 +131,7 @@ class ReductionEngine:
         for handle in self._handles + self._mid_handles:
             handle.remove()
         self._handles, self._mid_handles = [], []
-        self._call = self._pending_ids = self._video = None
+        self._book = self._driver = self._pending_ids = self._video = None
         if _ENGINES.get(id(self.text_model)) is self:
             del _ENGINES[id(self.text_model)]
 
@@ -183,7 +185,7 @@ class ReductionEngine:
         if input_ids is None:
             input_ids = self._pending_ids
         self._pending_ids = None
-        self._call = None
+        self._book = self._driver = None
         cache = hf_compat.read_cache(kwargs)
         video = self._video
         if video is None and not isinstance(cache, SegmentedCache):
@@ -206,15 +208,15 @@ class ReductionEngine:
             self._hook_layers_from(cache.splits[0])
 
         q, device = embeds.shape[1], embeds.device
-        plan = ForwardPlan.start(
-            self.family.position_mode, cache, q, kwargs.get("position_ids"), device, self.decode_positions
-        )
-        plan.num_layers = len(module.layers)
+        mode = self.family.position_mode
+        book = SegmentBook.start(mode, cache, q, kwargs.get("position_ids"), device, self.decode_positions)
+        driver = None
         if cache is None or cache.logical_length == 0:
             if video is not None:
-                plan.span_start, plan.video = self._locate_span(input_ids, video, q), video
-                plan.run = start_run(video.reducer, video.grid, plan.num_layers, self.layer)
-                plan.devices = model_devices(module)  # every GPU the timed stages must wait for
+                run = start_run(video.reducer, video.grid, len(module.layers), self.layer)
+                span = self._locate_span(input_ids, video, q)
+                # every GPU the timed stages must wait for
+                driver = StageDriver(video, run, span, len(module.layers), mode, model_devices(module))
                 if is_staged(video.reducer):  # its stages may sit at any layer, inside layers too
                     self._hook_layers_from(0)
                     self._hook_attention_points()
@@ -223,33 +225,36 @@ class ReductionEngine:
                 "reduction engine: video tokens are only supported in the first chunk on a cache"
             )
         past = cache.logical_length if cache is not None else 0
-        kwargs["position_ids"] = plan.full_positions
+        kwargs["position_ids"] = book.full_positions
         kwargs["attention_mask"] = segment_masks(module.config, q, past, embeds.dtype, device)
-        self._call = plan
+        self._book, self._driver = book, driver
         return (), kwargs
 
     def _make_layer_hook(self, index: int):
         def hook(module, args, kwargs):
-            call = self._call
-            if call is None:
+            book, driver = self._book, self._driver
+            if book is None:
                 return None
-            hf_compat.check_layer_cache(module, kwargs, call.cache)
+            hf_compat.check_layer_cache(module, kwargs, book.cache)
             kwargs = dict(kwargs)
             if args:
                 hidden, rest = args[0], args[1:]
             else:
                 hidden, rest = kwargs.pop("hidden_states"), ()
-            before = call.record
-            hidden = call.enter_layer(index, self.text_model, hidden)
-            if call.record is not before:
-                self.last_reduction = call.record
-            segment = call.segment_kwargs()
+            if driver is not None:
+                before = driver.record
+                hidden = driver.enter_layer(index, self.text_model, hidden, book)
+                if driver.record is not before:
+                    self.last_reduction = driver.record
+            else:
+                book.enter_cached(index, self.text_model, hidden)
+            segment = book.segment_kwargs()
             if segment is not None:
                 kwargs["attention_mask"] = segment.masks[self._layer_types[index]]
                 kwargs["position_embeddings"] = segment.rotary
                 kwargs["position_ids"] = segment.layer_position_ids
-            if call.reducing:
-                call.bind_scores(index, module, hidden, kwargs.get("position_embeddings"))
+            if driver is not None:
+                driver.bind_scores(index, module, hidden, kwargs.get("position_embeddings"))
             return (hidden, *rest), kwargs
 
         return hook
@@ -258,36 +263,43 @@ class ReductionEngine:
         full = {}
 
         def mid(module, args):
-            call = self._call
-            if call is None or not call.reducing:
+            driver = self._driver
+            if driver is None:
                 return None
-            reduced = call.after_attention(index, args[0])
+            reduced = driver.after_attention(index, args[0], self._book)
             if reduced is None:
                 return None
             full[index] = args[0].shape[1]
-            if call.record is not None:
-                self.last_reduction = call.record
+            if driver.record is not None:
+                self.last_reduction = driver.record
             return (reduced,)
 
         def scatter(module, args, output):
-            call = self._call
-            if call is None or index not in full:
+            driver = self._driver
+            if driver is None or index not in full:
                 return None
-            return call.scatter_mlp(index, output, full.pop(index))
+            return driver.scatter_mlp(index, output, full.pop(index))
 
         return mid, scatter
 
     def _after_text_model(self, module, args, kwargs, output):
         self._unhook_attention_points()
-        call, self._call = self._call, None
-        if call is None:
+        book, driver = self._book, self._driver
+        self._book = self._driver = None
+        if book is None:
             return None
         if output is None:  # the forward raised: some layers may already hold this chunk
-            if call.cache is not None:
-                call.cache.failed = True
+            if book.cache is not None:
+                book.cache.failed = True
             return None
-        hf_compat.check_cache_written(call.cache)
-        call.finish()
+        hf_compat.check_cache_written(book.cache)
+        if driver is not None:
+            driver.check_done()
+            book.finish(driver.splits, reduced=True, prompt_ends=driver.video.prompt_ends)
+        else:  # a chunk right after a question-free prefix completes the prompt (the question)
+            cache = book.cache
+            follows_prefix = cache is not None and 0 < cache.frozen_length == cache.logical_length
+            book.finish(None, reduced=False, prompt_ends=follows_prefix)
         return None
 
     # ----------------------------------------------------------------- helpers

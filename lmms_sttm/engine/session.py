@@ -22,9 +22,11 @@ import torch
 from lmms_sttm.engine.hf_compat import cache_kwargs
 from lmms_sttm.engine.kv_pruning import KvPruner, KvPruning
 from lmms_sttm.engine.patch import ReductionEngine
+from lmms_sttm.engine.query_aware import needs_attention
 from lmms_sttm.engine.reducer import Grid, Reducer
 from lmms_sttm.engine.sampling import greedy
 from lmms_sttm.engine.segmented_cache import SegmentedCache
+from lmms_sttm.engine.stages import is_staged
 from lmms_sttm.engine.timing import clock, model_devices
 
 
@@ -109,15 +111,26 @@ def prefill(
     grid: Grid | None = None,
     *,
     span_start: int | None = None,
+    whole_prompt: bool = False,
 ) -> Prefix:
-    """Runs the model once on ``inputs`` (processor outputs for the prefix, batch 1) into a new cache.
+    """Runs the model once on ``inputs`` (processor outputs, batch 1) into a new cache.
 
     With a ``reducer``, the video span is reduced before layer k; ``grid`` defaults to the one the
     family reads from ``inputs`` (``video_grid_thw`` / ``pixel_values_videos``). Without one, the
     prefix is prefilled unreduced (still reusable).
+
+    The prompt's end is explicit. ``whole_prompt=False`` (default): ``inputs`` are a question-free
+    prefix that ``answer`` extends with each question; a stage that reads the question (the last
+    prompt token's attention) is refused with a ``ValueError``. ``whole_prompt=True``: ``inputs``
+    hold the question too, the prompt ends here and ``answer`` takes an empty question.
     """
     if reducer is None and grid is not None:
         raise ValueError("a grid without a reducer: pass reducer=identity_reducer for an unreduced run")
+    if not whole_prompt and reducer is not None and not is_staged(reducer) and needs_attention(reducer):
+        raise ValueError(
+            f"{reducer!r} reads the last prompt token's attention (the question): a question-free prefix "
+            "cannot be reduced by it; prefill the whole prompt per question (whole_prompt=True)"
+        )
     model = engine.model
     devices = model_devices(model)  # every GPU the model occupies (device_map=auto spans several)
     cache = engine.new_cache()
@@ -127,7 +140,7 @@ def prefill(
         out = model(**inputs, **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1)
     else:
         grid = engine.family.grid_from_inputs(model, inputs) if grid is None else grid
-        with engine.video(grid, reducer, span_start=span_start, prompt_ends=False):
+        with engine.video(grid, reducer, span_start=span_start, prompt_ends=whole_prompt):
             out = model(**inputs, **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1)
     seconds = clock(devices) - began
     record = engine.last_reduction if reducer is not None else None
@@ -210,7 +223,7 @@ def answer(
     if kv_pruning is not None:
         if prefix.video_span is None:
             raise ValueError("KV pruning needs a reduced prefix (its video span)")
-        pruner = KvPruner(engine, kv_pruning, prefix.video_span, prefix.visual_tokens)
+        pruner = KvPruner(engine, kv_pruning, prefix.video_span, prefix.visual_tokens, cache.splits[-1])
     try:
         while len(tokens) < max_new_tokens and int(token) not in eos:
             logits = model(input_ids=token, **cache_kwargs(model, cache), use_cache=True).logits[:, -1]
@@ -252,7 +265,7 @@ def generate(
     kv_pruning: KvPruning | None = None,
 ) -> Answer:
     """One question, no reuse: prefill the whole prompt (reducing at layer k) and decode."""
-    prefix = prefill(engine, inputs, reducer, grid, span_start=span_start)
+    prefix = prefill(engine, inputs, reducer, grid, span_start=span_start, whole_prompt=True)
     empty = torch.zeros(1, 0, dtype=torch.long)
     return answer(
         engine,

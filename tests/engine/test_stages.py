@@ -160,12 +160,16 @@ def test_decode_positions_after_a_reused_prefix(tiny, engines, decode):
 @pytest.mark.parametrize("rule", ["renumber", "original"])
 def test_position_rule_of_the_method(tiny, engines, family, rule):
     """FastV / FrameFusion keep the survivors' original ids on LLaVA (``position_rule="original"``);
-    M-RoPE families always keep original ids. First-token and decode logits by hand."""
+    M-RoPE families keep original ids, and asking them to renumber is an error (no silent
+    replacement). First-token and decode logits by hand."""
     model, video = tiny(family), make_inputs(family)
     engines.append(engine := apply_reduction(model, 2))
+    if rule == "renumber" and family != "llava_onevision":
+        with pytest.raises(ValueError, match="renumbered positions on an M-RoPE family"):
+            _generate(model, engine, video, Rule(pair_merge_reducer, rule), 3)
+        return
     generated, logits = _generate(model, engine, video, Rule(pair_merge_reducer, rule), 3)
-    effective = rule if family == "llava_onevision" else "original"
-    stages = [(2, pair_merge_reducer, effective)]
+    stages = [(2, pair_merge_reducer, rule)]
     torch.testing.assert_close(logits[0], _by_hand(model, video, generated[:0], stages, "authors"))
     for step in range(1, 3):
         expected = _by_hand(model, video, generated[:step], stages, "authors")
