@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from lmms_sttm.example_method import NAME as EXAMPLE_METHOD
+from lmms_sttm.example_method import install_example
 from lmms_sttm.organism.bench import write_benchmark
 from lmms_sttm.organism.clips import FAMILIES
 from lmms_sttm.report.ttft_spread import spread
@@ -105,6 +107,8 @@ def demo_runs(checkpoint: str = CHECKPOINT) -> list[tuple[str, str]]:
     ]
     for m in BASELINES:
         runs += [(f"{m}_budget{b}", f"{base},method={m},budget={b}") for b in (50, 30)]
+    # a method from another package, found through its entry point (examples/l2keep)
+    runs += [(f"{EXAMPLE_METHOD}_exact30", f"{base},method={EXAMPLE_METHOD},budget_mode=exact,retention=0.3")]
     return runs
 
 
@@ -239,12 +243,13 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    site = install_example(work / "example_site")  # the out-of-tree example method, as a package
     env = dict(os.environ)
     env.update(
         LMMS_STTM_DATA_ROOT=os.path.relpath(data_root), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1", HF_HOME=str(work / "hf"), ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1",
         TOKENIZERS_PARALLELISM="false", WANDB_MODE="disabled", PYTHONPATH=os.pathsep.join(
-            [str(root), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+            [str(root), str(site), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
         ),
     )  # fmt: skip
     for tag, model_args in runs:
