@@ -5,7 +5,10 @@ one without, in alternating order (shared CPUs drift; pairs cancel most of it). 
 switched by a throwaway ``lmms_sttm`` dist-info put first on ``sys.path`` (with or without
 ``entry_points.txt``): it shadows an installed one, so both runs see the same distributions.
 
-    python scripts/bench_import.py [--pairs 5]
+    python scripts/bench_import.py [--pairs 5] [--example]
+
+``--example``: the "with" runs also have the example method package (``examples/l2keep``, an
+entry point of group ``lmms_sttm.methods``) installed on their path.
 
 Prints JSON: seconds per run, medians, the median of per-pair ratios (with / without), and the
 heavy modules the import left loaded in each variant.
@@ -43,11 +46,12 @@ def _dist(root: Path, entry_point: bool) -> Path:
     return root
 
 
-def _run(site: Path) -> dict:
+def _run(site: Path, extra: Path | None = None) -> dict:
     # cwd: the child's sys.path starts with it; a checkout's lmms_sttm.egg-info there would win.
     env = dict(os.environ)
     env.pop("LMMS_EVAL_PLUGINS", None)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), str(REPO), env.get("PYTHONPATH", "")) if p)
+    paths = (str(site), str(extra or ""), str(REPO), env.get("PYTHONPATH", ""))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     proc = subprocess.run(
         [sys.executable, "-c", CHILD], env=env, cwd=site, capture_output=True, text=True, check=True
     )
@@ -57,20 +61,31 @@ def _run(site: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument(
+        "--example", action="store_true", help="the example method installed in the 'with' runs"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         sites = {"with": _dist(Path(tmp, "with"), True), "without": _dist(Path(tmp, "without"), False)}
-        _run(sites["with"])  # warm the file cache (bytecode, shared libraries) for both variants
+        example = None
+        if args.example:
+            sys.path.insert(0, str(REPO))
+            from lmms_sttm.example_method import install_example
+
+            example = install_example(Path(tmp, "example"))
+        extra = {"with": example, "without": None}
+        _run(sites["with"], example)  # warm the file cache (bytecode, shared libraries) for both variants
         runs: dict[str, list[dict]] = {"with": [], "without": []}
         for i in range(args.pairs):
             order = ("with", "without") if i % 2 == 0 else ("without", "with")
             for variant in order:
-                runs[variant].append(_run(sites[variant]))
+                runs[variant].append(_run(sites[variant], extra[variant]))
     seconds = {v: [r["seconds"] for r in rs] for v, rs in runs.items()}
     ratios = [w / wo for w, wo in zip(seconds["with"], seconds["without"], strict=True)]
     result = {
         "what": "wall time of `import lmms_eval.models` in a fresh interpreter",
         "pairs": args.pairs,
+        "example_method_installed": args.example,
         "seconds": seconds,
         "median_s": {v: statistics.median(s) for v, s in seconds.items()},
         "ratio_median_of_pairs": statistics.median(ratios),

@@ -105,7 +105,12 @@ def test_features_give_the_answers_and_statistics_of_the_videos(arch, tiny_check
     _compare_with_videos(cls, ckpt, root, clips, layout, tmp_path / "authors", methods=METHODS[:1])
 
 
-METHODS = ({"tau_s": 0.9, "tau_t": 0.8}, {"method": "none"})
+#: STTM, the unreduced model and a method from outside the package (``method=module:SPEC``)
+METHODS = (
+    {"tau_s": 0.9, "tau_t": 0.8},
+    {"method": "none"},
+    {"method": "tests.methods.broken_methods:WORKS", "budget": 30},
+)
 
 
 def _compare_with_videos(cls, ckpt, root, clips, layout, tmp_path, methods=METHODS) -> None:
