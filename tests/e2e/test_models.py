@@ -51,8 +51,11 @@ def single_runs(checkpoints, tmp_path_factory, offline_env):
 def test_model_runs_end_to_end_with_statistics(name, single_runs):
     results, samples, stats = single_runs[name]
     assert results["n-samples"][TASK]["effective"] == 16
-    assert 0.0 <= results["results"][TASK]["sttm_acc,none"] <= 100.0
     rows = samples[TASK]
+    # the accuracy is the share of questions whose parsed letter is the gold one, recounted here
+    correct = [r["sttm_acc"]["pred"] == r["sttm_acc"]["answer"] for r in rows]
+    assert all(r["sttm_acc"]["answer"] in "ABCD" and len(r["sttm_acc"]["answer"]) == 1 for r in rows)
+    assert results["results"][TASK]["sttm_acc,none"] == pytest.approx(100.0 * sum(correct) / len(rows))
     assert [r["doc_id"] for r in rows] == list(range(16))
     assert all(r["token_counts"][0]["input_tokens"] > 0 for r in rows)
     assert [s["doc_id"] for s in stats] == list(range(16))

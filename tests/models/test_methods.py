@@ -70,8 +70,11 @@ def test_bad_method_settings_fail(kwargs, match):
         ModelSettings.from_model_args(pretrained="/c", **kwargs)
 
 
-def _runs_with_and_without_reuse(tiny_checkpoints, tmp_path, **model_args) -> dict:
-    """``{kv_reuse: (answers, stats records)}`` of LlavaVideoSttm on two questions about one clip."""
+def _query_aware_run(tiny_checkpoints, tmp_path, **model_args) -> tuple:
+    """``(answers, stats records, model)`` of LlavaVideoSttm on two questions about one clip.
+
+    kv_reuse stays at its default (True): a query-aware method must prefill per question anyway
+    (``kv_reuse=False`` takes the same path, so comparing the two would check nothing)."""
     from lmms_sttm.data.synthetic import ClipSpec, ensure_clip
     from lmms_sttm.models.llava_video_sttm import LlavaVideoSttm
     from tests.models.test_model_layer import _run
@@ -79,26 +82,21 @@ def _runs_with_and_without_reuse(tiny_checkpoints, tmp_path, **model_args) -> di
     clip = str(
         ensure_clip(ClipSpec(num_frames=16, height=96, width=96, fps=4, seed=2, cut_at=8), tmp_path / "c.mp4")
     )
-    runs = {}
-    for reuse in (True, False):
-        m = LlavaVideoSttm(
-            pretrained=tiny_checkpoints("llava_video"), kv_reuse=reuse, stats_dir=str(tmp_path / str(reuse)),
-            **model_args,
-        )  # fmt: skip
-        assert m.method_for("probe_sttm").query_agnostic is False
-        runs[reuse] = (_run(m, {0: clip, 2: clip}), m.stats.records, m)
-    return runs
+    m = LlavaVideoSttm(
+        pretrained=tiny_checkpoints("llava_video"), kv_reuse=True, stats_dir=str(tmp_path / "stats"),
+        **model_args,
+    )  # fmt: skip
+    assert m.method_for("probe_sttm").query_agnostic is False
+    return _run(m, {0: clip, 2: clip}), m.stats.records, m
 
 
 def test_query_aware_method_in_a_model_class(tiny_checkpoints, tmp_path):
-    runs = _runs_with_and_without_reuse(
+    _, records, _ = _query_aware_run(
         tiny_checkpoints, tmp_path, method="fastv", budget_mode="exact", retention=0.3
     )
-    assert runs[True][0] == runs[False][0]
-    for _, records, _ in runs.values():
-        assert [r["prefix_reused"] for r in records] == [False, False]  # prefilled per question
-        for r in records:
-            assert abs(r["retained_pct"] - 30) <= 1 and r["params"]["budget_mode"] == "exact"
+    assert [r["prefix_reused"] for r in records] == [False, False]  # prefilled per question
+    for r in records:
+        assert abs(r["retained_pct"] - 30) <= 1 and r["params"]["budget_mode"] == "exact"
 
 
 def test_dycoke_plan_is_stage1_plus_kv_pruning():
@@ -136,20 +134,17 @@ def test_token_order_option_reaches_the_reducer(method):
 
 
 def test_dycoke_in_a_model_class(tiny_checkpoints, tmp_path):
-    runs = _runs_with_and_without_reuse(tiny_checkpoints, tmp_path, method="dycoke", budget=30)
-    assert all(m.merge_layer == 0 for _, _, m in runs.values())
-    assert runs[True][0] == runs[False][0]
-    assert runs[True][1][0]["kv_video_kept"] == runs[False][1][0]["kv_video_kept"]
-    for _, records, _ in runs.values():
-        assert [r["prefix_reused"] for r in records] == [False, False]
-        for r in records:
-            assert r["error"] is None and r["visual_tokens_kept"] < r["visual_tokens"]
-            assert r["params"]["kv_prune"] == 0.8
-            assert len(r["kv_video_kept"]) == r["new_tokens"] - 1 >= 1
-            assert all(0 < k <= r["visual_tokens_kept"] for k in r["kv_video_kept"])
-            # the authors' count: 0.2 of the video before stage 1 (1 - 0.8 in their float arithmetic)
-            assert r["kv_video_kept"][0] == int(r["visual_tokens"] * (1 - 0.8))
-            assert r["params"]["dycoke_kv"] == "authors" and r["params"]["token_order"] == "authors"
+    _, records, m = _query_aware_run(tiny_checkpoints, tmp_path, method="dycoke", budget=30)
+    assert m.merge_layer == 0
+    assert [r["prefix_reused"] for r in records] == [False, False]
+    for r in records:
+        assert r["error"] is None and r["visual_tokens_kept"] < r["visual_tokens"]
+        assert r["params"]["kv_prune"] == 0.8
+        assert len(r["kv_video_kept"]) == r["new_tokens"] - 1 >= 1
+        assert all(0 < k <= r["visual_tokens_kept"] for k in r["kv_video_kept"])
+        # the authors' count: 0.2 of the video before stage 1 (1 - 0.8 in their float arithmetic)
+        assert r["kv_video_kept"][0] == int(r["visual_tokens"] * (1 - 0.8))
+        assert r["params"]["dycoke_kv"] == "authors" and r["params"]["token_order"] == "authors"
 
 
 def test_baseline_options_are_method_keys_of_the_leaderboard():
@@ -192,12 +187,10 @@ def test_engine_options_and_position_rules():
 
 
 def test_framefusion_authors_in_a_model_class(tiny_checkpoints, tmp_path):
-    """eng26b: the staged FrameFusion through LlavaVideoSttm, prefilled per question; answers and
-    counts do not depend on kv_reuse; the variant is recorded."""
-    runs = _runs_with_and_without_reuse(tiny_checkpoints, tmp_path, method="framefusion", budget=50)
-    assert runs[True][0] == runs[False][0]
-    for _, records, _ in runs.values():
-        assert [r["prefix_reused"] for r in records] == [False, False]
-        for r in records:
-            assert r["error"] is None and 0 < r["visual_tokens_kept"] < r["visual_tokens"]
-            assert r["params"]["framefusion"] == "authors" and r["params"]["decode_positions"] == "authors"
+    """eng26b: the staged FrameFusion through LlavaVideoSttm, prefilled per question (kept
+    counts recorded); the variant is recorded."""
+    _, records, _ = _query_aware_run(tiny_checkpoints, tmp_path, method="framefusion", budget=50)
+    assert [r["prefix_reused"] for r in records] == [False, False]
+    for r in records:
+        assert r["error"] is None and 0 < r["visual_tokens_kept"] < r["visual_tokens"]
+        assert r["params"]["framefusion"] == "authors" and r["params"]["decode_positions"] == "authors"
