@@ -213,12 +213,18 @@ class MethodSpec:
         return rule
 
     def check_splits(self, k: int) -> None:
-        """Raises ``ValueError`` when two declared stages open a segment at the same layer."""
+        """Raises ``ValueError`` when two declared stages open a segment at the same layer, or a
+        stage reading the prompt's attention has no layer before its split to read it from."""
         seen: dict[int, StageSpec] = {}
         for stage in self.stages:
             split = stage.split(k)
             if split is None:
                 continue
+            if "prompt_attention" in stage.reads and split < 1:
+                raise ValueError(
+                    f"method {self.name}: its {stage.where} stage reads the attention of the layer before it, "
+                    f"so it needs merge_layer >= 1 (got {k})"
+                )
             if split in seen:
                 raise ValueError(
                     f"method {self.name}: two stages open a segment at layer {split} "

@@ -52,6 +52,9 @@ def test_collisions_and_impossible_positions_are_refused_before_the_forward():
     spec = broken_methods.TWO_STAGES_AT_ONE_SPLIT
     with pytest.raises(ValueError, match="two stages open a segment at layer 2"):
         bind(spec, spec.settings(), CTX)
+    fastv = registry.get("fastv")
+    with pytest.raises(ValueError, match="needs merge_layer >= 1"):
+        bind(fastv, fastv.settings(), dataclasses.replace(CTX, layer=0))
     renumber = dataclasses.replace(broken_methods.WORKS, position_rule="renumber")
     bind(renumber, renumber.settings(), CTX)  # LLaVA: fine
     with pytest.raises(ValueError, match="M-RoPE ids cannot be renumbered"):
