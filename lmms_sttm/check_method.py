@@ -70,10 +70,9 @@ def time_method(spec, settings, channels: int, frames: int = 128, side: int = 14
     import torch
 
     from lmms_sttm.conformance.rules import native_budget
-    from lmms_sttm.engine.query_aware import AttentionContext
-    from lmms_sttm.engine.stages import compose, start_run
     from lmms_sttm.methods.bind import bind
     from lmms_sttm.methods.spec import BuildContext
+    from lmms_sttm.methods.standalone import run_without_model
 
     gen = torch.Generator().manual_seed(0)
     grid = (frames, side, side)
@@ -83,14 +82,8 @@ def time_method(spec, settings, channels: int, frames: int = 128, side: int = 14
     times = []
     for _ in range(repeats):
         method = bind(spec, settings, ctx).prefill
-        run = start_run(method, grid, 28, 2)
-        current, stage_grid, composed = hidden, grid, None
         began = time.perf_counter()
-        while (stage := run.next_stage()) is not None:
-            scores = torch.rand(current.shape[0], generator=gen) if stage.needs_attention else None
-            plan = run.run(current, stage_grid, AttentionContext(scores, stage.layer, 28, tokens=composed))
-            composed = compose(composed, plan)
-            current, stage_grid = plan.features, (1, 1, plan.num_kept)
+        run_without_model(method, hidden, grid)
         times.append(1000 * (time.perf_counter() - began))
     return statistics.median(times)
 

@@ -1,8 +1,11 @@
-"""Benchmark every reduction method's reducer alone; prints one JSON line per case.
+"""Benchmark every registered reduction method's stages alone; prints one JSON line per case.
 
 Input: a synthetic video of hidden states ``[T*14*14, C]`` (default T=128, C=3584, float32 on
-CPU / bfloat16 on CUDA), the generator of ``scripts/bench_merge.py``. Query-aware methods get random last-token scores (their score computation, one ``k_proj``
-over the chunk, is part of the prefill, not of the reducer). Each line: method, setting, grid,
+CPU / bfloat16 on CUDA), the generator of ``scripts/bench_merge.py``. The methods come from the
+registry (built-ins, entry points; ``--only name,...`` or ``--only package.module:SPEC``), bound as
+for LLaVA-Video-7B on Video-MME; staged methods run every stage (``methods/standalone.py``); stages
+that read the last prompt token's attention get seeded random scores (the score computation, one
+``k_proj`` over the chunk, is part of the prefill, not of the method). Each line: method, setting, grid,
 median / min ms per video over the repeats, kept ratio; exact-budget STTM lines add the number of
 STTM calls of the search, trimmed tokens and the overhead over threshold STTM at the same retention.
 
@@ -29,13 +32,13 @@ from pathlib import Path
 
 import torch
 
-from lmms_sttm.merging.budget import ExactBudget, SttmExactReducer
+from lmms_sttm.merging.budget import SttmExactReducer
 from lmms_sttm.merging.dycoke import DycokeStage1Reducer
 from lmms_sttm.merging.fastv import FastVReducer
-from lmms_sttm.merging.framefusion import FrameFusionReducer
 from lmms_sttm.merging.pool import PoolReducer
 from lmms_sttm.merging.sttm import SttmReducer
 from lmms_sttm.merging.tome import TomeReducer
+from lmms_sttm.methods.standalone import run_without_model
 
 
 def synthetic(frames: int, channels: int, seed: int = 0) -> torch.Tensor:
@@ -84,22 +87,32 @@ def _time(fn, repeats: int, device) -> tuple[list[float], object]:
     return times, out
 
 
-def cases():
-    """``(method, setting, reducer)`` for the authors' 50/30 settings and exact budgets."""
-    for budget, keep, prune, cost, taus in (
-        (50, 0.5, 0.70, 0.5, (0.85, 0.55)),
-        (30, 0.3, 0.925, 0.3, (0.80, 0.50)),
-    ):
-        yield "sttm", f"budget={budget} tau={taus}", SttmReducer(*taus)
-        yield "tome", f"budget={budget} prune={round(1 - keep, 2)}", TomeReducer(prune=round(1 - keep, 2))
-        yield "dycoke_stage1", f"budget={budget} prune={prune}", DycokeStage1Reducer(prune=prune)
-        yield "fastv", f"budget={budget} evict={round(1 - keep, 2)}", FastVReducer(evict=round(1 - keep, 2))
-        yield "framefusion", f"budget={budget} cost={cost}", FrameFusionReducer(cost=cost)
-        yield "pool", f"budget={budget} keep={keep}", PoolReducer(keep)
-    for r in (0.5, 0.3, 0.15):
-        yield "sttm", f"exact retention={r}", SttmExactReducer(r)
-        yield "dycoke_stage1", f"exact retention={r}", ExactBudget(DycokeStage1Reducer(keep=r), r)
-        yield "pool", f"exact retention={r}", ExactBudget(PoolReducer(r, tol=0.005), r)
+def cases(names=None):
+    """``(method, setting, reducer)`` of every registered method (``names``: a subset): the authors'
+    50 / 30 settings where published, and exact budgets of 50 / 30 / 15%, bound as a LLaVA-Video-7B
+    run on Video-MME binds them."""
+    from lmms_sttm.methods import registry
+    from lmms_sttm.methods.bind import bind, method_settings
+    from lmms_sttm.methods.spec import BuildContext
+
+    for name in names or registry.names():
+        spec = registry.get(name)
+        if not spec.reduces:
+            continue
+        settings = method_settings(spec, {})
+        budgets = [{"budget": b} for b in sorted(spec.budgets, reverse=True)]
+        if spec.exact is not None or spec.knob is not None:
+            budgets += [{"budget_mode": "exact", "retention": r} for r in (0.5, 0.3, 0.15)]
+        for budget in budgets:
+            ctx = BuildContext("llava", "llava_video_7b", "videomme_sttm", 2, 28, **budget)
+            inst = bind(spec, settings, ctx)
+            label = (
+                f"budget={budget['budget']}"
+                if "budget" in budget
+                else f"exact retention={budget['retention']}"
+            )
+            shown = {k: v for k, v in inst.params.items() if k in spec.knobs}
+            yield name, " ".join([label, *(f"{k}={v}" for k, v in shown.items())]), inst.prefill
 
 
 def ab_cases(rev_module):
@@ -182,13 +195,10 @@ def main() -> None:
     if args.ab:
         run_ab(args, x, grid, ctx, device)
         return
-    only = set(filter(None, args.only.split(",")))
+    only = [m for m in args.only.split(",") if m]
     threshold_ms: dict[float, float] = {}
-    for method, setting, reducer in cases():
-        if only and method not in only:
-            continue
-        extra = {"context": ctx} if getattr(reducer, "needs_attention", False) else {}
-        times, plan = _time(lambda r=reducer, e=extra: r(x, grid, **e), args.repeats, device)
+    for method, setting, reducer in cases(only):
+        times, plan = _time(lambda r=reducer: run_without_model(r, x, grid), args.repeats, device)
         line = {
             "method": method,
             "setting": setting,
