@@ -9,7 +9,7 @@ The engine computes ``scores`` in its forward pre-hook on decoder layer ``k - 1`
 chunk (``attention_scores.last_token_attention``: layer ``k - 1``'s own projections, no eager
 attention) and passes them when layer ``k``'s stage calls the reducer (``segments.py``). Query-aware reducers need
 ``k >= 1`` and the question inside the reducing chunk, so they cannot share a prefilled prefix
-across questions (their ``MethodPlan.query_agnostic`` is False).
+across questions (a method whose stage reads them is not query-agnostic: ``methods/spec.py``).
 """
 
 from __future__ import annotations
