@@ -98,7 +98,13 @@ class ReductionEngine:
     # ----------------------------------------------------------------- public API
     @contextmanager
     def video(
-        self, grid: Grid, reducer: Reducer, span_start: int | None = None, *, prompt_ends: bool = True
+        self,
+        grid: Grid,
+        reducer: Reducer,
+        span_start: int | None = None,
+        *,
+        prompt_ends: bool = True,
+        timestamps: tuple[float, ...] | None = None,
     ) -> Iterator[ReductionEngine]:
         """Within the block, the first forward on an empty cache reduces this video's span.
 
@@ -112,7 +118,7 @@ class ReductionEngine:
             raise ValueError(
                 f"{reducer!r} reads layer k-1's attention and needs a reduction layer k >= 1, got {self.layer}"
             )
-        self._video = VideoSpec(tuple(grid), reducer, span_start, prompt_ends)
+        self._video = VideoSpec(tuple(grid), reducer, span_start, prompt_ends, timestamps)
         try:
             yield self
         finally:

@@ -33,12 +33,14 @@ class AttentionContext:
         num_layers: L, decoder layers of the model.
         tokens: the earlier stages' plan composed over the original tokens (None at the first stage):
             which original tokens each current token covers (``token_map``, ``rep_index``).
+        timestamps: seconds of each of the grid's ``T`` frames in the video (None when unknown).
     """
 
     scores: torch.Tensor | None
     layer: int
     num_layers: int
     tokens: Reduction | None = None
+    timestamps: tuple[float, ...] | None = None
 
 
 def needs_attention(reducer: object) -> bool:

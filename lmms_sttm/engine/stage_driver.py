@@ -185,6 +185,7 @@ class StageDriver:
             stage.layer,
             self.num_layers,
             tokens=None if self.record is None else self.record.plan,
+            timestamps=self.video.timestamps,
         )
         self.scores = None
         grid = self.video.grid if self.record is None else (1, 1, self.span_length)

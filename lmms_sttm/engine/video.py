@@ -17,13 +17,14 @@ class VideoSpec:
     reducer or a staged method (``stages.py``). ``prompt_ends``: the reducing chunk is the whole
     prompt (``model.generate``), so the next forwards decode (the engine's ``decode_positions``);
     a prefix prefill sets False: the prompt then ends after the next chunk (the question) or at
-    ``cache.end_prompt``.
+    ``cache.end_prompt``. ``timestamps``: seconds of each grid frame, given to every stage.
     """
 
     grid: Grid
     reducer: Reducer
     span_start: int | None = None
     prompt_ends: bool = True
+    timestamps: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         grid = tuple(self.grid)
@@ -37,6 +38,11 @@ class VideoSpec:
             )
         if self.span_start is not None and self.span_start < 0:
             raise ValueError(f"span_start must be >= 0, got {self.span_start}")
+        if self.timestamps is not None:
+            stamps = tuple(float(t) for t in self.timestamps)
+            if len(stamps) != grid[0]:
+                raise ValueError(f"{len(stamps)} timestamps for a grid of {grid[0]} frames")
+            object.__setattr__(self, "timestamps", stamps)
 
     @property
     def num_tokens(self) -> int:

@@ -12,6 +12,8 @@ count over the container's duration).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from lmms_sttm.features.errors import FeatureMismatchError, MissingFeatures
@@ -21,6 +23,7 @@ from lmms_sttm.features.store import load_metadata, load_tensor
 from lmms_sttm.models.prompts import time_instruction
 from lmms_sttm.models.video_inputs import (
     VideoInputs,
+    grid_seconds,
     llava_from_tower,
     llava_tower_shape,
     qwen_feature_dim,
@@ -106,4 +109,9 @@ def encode_from_features(model, path: str, task: str) -> tuple[VideoInputs, str 
                 raise FeatureMismatchError(f"{fpath}: {stored.shape[0]} frames but {len(stamps)} frame times")
             time_text = time_instruction(float(meta["video_time"]), stamps)
     facts["video_seconds"] = video_seconds(meta, facts["frames"])
+    if video.grid is not None and "frame_time" in meta:  # the stored frame times, when the metadata has them
+        stamps = frame_seconds(meta["frame_time"])
+        per_grid = facts["frames"] // stored.shape[0]
+        if len(stamps) == facts["frames"]:
+            video = replace(video, timestamps=grid_seconds(stamps, per_grid))
     return video, time_text, facts

@@ -20,13 +20,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: where a stage runs: on the visual features before the LLM (their frame timestamps at hand), on
-#: the input of decoder layer k (k = 0: the input embeddings), after layer k's attention (before its
+#: where a stage runs: on the input of decoder layer k (k = 0: the visual features as they enter
+#: the LLM, i.e. the input embeddings of the video span), after layer k's attention (before its
 #: MLP), or at every decode step
-WHERE = ("vision", "input", "attention", "decode")
-#: what a stage reads: the video tokens' hidden states, the frame grid, the frame timestamps, the
-#: composed plan of the earlier stages, the last prompt token's attention at the split (the prompt
-#: holds the question), the generated token's attention at decode time (it follows the question)
+WHERE = ("input", "attention", "decode")
+#: what a stage reads: the video tokens' hidden states, the frame grid, the frames' timestamps
+#: (``StageContext.timestamps``), the composed plan of the earlier stages, the last prompt token's
+#: attention at the split (the prompt holds the question), the generated token's attention at
+#: decode time (it follows the question)
 READS = ("hidden", "grid", "timestamps", "tokens", "prompt_attention", "decode_attention")
 QUESTION_READS = frozenset({"prompt_attention", "decode_attention"})
 #: model families and their position mode: 1-D RoPE positions can be reassigned, M-RoPE ids survive
@@ -62,9 +63,7 @@ class StageSpec:
         object.__setattr__(self, "reads", reads)
         if self.layer is not None and (not isinstance(self.layer, int) or self.layer < 0):
             raise ValueError(f"stage layer must be a non-negative int or None, got {self.layer!r}")
-        if self.where == "vision" and self.layer not in (None, 0):
-            raise ValueError("a vision-side stage runs before the LLM: leave layer unset")
-        if "prompt_attention" in reads and self.where in ("vision", "decode"):
+        if "prompt_attention" in reads and self.where == "decode":
             raise ValueError(f"a {self.where} stage cannot read the prompt's attention")
         if "decode_attention" in reads and self.where != "decode":
             raise ValueError("only a decode stage reads the generated token's attention")
@@ -77,8 +76,6 @@ class StageSpec:
         """The first decoder layer that sees this stage's tokens (None for a decode stage)."""
         if self.where == "decode":
             return None
-        if self.where == "vision":
-            return 0
         layer = k if self.layer is None else self.layer
         return layer + (self.where == "attention")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections import OrderedDict
+from dataclasses import replace
 
 import torch
 from lmms_eval.api.instance import GenerationResult, Instance, TokenCounts
@@ -40,6 +41,7 @@ from lmms_sttm.models.video_inputs import (
     encode_llava,
     encode_qwen,
     even_frames,
+    grid_seconds,
     sampled_fps,
 )
 from lmms_sttm.models.warmup import warm_up
@@ -163,10 +165,14 @@ class SttmVideoModel(GenerateOnlyLmms):
             frames, idx = even_frames(frames, idx)
             rate = sampled_fps(len(idx), info)  # Qwen2.5-VL's time scale: the frames actually sampled
             video = encode_qwen(self._model, self.processor, frames, fps=rate)
+            per_grid = self.processor.video_processor.temporal_patch_size
         else:
             video = encode_llava(self._model, self.processor, frames, self.settings.newline)
+            per_grid = 1
             if self.use_time_instruction:
                 time_text = time_instruction(info.duration, [i / info.fps for i in idx])
+        if video.grid is not None:
+            video = replace(video, timestamps=grid_seconds([i / info.fps for i in idx], per_grid))
         return video, time_text, {"frames": len(idx), "video_seconds": round(info.duration, 3)}
 
     def prompt(self, ctx: str, time_text: str | None) -> Prompt:
@@ -297,7 +303,7 @@ class SttmVideoModel(GenerateOnlyLmms):
             if self.settings.kv_reuse and method.query_agnostic:
                 if prefix is None:
                     inputs, _ = self.prefix_inputs(prompt.prefix, video)
-                    prefix = session.prefill(self.engine, inputs, reducer, grid)
+                    prefix = session.prefill(self.engine, inputs, reducer, grid, timestamps=video.timestamps)
                 ans = session.answer(
                     self.engine,
                     prefix,
@@ -324,6 +330,7 @@ class SttmVideoModel(GenerateOnlyLmms):
                     eos_token_id=self.eos_ids,
                     pick=pick,
                     kv_pruning=method.decode,
+                    timestamps=video.timestamps if reducer is not None else None,
                 )
             text = self.tokenizer.decode(ans.tokens.tolist(), skip_special_tokens=True)
             for stop in until:

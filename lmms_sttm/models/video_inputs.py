@@ -39,12 +39,14 @@ class VideoInputs:
         grid: ``(T, H, W)`` of the grid tokens (the reducible span), or None with newline tokens.
         extra: model kwargs besides ids/mask (Qwen: ``video_grid_thw``, ``second_per_grid_ts``).
         vision_s: wall time of the vision encoder + projector.
+        timestamps: seconds of each grid frame (Qwen: the first frame of each temporal patch), when known.
     """
 
     features: torch.Tensor
     grid: Grid | None
     extra: dict = field(default_factory=dict)
     vision_s: float = 0.0
+    timestamps: tuple[float, ...] | None = None
 
     @property
     def num_placeholders(self) -> int:
@@ -235,3 +237,9 @@ def as_encoder_outputs(video: VideoInputs, family: str) -> dict:
     """``mm_encoder_outputs`` for the model forward: LLaVA reads ``[1, K, D]``, Qwen a tuple of ``[K, D]``."""
     pooled = (video.features,) if family == "qwen" else video.features[None]
     return {"video": BaseModelOutputWithPooling(pooler_output=pooled)}
+
+
+def grid_seconds(frame_seconds, per_grid_frame: int) -> tuple[float, ...]:
+    """Seconds of each grid frame from those of the sampled frames (``per_grid_frame`` frames per grid
+    frame: 1 for LLaVA, the temporal patch size for Qwen; a grid frame takes its first frame's time)."""
+    return tuple(float(t) for t in list(frame_seconds)[::per_grid_frame])

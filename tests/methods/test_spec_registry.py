@@ -42,7 +42,7 @@ def test_malformed_specs_fail_at_declaration(change, message):
 
 def test_stage_declarations_are_checked():
     with pytest.raises(ValueError, match="cannot read the prompt's attention"):
-        api.StageSpec("vision", frozenset({"prompt_attention"}))
+        api.StageSpec("decode", frozenset({"prompt_attention"}))
     with pytest.raises(ValueError, match="stage reads"):
         api.StageSpec("input", frozenset({"pixels"}))
     assert api.StageSpec("attention", layer=3).split(2) == 4 and api.StageSpec("input").split(5) == 5
