@@ -50,6 +50,7 @@ _OPTIONAL = (
     "features_ckpt",
     "token_order",
     "dycoke_kv",
+    "gpus_per_replica",
 )
 
 
@@ -100,6 +101,9 @@ class ModelSettings:
     rope_index: str = "original"
     decode_positions: str = "authors"
     framefusion: str = "authors"
+    # issue 36 (scale): decode-ahead depth (models/prefetch.py); GPUs per replica (models/placement.py)
+    prefetch: int = 1
+    gpus_per_replica: int | None = None
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -112,6 +116,7 @@ class ModelSettings:
         self._check_baseline_options()
         self._check_fidelity()
         self._check_engine_options()
+        self._check_scale()
         if not self.pretrained:
             raise ValueError("model_args pretrained= is required (a hub id or a local checkpoint folder)")
         taus = (self.tau_s, self.tau_t)
@@ -225,6 +230,23 @@ class ModelSettings:
         _choice("framefusion", self.framefusion, FRAMEFUSION)
         if self.framefusion != "authors" and self.method != "framefusion":
             raise ValueError(f"framefusion={self.framefusion} applies to method=framefusion only")
+
+    def _check_scale(self) -> None:
+        """``prefetch`` >= 0 videos read ahead; ``gpus_per_replica`` >= 1 GPUs per process, with
+        ``device_map`` absent or ``auto`` (each rank spreads its replica over its own GPUs)."""
+        p = self.prefetch
+        if isinstance(p, bool) or not isinstance(p, int) or p < 0:
+            raise ValueError(f"model_args prefetch={p!r} must be a non-negative integer (0: no decode-ahead)")
+        g = self.gpus_per_replica
+        if g is None:
+            return
+        if isinstance(g, bool) or not isinstance(g, int) or g < 1:
+            raise ValueError(f"model_args gpus_per_replica={g!r} must be a positive integer")
+        if self.device_map not in (None, "auto") or self.device not in (None, "cuda"):
+            raise ValueError(
+                "gpus_per_replica= places each rank's replica on its own GPUs with device_map=auto: "
+                f"do not pass device_map={self.device_map!r} or device={self.device!r}"
+            )
 
     @classmethod
     def accepted_keys(cls) -> list[str]:
