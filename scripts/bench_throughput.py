@@ -10,7 +10,8 @@ GPU-idle wait, vision + merge + prefill + decode), and whether the answers and t
 every run are identical.
 
 The model runs with ``--threads`` torch threads (default 1), leaving the other core of a 2-core
-machine to the decoder.
+machine to the decoder. The gain needs that core: the JSON gives the 1-minute load average before
+and after, since other jobs on a shared machine take it away.
 
     .venv/bin/python scripts/bench_throughput.py [--clips 12] [--depth 2] [--repeats 3]
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lmms_eval.api.instance import GenerationResult, Instance
+from lmms_eval.api.instance import Instance
 
 from lmms_sttm.data.synthetic import ClipSpec, render_frames, write_frames
 from lmms_sttm.data.tiny import build_tiny
@@ -93,6 +95,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench_throughput_") as tmp:
         root = Path(tmp)
         ckpt = str(build_tiny("llava_video", root / "ckpt"))
@@ -128,6 +131,8 @@ def main() -> None:
         "clip_size": [224 * args.scale, 224 * args.scale],
         "questions_per_clip": args.questions,
         "torch_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # before, after
         "repeats": args.repeats,
         "runs": summary,
         "speedup": round(off / on, 3),

@@ -95,17 +95,21 @@ def test_model_loads_its_replica_on_its_gpus(eight_gpus, monkeypatch, tiny_check
     """``accelerate launch --num_processes 2`` with G = 4: rank 1 loads onto GPUs 4-7 only."""
     for k, v in {"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}.items():
         monkeypatch.setenv(k, v)
-    seen = {}
+    loads: list[dict] = []
 
-    def fake_load(pretrained, **kwargs):
-        seen.update(kwargs)
-        raise RuntimeError("stop after placement")
+    class Placed(Exception):
+        """Raised by the stand-in loader once it has seen the placement."""
 
-    monkeypatch.setattr(base, "load_checkpoint", fake_load)
-    with pytest.raises(RuntimeError, match="stop after placement"):
+    def load(pretrained, **kwargs):
+        loads.append(kwargs)
+        raise Placed
+
+    monkeypatch.setattr(base, "load_checkpoint", load)
+    with pytest.raises(Placed):
         LlavaVideoSttm(pretrained=tiny_checkpoints("llava_video"), method="none", gpus_per_replica=4)
-    assert seen["device_map"] == "auto" and sorted(seen["max_memory"]) == [4, 5, 6, 7]
-    assert seen["dtype"] == torch.bfloat16
+    (where,) = loads
+    assert where["device_map"] == "auto" and sorted(where["max_memory"]) == [4, 5, 6, 7]
+    assert where["dtype"] == torch.bfloat16
 
 
 def test_accelerate_auto_map_keeps_to_the_replica_gpus(eight_gpus, tiny_checkpoints):

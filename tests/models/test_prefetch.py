@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from lmms_eval.api.instance import GenerationResult, Instance
+from lmms_eval.api.instance import GenerationResult
 
 from lmms_sttm.data.synthetic import ClipSpec, ensure_clip
 from lmms_sttm.models import base
@@ -16,6 +16,7 @@ from lmms_sttm.models.failures import RunStopped
 from lmms_sttm.models.llava_video_sttm import LlavaVideoSttm
 from lmms_sttm.models.prefetch import Fetched, Prefetcher
 from lmms_sttm.video import VideoError
+from tests.gpu.test_failures import _run as ask
 
 TASK = "probe_sttm"
 TIMING = {"time", "vision_ms", "merge_ms", "prefill_ms", "decode_ms", "video_decode_ms", "gpu_idle_ms"}
@@ -109,19 +110,8 @@ def clips(tmp_path_factory):
 
 
 def _run(model, paths: list[str]) -> list:
-    """Two questions per path (grouped by video), in the order given."""
-    docs = {i: {"path": p} for i, p in enumerate(p for p in paths for _ in range(2))}
-    model.task_dict = {TASK: {"test": docs}}
-    reqs = [
-        Instance(
-            "generate_until",
-            (f"Question {i}?", {"max_new_tokens": 4}, lambda d: [d["path"]], i, TASK, "test"),
-            i,
-            {"task": TASK, "doc_id": i, "repeats": 1},
-        )
-        for i in docs
-    ]
-    return model.generate_until(reqs)
+    """Two questions per path (consecutive docs: one group per video), in the order given."""
+    return ask(model, [p for p in paths for _ in range(2)])
 
 
 def _outputs(out: list) -> list:
