@@ -30,6 +30,7 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from lmms_sttm.engine import answer, apply_reduction, prefill
+from lmms_sttm.engine.flops import DecoderDims, reduced_prefill_ratio
 from lmms_sttm.merging.reduction import Reduction
 
 HIDDEN, LAYERS, HEADS, KV_HEADS, FFN, VOCAB = 512, 12, 8, 2, 1536, 1024
@@ -60,22 +61,8 @@ class ChunkMeanReducer:
 
 
 def flop_model(n_full: int, n_reduced: int, k: int) -> dict:
-    """Predicted reduced/full prefill ratio and the per-layer FLOP terms."""
-    head_dim = HIDDEN // HEADS
-    q_dim, kv_dim = HEADS * head_dim, KV_HEADS * head_dim
-    linear = 2 * (HIDDEN * q_dim + 2 * HIDDEN * kv_dim + q_dim * HIDDEN + 3 * HIDDEN * FFN)
-    pair = 2 * 2 * q_dim  # QK^T and AV per (query, key) pair
-
-    def per_layer(n: int) -> float:
-        return n * linear + pair * n * (n + 1) / 2
-
-    full = LAYERS * per_layer(n_full)
-    reduced = k * per_layer(n_full) + (LAYERS - k) * per_layer(n_reduced)
-    return {
-        "predicted_ratio": reduced / full,
-        "linear_only_ratio": (k * n_full + (LAYERS - k) * n_reduced) / (LAYERS * n_full),
-        "attention_share_full": pair * n_full * (n_full + 1) / 2 / per_layer(n_full),
-    }
+    """Predicted reduced/full prefill ratio and the per-layer FLOP terms (:mod:`lmms_sttm.engine.flops`)."""
+    return reduced_prefill_ratio(DecoderDims(HIDDEN, LAYERS, HEADS, KV_HEADS, FFN), n_full, n_reduced, k)
 
 
 def build_model() -> Qwen2ForCausalLM:

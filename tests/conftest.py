@@ -116,12 +116,16 @@ def run_lmms_eval(args: list[str], out_dir: Path, env: dict, launcher: list[str]
     proc = subprocess.run(
         cmd, env=env, cwd=str(out_dir.parent), capture_output=True, text=True, timeout=timeout
     )
+    return read_run(
+        out_dir, proc.returncode, f"{' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    )
+
+
+def read_run(out_dir: Path, returncode: int = 0, log: str = ""):
+    """``(results, samples)`` of a finished run in ``out_dir``; fails with ``log`` when it did not succeed."""
     files = glob.glob(str(out_dir / "**" / "*_results.json"), recursive=True)
-    if proc.returncode != 0 or len(files) != 1:
-        raise AssertionError(
-            f"lmms-eval run failed (rc={proc.returncode}, results files={files}):\n{' '.join(cmd)}\n"
-            f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-        )
+    if returncode != 0 or len(files) != 1:
+        raise AssertionError(f"lmms-eval run failed (rc={returncode}, results files={files}):\n{log}")
     results = json.loads(Path(files[0]).read_text())
     samples = {}
     for f in glob.glob(str(Path(files[0]).parent / "*_samples_*.jsonl")):

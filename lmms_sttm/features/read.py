@@ -81,9 +81,14 @@ def _check(stored: torch.Tensor, want: tuple, what: str, fpath: str) -> None:
         raise FeatureMismatchError(f"{fpath}: shape {got} does not fit this model ({what} {shown})")
 
 
-def encode_from_features(model, path: str, task: str) -> tuple[VideoInputs, str | None, dict]:
-    """``SttmVideoModel.encode`` from stored features: ``(VideoInputs, time text, facts)``."""
-    stored, meta, fpath = load_pair(model, path, task)
+def encode_from_features(
+    model, path: str, task: str, loaded: tuple | None = None
+) -> tuple[VideoInputs, str | None, dict]:
+    """``SttmVideoModel.encode`` from stored features: ``(VideoInputs, time text, facts)``.
+
+    ``loaded``: :func:`load_pair`'s result when already read (decode-ahead, ``models/prefetch.py``).
+    """
+    stored, meta, fpath = loaded if loaded is not None else load_pair(model, path, task)
     facts = {"features": fpath}
     time_text = None
     if model.family == "qwen":

@@ -31,7 +31,8 @@ from lmms_sttm.models.failures import FailureBudget, free_cuda_cache, is_out_of_
 from lmms_sttm.models.generate_only import GenerateOnlyLmms
 from lmms_sttm.models.mrope import with_position_ids
 from lmms_sttm.models.paper_settings import MERGE_LAYER, frame_protocol
-from lmms_sttm.models.placement import pick_attention, pick_device, pick_dtype
+from lmms_sttm.models.placement import pick_attention, pick_dtype, place_rank
+from lmms_sttm.models.prefetch import Fetched, Prefetcher, fetch
 from lmms_sttm.models.prompts import Prompt, llava_prompt, qwen_prompt, time_instruction
 from lmms_sttm.models.settings import ModelSettings
 from lmms_sttm.models.stats import StatsWriter, default_stats_dir
@@ -45,7 +46,7 @@ from lmms_sttm.models.video_inputs import (
     sampled_fps,
 )
 from lmms_sttm.models.warmup import warm_up
-from lmms_sttm.video import VideoError, load_video
+from lmms_sttm.video import VideoError
 
 
 class SttmVideoModel(GenerateOnlyLmms):
@@ -58,12 +59,13 @@ class SttmVideoModel(GenerateOnlyLmms):
     def __init__(self, **kwargs) -> None:
         super().__init__()
         self.settings = s = ModelSettings.from_model_args(**kwargs)
-        self._device = pick_device(s.device, self._rank, self._world_size)
+        # the rank's device and weight placement (gpus_per_replica: a replica over the rank's GPUs)
+        self._device, where = place_rank(
+            s.device, s.device_map, s.gpus_per_replica, self._rank, self._world_size
+        )
         dtype = pick_dtype(s.dtype, self._device)
         attn = pick_attention(s.attn_implementation, self._device, dtype)
-        # weights straight onto the rank's device: no host copy per rank at start-up
-        device_map = s.device_map if s.device_map is not None else {"": str(self._device)}
-        loaded = load_checkpoint(s.pretrained, dtype=dtype, attn_implementation=attn, device_map=device_map)
+        loaded = load_checkpoint(s.pretrained, dtype=dtype, attn_implementation=attn, **where)
         self._model, self.processor, self.info = loaded
         self._model.eval()
         self.tokenizer = self.processor.tokenizer
@@ -146,28 +148,30 @@ class SttmVideoModel(GenerateOnlyLmms):
         return (self.settings.fps or fps, self.settings.max_frames or cap)
 
     # one video -------------------------------------------------------------------------------
-    def encode(self, path: str, task: str) -> tuple[VideoInputs, str | None, dict]:
+    def encode(
+        self, path: str, task: str, fetched: Fetched | None = None
+    ) -> tuple[VideoInputs, str | None, dict]:
         """Decode, sample and encode one video; returns the features, the time text and facts.
 
-        With ``features=DIR`` (read mode) the stored features of the video replace decoding and the
-        vision tower (:mod:`lmms_sttm.features.read`); a missing file raises ``VideoError``.
+        ``fetched``: the video already read (decode-ahead, :mod:`lmms_sttm.models.prefetch`), else it
+        is read now. With ``features=DIR`` (read mode) the stored features of the video replace
+        decoding and the vision tower (:mod:`lmms_sttm.features.read`); a missing file raises
+        ``VideoError``.
         """
-        if self.settings.features is not None and self.settings.features_mode == "read":
+        fetched = fetched if fetched is not None else fetch(self, path, task)
+        if fetched.features:
             from lmms_sttm.features.read import encode_from_features
 
-            return encode_from_features(self, path, task)
-        fps, cap = self.frames_for(task)
-        frames, idx, info = load_video(
-            path, target_fps=fps, max_frames=cap, backend=self.settings.video_backend
-        )
+            return encode_from_features(self, path, task, loaded=fetched.data)
+        frames, idx, info = fetched.data
         time_text = None
         if self.family == "qwen":
             frames, idx = even_frames(frames, idx)
             rate = sampled_fps(len(idx), info)  # Qwen2.5-VL's time scale: the frames actually sampled
-            video = encode_qwen(self._model, self.processor, frames, fps=rate)
+            video = encode_qwen(self._model, self.processor, frames, fps=rate, pixels=fetched.pixels)
             per_grid = self.processor.video_processor.temporal_patch_size
         else:
-            video = encode_llava(self._model, self.processor, frames, self.settings.newline)
+            video = encode_llava(self._model, self.processor, frames, self.settings.newline, fetched.pixels)
             per_grid = 1
             if self.use_time_instruction:
                 time_text = time_instruction(info.duration, [i / info.fps for i in idx])
@@ -230,27 +234,31 @@ class SttmVideoModel(GenerateOnlyLmms):
             desc=f"{self.model_name} rank {self._rank}",
             position=self._rank,
         )
-        if groups and self.settings.warmup and not self._warmed:
-            self._warm_up(next(iter(groups))[0])
-        budget = FailureBudget(self.settings.max_failures, f"{self.model_name} rank {self._rank}")
-        for (task, path), members in groups.items():
-            self._video_frames, failed_before = None, len(self.failures)
-            try:
-                self._answer_video(task, path, [requests[i] for i in members], [i for i in members], out)
-            except VideoError as e:  # data error: a missing/corrupt video or feature file
-                for i in members:
-                    self._fail(requests[i], str(e))
-            except Exception as e:
-                if not is_out_of_memory(e):  # a system error fails every video alike: stop all ranks
-                    raise stop_run(f"{self.model_name} rank {self._rank}: {task} {path}", e) from e
-                free_cuda_cache()
-                reason = f"CUDA out of memory at {self._video_frames} frames: {str(e).splitlines()[0]}"
-                for i in members:
-                    if not isinstance(out[i], GenerationResult):  # not answered before the OOM
-                        self._fail(requests[i], reason, frames=self._video_frames)
-            budget.add(len(members), len(self.failures) - failed_before)
-            budget.check()
-            bar.update(len(members))
+        extract = self.settings.features_mode == "extract"  # extraction reads its videos itself
+        depth = 0 if extract else self.settings.prefetch
+        with Prefetcher(lambda key: fetch(self, key[1], key[0]), list(groups), depth) as ahead:
+            if groups and self.settings.warmup and not self._warmed:
+                self._warm_up(next(iter(groups))[0])  # the worker reads the first videos meanwhile
+            budget = FailureBudget(self.settings.max_failures, f"{self.model_name} rank {self._rank}")
+            for n, ((task, path), members) in enumerate(groups.items()):
+                self._video_frames, failed_before = None, len(self.failures)
+                try:
+                    fetched = None if extract else ahead.take(n)
+                    self._answer_video(task, path, [requests[i] for i in members], members, out, fetched)
+                except VideoError as e:  # data error: a missing/corrupt video or feature file
+                    for i in members:
+                        self._fail(requests[i], str(e))
+                except Exception as e:
+                    if not is_out_of_memory(e):  # a system error fails every video alike: stop all ranks
+                        raise stop_run(f"{self.model_name} rank {self._rank}: {task} {path}", e) from e
+                    free_cuda_cache()
+                    reason = f"CUDA out of memory at {self._video_frames} frames: {str(e).splitlines()[0]}"
+                    for i in members:
+                        if not isinstance(out[i], GenerationResult):  # not answered before the OOM
+                            self._fail(requests[i], reason, frames=self._video_frames)
+                budget.add(len(members), len(self.failures) - failed_before)
+                budget.check()
+                bar.update(len(members))
         bar.close()
         return out
 
@@ -283,13 +291,24 @@ class SttmVideoModel(GenerateOnlyLmms):
             )
         return int(gen_kwargs.get("max_new_tokens", 32)), until, pick
 
-    def _answer_video(self, task: str, path: str, reqs: list[Instance], slots: list[int], out: list) -> None:
+    def _answer_video(
+        self,
+        task: str,
+        path: str,
+        reqs: list[Instance],
+        slots: list[int],
+        out: list,
+        fetched: Fetched | None = None,
+    ) -> None:
         if self.settings.features_mode == "extract":
             from lmms_sttm.features.extract import extract_video
 
             extract_video(self, path, task)  # stage one of two: features only, the answers stay empty
             return
-        video, time_text, facts = self.encode(path, task)
+        if fetched is None:  # read now (the warm-up): the model waits for the whole read
+            fetched = fetch(self, path, task)
+            fetched.wait_s = fetched.decode_s
+        video, time_text, facts = self.encode(path, task, fetched)
         self._video_frames = facts.get("frames")
         method = self.method_for(task)
         reducer = method.prefill
@@ -354,6 +373,9 @@ class SttmVideoModel(GenerateOnlyLmms):
                     "visual_tokens_kept": kept,
                     "retained_pct": round(100.0 * kept / n_visual, 4),
                     "vision_ms": round(1000 * video.vision_s, 3) if k == 0 else 0.0,
+                    # reading the video (or its feature files) and the model's wait for it (prefetch.py)
+                    "video_decode_ms": round(1000 * fetched.decode_s, 3) if k == 0 else 0.0,
+                    "gpu_idle_ms": round(1000 * fetched.wait_s, 3) if k == 0 else 0.0,
                     "merge_ms": round(1000 * st.reduction_s, 3),
                     "prefill_ms": round(1000 * st.prefill_s, 3),
                     "decode_ms": round(1000 * st.decode_s, 3),

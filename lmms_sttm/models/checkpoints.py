@@ -106,8 +106,12 @@ def load_checkpoint(
     dtype: torch.dtype = torch.float32,
     attn_implementation: str = "sdpa",
     device_map: Any = None,
+    max_memory: dict | None = None,
 ) -> LoadedCheckpoint:
-    """Load ``pretrained`` (local directory or hub id) as ``(model, processor, info)``; model in eval mode."""
+    """Load ``pretrained`` (local directory or hub id) as ``(model, processor, info)``; model in eval mode.
+
+    ``max_memory`` (``{gpu index: bytes}``) restricts ``device_map=auto`` to those GPUs.
+    """
     # use_kernels=False: the model's own modules, as the authors ran them; transformers 5.25 may
     # otherwise swap in Hub kernels on CUDA (other numbers, and a download on offline clusters).
     kwargs = {
@@ -115,6 +119,7 @@ def load_checkpoint(
         "attn_implementation": attn_implementation,
         "device_map": device_map,
         "use_kernels": False,
+        **({"max_memory": max_memory} if max_memory is not None else {}),
     }
     text = str(pretrained)
     path = Path(text).expanduser()

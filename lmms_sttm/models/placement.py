@@ -3,6 +3,9 @@
 - Device: under several processes every rank must own its GPU. ``device=cuda`` or ``cuda:0``
   (``--device cuda:0`` is lmms-eval's habit) would put all ranks on GPU 0, so it is mapped to
   ``cuda:$LOCAL_RANK``; another explicit index under several processes stops at start-up.
+- Replicas over several GPUs: ``gpus_per_replica=G`` under ``--num_processes P`` (per node) gives
+  local rank r the GPUs ``[r*G, (r+1)*G)``: ``device_map=auto`` restricted to them by
+  ``max_memory``, inputs on the first (:func:`place_rank`); ``P*G`` must not exceed the visible GPUs.
 - Dtype: ``auto`` is bf16 on CUDA, fp32 elsewhere.
 - Attention: ``auto`` picks flash-attention 2 only on CUDA, in fp16/bf16 (the only dtypes it
   supports), and only when ``flash_attn`` really imports (a build for another torch fails at
@@ -41,6 +44,50 @@ def pick_device(requested: str | None, rank: int, world_size: int) -> torch.devi
         f"device={requested} under {world_size} processes would put every rank on the same GPU; pass "
         f"device=cuda (each rank takes cuda:$LOCAL_RANK) or run one process per chosen GPU"
     )
+
+
+def local_world_size(world_size: int) -> int:
+    """Processes on this node: ``$LOCAL_WORLD_SIZE`` (torchrun, accelerate), else the world size."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+
+
+def replica_gpus(gpus_per_replica: int, local: int, local_world: int, visible: int) -> list[int]:
+    """GPU indices of local rank ``local``'s replica: ``[local*G, (local+1)*G)``.
+
+    Raises when the node's ``local_world`` processes need more than its ``visible`` GPUs.
+    """
+    need = local_world * gpus_per_replica
+    if need > visible:
+        most = visible // gpus_per_replica
+        raise ValueError(
+            f"gpus_per_replica={gpus_per_replica} with {local_world} processes on this node needs {need} GPUs, "
+            f"but {visible} are visible (CUDA_VISIBLE_DEVICES); launch at most {most} processes per node "
+            f"(accelerate launch --num_processes {most}) or lower gpus_per_replica"
+        )
+    return list(range(local * gpus_per_replica, (local + 1) * gpus_per_replica))
+
+
+def place_rank(
+    device: str | None, device_map: str | None, gpus_per_replica: int | None, rank: int, world_size: int
+) -> tuple[torch.device, dict]:
+    """``(device of the inputs, load_checkpoint placement kwargs)`` of this rank.
+
+    Without ``gpus_per_replica``: :func:`pick_device`, weights straight onto it (no host copy per
+    rank) unless ``device_map`` is given. With it: the replica's GPUs (:func:`replica_gpus`), each
+    offered its whole memory to ``device_map=auto`` and every other GPU none (absent from
+    ``max_memory``); the inputs go to the first, where accelerate puts the embeddings.
+    """
+    if gpus_per_replica is None:
+        own = pick_device(device, rank, world_size)
+        return own, {"device_map": device_map if device_map is not None else {"": str(own)}}
+    if not torch.cuda.is_available():
+        raise ValueError("gpus_per_replica= needs CUDA GPUs; none is available")
+    gpus = replica_gpus(
+        gpus_per_replica, local_rank(rank), local_world_size(world_size), torch.cuda.device_count()
+    )
+    memory = {i: torch.cuda.get_device_properties(i).total_memory for i in gpus}
+    logger.info(f"rank {rank}: one replica on GPUs {gpus} (gpus_per_replica={gpus_per_replica})")
+    return torch.device("cuda", gpus[0]), {"device_map": "auto", "max_memory": memory}
 
 
 def pick_dtype(requested: str, device: torch.device) -> torch.dtype:

@@ -36,6 +36,7 @@ _OPTIONAL = (
     "stats_dir",
     "features",
     "features_ckpt",
+    "gpus_per_replica",
 )
 
 
@@ -78,6 +79,9 @@ class ModelSettings:
     warmup: bool = True
     rope_index: str = "original"
     decode_positions: str = "authors"
+    # decode-ahead depth (models/prefetch.py); GPUs per replica (models/placement.py)
+    prefetch: int = 1
+    gpus_per_replica: int | None = None
     #: the method's own settings (``MethodSpec.settings``), built from its ``--model_args`` keys
     method_settings: object = None
 
@@ -91,6 +95,7 @@ class ModelSettings:
         _choice("rope_index", self.rope_index, ROPE_INDEX)
         _choice("decode_positions", self.decode_positions, DECODE_POSITIONS)
         self._check_features()
+        self._check_scale()
         if not self.pretrained:
             raise ValueError("model_args pretrained= is required (a hub id or a local checkpoint folder)")
         if self.method_settings is None and spec.settings is not None:
@@ -135,6 +140,23 @@ class ModelSettings:
     def spec(self) -> MethodSpec:
         """The method's spec (``methods/registry.py``); ``ValueError`` when ``method=`` names nothing."""
         return registry.get(self.method)
+
+    def _check_scale(self) -> None:
+        """``prefetch`` >= 0 videos read ahead; ``gpus_per_replica`` >= 1 GPUs per process, with
+        ``device_map`` absent or ``auto`` (each rank spreads its replica over its own GPUs)."""
+        p = self.prefetch
+        if isinstance(p, bool) or not isinstance(p, int) or p < 0:
+            raise ValueError(f"model_args prefetch={p!r} must be a non-negative integer (0: no decode-ahead)")
+        g = self.gpus_per_replica
+        if g is None:
+            return
+        if isinstance(g, bool) or not isinstance(g, int) or g < 1:
+            raise ValueError(f"model_args gpus_per_replica={g!r} must be a positive integer")
+        if self.device_map not in (None, "auto") or self.device not in (None, "cuda"):
+            raise ValueError(
+                "gpus_per_replica= places each rank's replica on its own GPUs with device_map=auto: "
+                f"do not pass device_map={self.device_map!r} or device={self.device!r}"
+            )
 
     @classmethod
     def accepted_keys(cls) -> list[str]:

@@ -58,16 +58,24 @@ def _clock(model) -> float:
     return clock(model_devices(model))
 
 
+def llava_pixels(processor, frames: np.ndarray) -> torch.Tensor:
+    """CPU preprocessing of LLaVA: ``frames [F, H, W, 3]`` uint8 -> ``pixel_values_videos [1, F, 3, S, S]``."""
+    return processor.video_processor(videos=[frames], return_tensors="pt")["pixel_values_videos"]
+
+
 @torch.no_grad()
-def llava_tower(model, processor, frames: np.ndarray) -> tuple[torch.Tensor, float]:
+def llava_tower(
+    model, processor, frames: np.ndarray, pixels: torch.Tensor | None = None
+) -> tuple[torch.Tensor, float]:
     """``frames [F, H, W, 3]`` uint8 -> the SigLIP tower output ``[F, N, C]`` (before the projector).
 
     The selected hidden layer (``vision_feature_layer``, ``vision_feature_select_strategy``) exactly
     as ``get_video_features`` picks it; N = (image_size / patch_size)^2 (729 and C = 1152 for the 7B
-    models). Returns the tensor and the tower's wall time.
+    models). Returns the tensor and the tower's wall time. ``pixels``: :func:`llava_pixels` of the
+    frames when already computed (decode-ahead).
     """
     device, dtype = model.device, model.dtype
-    pixels = processor.video_processor(videos=[frames], return_tensors="pt")["pixel_values_videos"]
+    pixels = llava_pixels(processor, frames) if pixels is None else pixels
     layer = model.config.vision_feature_layer
     began = _clock(model)
     out = model.model.get_video_features(
@@ -120,9 +128,11 @@ def llava_from_tower(model, tower: torch.Tensor, newline: str, vision_s: float =
     return VideoInputs(grid_rows.reshape(-1, dim), None, vision_s=seconds)
 
 
-def encode_llava(model, processor, frames: np.ndarray, newline: str) -> VideoInputs:
+def encode_llava(
+    model, processor, frames: np.ndarray, newline: str, pixels: torch.Tensor | None = None
+) -> VideoInputs:
     """``frames [F, H, W, 3]`` uint8 -> LLaVA video features (see module docstring)."""
-    tower, seconds = llava_tower(model, processor, frames)
+    tower, seconds = llava_tower(model, processor, frames, pixels)
     return llava_from_tower(model, tower, newline, vision_s=seconds)
 
 
@@ -174,21 +184,28 @@ def even_frames(frames: np.ndarray, indices: list[int]) -> tuple[np.ndarray, lis
     return frames, indices
 
 
-@torch.no_grad()
-def encode_qwen(model, processor, frames: np.ndarray, fps: float) -> VideoInputs:
-    """``frames [F, H, W, 3]`` uint8 (F even) -> Qwen2-VL / 2.5-VL video features and grid.
-
-    ``fps``: the sampled frames' rate (``sampled_fps``), which sets ``second_per_grid_ts``.
-    """
+def qwen_pixels(processor, frames: np.ndarray) -> dict:
+    """CPU preprocessing of Qwen: ``frames [F, H, W, 3]`` uint8 (F even) resized to the protocol's
+    size -> the video processor's ``pixel_values_videos`` ``[t*h*w, C*2*p*p]`` and ``video_grid_thw`` ``[1, 3]``."""
     from torchvision.transforms.functional import InterpolationMode, resize
 
-    device = model.device
     vp = processor.video_processor
     factor = vp.patch_size * vp.merge_size
     h, w = qwen_frame_size(frames.shape[1], frames.shape[2], frames.shape[0], factor)
     video = torch.from_numpy(frames).permute(0, 3, 1, 2)
     video = resize(video, [h, w], interpolation=InterpolationMode.BICUBIC, antialias=True)
-    enc = vp(videos=[video], do_resize=False, do_sample_frames=False, return_tensors="pt")
+    return dict(vp(videos=[video], do_resize=False, do_sample_frames=False, return_tensors="pt"))
+
+
+@torch.no_grad()
+def encode_qwen(model, processor, frames: np.ndarray, fps: float, pixels: dict | None = None) -> VideoInputs:
+    """``frames [F, H, W, 3]`` uint8 (F even) -> Qwen2-VL / 2.5-VL video features and grid.
+
+    ``fps``: the sampled frames' rate (``sampled_fps``), which sets ``second_per_grid_ts``.
+    ``pixels``: :func:`qwen_pixels` of the frames when already computed (decode-ahead).
+    """
+    device = model.device
+    enc = qwen_pixels(processor, frames) if pixels is None else pixels
     thw = enc["video_grid_thw"]
     began = _clock(model)
     out = model.model.get_video_features(

@@ -12,7 +12,7 @@ import functools
 
 #: arguments that do not change what is computed (placement, logging)
 RUNTIME_KEYS = frozenset(
-    {"device", "device_map", "stats_dir", "gpus_per_replica", "batch_size", "max_batch_size"}
+    {"device", "device_map", "stats_dir", "gpus_per_replica", "prefetch", "batch_size", "max_batch_size"}
 )
 #: arguments that choose the frames the model sees
 FRAME_KEYS = ("max_frames", "fps")

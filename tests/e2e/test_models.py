@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from lmms_sttm.data.tiny import build_tiny
-from tests.conftest import run_lmms_eval, torchrun
+from tests.conftest import free_port, read_run, run_lmms_eval, torchrun
 
 pytestmark = pytest.mark.e2e
 
@@ -85,4 +87,54 @@ def test_two_processes_equal_one(single_runs, checkpoints, tmp_path, offline_env
     assert {s["rank"] for s in stats} == {0, 1}
     assert _by_question(samples, stats) == _by_question(one_samples, one_stats)
     # the video-major document order keeps both questions of a clip on one rank: reuse survives sharding
+    assert sum(s["prefix_reused"] for s in stats) == 8
+
+
+def two_nodes(port: int) -> list[str]:
+    """One "node" of a 2-node torchrun on localhost: 1 process, c10d rendezvous on 127.0.0.1."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+        "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "sttm-two-nodes",
+        "--local_addr", "127.0.0.1",
+    ]  # fmt: skip
+
+
+def test_two_nodes_equal_one(single_runs, checkpoints, tmp_path, offline_env):
+    """Two torchrun agents ("nodes") sharing one output folder, as on a cluster's shared filesystem."""
+    name, out = "llava_video_sttm", tmp_path / "out"
+    cmd = [*two_nodes(free_port()), "-m", "lmms_eval", *_args(name, checkpoints[name])]
+    cmd += ["--batch_size", "1", "--log_samples", "--output_path", str(out)]
+    nodes = [
+        subprocess.Popen(
+            cmd,
+            env=offline_env,
+            cwd=str(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    logs = [node.communicate(timeout=600)[0] for node in nodes]
+    rc = max(node.returncode for node in nodes)
+    results, samples = read_run(out, rc, "\n".join(log[-4000:] for log in logs))
+    stats = _stats(out)
+    one_results, one_samples, one_stats = single_runs[name]
+    assert results["results"] == one_results["results"]
+    assert sorted((r["sttm_acc"]["question_id"], r["filtered_resps"]) for r in samples[TASK]) == sorted(
+        (r["sttm_acc"]["question_id"], r["filtered_resps"]) for r in one_samples[TASK]
+    )
+    # statistics per global rank: one file each, every record naming its file's rank
+    files = sorted(p.name for p in (out / "sttm_stats").glob("*.jsonl"))
+    assert files == [f"{name}_rank0.jsonl", f"{name}_rank1.jsonl"]
+    for r in (0, 1):
+        rows = (out / "sttm_stats" / f"{name}_rank{r}.jsonl").read_text().splitlines()
+        assert rows and {json.loads(line)["rank"] for line in rows} == {r}
+    assert _by_question(samples, stats) == _by_question(one_samples, one_stats)
+    # video-major sharding across the nodes: each clip's questions on one rank, its prefix reused
+    qid = {r["doc_id"]: r["sttm_acc"]["question_id"] for r in samples[TASK]}
+    rank_of_clip: dict[str, set] = {}
+    for s in stats:
+        rank_of_clip.setdefault(qid[s["doc_id"]].rsplit("-", 1)[0], set()).add(s["rank"])
+    assert len(rank_of_clip) == 8 and all(len(ranks) == 1 for ranks in rank_of_clip.values())
     assert sum(s["prefix_reused"] for s in stats) == 8

@@ -8,6 +8,7 @@ import torch
 from lmms_eval.api.instance import GenerationResult, Instance
 
 from lmms_sttm.engine import session
+from lmms_sttm.models import base
 from lmms_sttm.models.failures import MIN_FAILED, RunStopped
 from lmms_sttm.models.llava_video_sttm import LlavaVideoSttm
 from lmms_sttm.video import VideoError
@@ -61,7 +62,7 @@ def test_out_of_memory_record_names_frames(checkpoint, clip, tmp_path, monkeypat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(session, "prefill", prefill)
-    monkeypatch.setattr(model, "encode", _encode_by_index(model))
+    _read_second_as_first(model, monkeypatch)
     out = _run(model, [clip, "second", "second"])
     assert out[0] == "" and all(isinstance(o, GenerationResult) for o in out[1:])
     (failure,) = model.failures
@@ -70,13 +71,14 @@ def test_out_of_memory_record_names_frames(checkpoint, clip, tmp_path, monkeypat
     assert failure["error"].startswith(f"CUDA out of memory at {failure['frames']} frames")
 
 
-def _encode_by_index(model):
-    real = model.encode
+def _read_second_as_first(model, monkeypatch):
+    """The video "second" reads the first clip (its questions form a group of their own)."""
+    real = base.fetch
 
-    def encode(path, task):
-        return real(path if path != "second" else model.task_dict[TASK]["test"][0]["path"], task)
+    def fetch(m, path, task):
+        return real(m, path if path != "second" else model.task_dict[TASK]["test"][0]["path"], task)
 
-    return encode
+    monkeypatch.setattr(base, "fetch", fetch)
 
 
 def test_failure_budget_stops_a_run_where_every_video_fails(checkpoint, tmp_path, monkeypatch, capsys):

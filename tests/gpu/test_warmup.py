@@ -22,9 +22,9 @@ def test_warm_up_runs_once_untimed_before_the_first_video(
     calls = []
     real = model._answer_video
 
-    def spy(task, path, reqs, slots, out):
+    def spy(task, path, reqs, slots, out, *fetched):  # fetched: the video read ahead (prefetch.py)
         calls.append((path, model.stats.path is not None))
-        return real(task, path, reqs, slots, out)
+        return real(task, path, reqs, slots, out, *fetched)
 
     monkeypatch.setattr(model, "_answer_video", spy)
     out = _run(model, [clip, clip])

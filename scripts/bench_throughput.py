@@ -1,0 +1,147 @@
+"""Throughput of decode-ahead: a tiny-model run over synthetic clips with ``prefetch=0`` and ``prefetch=D``.
+
+Writes ``--clips`` synthetic clips (the needle clips of ``lmms_sttm.data.synthetic`` scaled up
+``--scale`` times and overlaid with seeded noise, so that decoding them costs about as much as the
+tiny LLaVA-Video model spends on them), then answers ``--questions`` questions per clip through
+``LlavaVideoSttm.generate_until`` (STTM, KV reuse), alternating runs without and with prefetching
+(``--repeats`` each, after one untimed run of each). Prints one JSON object: wall seconds per
+setting (median), the speed-up, the per-answer statistics summed per run (video decoding,
+GPU-idle wait, vision + merge + prefill + decode), and whether the answers and token counts of
+every run are identical.
+
+The model runs with ``--threads`` torch threads (default 1), leaving the other core of a 2-core
+machine to the decoder. The gain needs that core: the JSON gives the 1-minute load average before
+and after, since other jobs on a shared machine take it away.
+
+    .venv/bin/python scripts/bench_throughput.py [--clips 12] [--depth 2] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from lmms_eval.api.instance import Instance
+
+from lmms_sttm.data.synthetic import ClipSpec, render_frames, write_frames
+from lmms_sttm.data.tiny import build_tiny
+from lmms_sttm.models.llava_video_sttm import LlavaVideoSttm
+
+TASK = "throughput_sttm"
+MODEL_PARTS = ("vision_ms", "merge_ms", "prefill_ms", "decode_ms")
+
+
+def write_clips(root: Path, count: int, frames: int, scale: int, fps: float) -> list[str]:
+    """``count`` clips of ``frames`` frames at ``(224*scale)^2`` px with seeded noise (costlier to decode)."""
+    paths = []
+    for i in range(count):
+        spec = ClipSpec(num_frames=frames, height=224, width=224, fps=fps, seed=i, needle_at=frames // 2)
+        small = render_frames(spec)
+        big = small.repeat(scale, axis=1).repeat(scale, axis=2).astype(np.int16)
+        noise = np.random.default_rng(i).integers(-24, 25, size=big.shape[1:], dtype=np.int16)
+        big = np.clip(big + noise, 0, 255).astype(np.uint8)
+        paths.append(str(write_frames(big, root / f"clip{i:02d}.mp4", fps)))
+    return paths
+
+
+def requests(model, paths: list[str], questions: int) -> list[Instance]:
+    docs = {i: {"path": p} for i, p in enumerate(p for p in paths for _ in range(questions))}
+    model.task_dict = {TASK: {"test": docs}}
+    return [
+        Instance(
+            "generate_until",
+            (f"Question {i}: what colour?", {"max_new_tokens": 8}, lambda d: [d["path"]], i, TASK, "test"),
+            i,
+            {"task": TASK, "doc_id": i, "repeats": 1},
+        )
+        for i in docs
+    ]
+
+
+def one_run(model, paths: list[str], questions: int) -> dict:
+    """Wall seconds of one ``generate_until`` over every clip, its answers and summed statistics."""
+    model.stats.records.clear()
+    reqs = requests(model, paths, questions)
+    began = time.perf_counter()
+    out = model.generate_until(reqs)
+    wall = time.perf_counter() - began
+    records = model.stats.records
+    answers = [(o.text, o.token_counts.input_tokens, o.token_counts.output_tokens) for o in out]
+    return {
+        "wall_s": wall,
+        "answers": answers,
+        "failed": sum(r.get("error") is not None for r in records),
+        "video_decode_s": sum(r["video_decode_ms"] for r in records) / 1000,
+        "gpu_idle_s": sum(r["gpu_idle_ms"] for r in records) / 1000,
+        "model_s": sum(r[k] for r in records for k in MODEL_PARTS) / 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=12)
+    parser.add_argument("--frames", type=int, default=64, help="frames per clip (8..64)")
+    parser.add_argument("--scale", type=int, default=3, help="clip side = 224 * scale px")
+    parser.add_argument("--questions", type=int, default=2, help="questions per clip")
+    parser.add_argument("--depth", type=int, default=2, help="prefetch depth of the prefetching runs")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench_throughput_") as tmp:
+        root = Path(tmp)
+        ckpt = str(build_tiny("llava_video", root / "ckpt"))
+        paths = write_clips(root / "clips", args.clips, args.frames, args.scale, fps=8.0)
+        models = {
+            depth: LlavaVideoSttm(
+                pretrained=ckpt, tau_s=0.9, tau_t=0.8, fps=8.0, max_frames=args.frames, prefetch=depth
+            )
+            for depth in (0, args.depth)
+        }
+        runs: dict[int, list[dict]] = {0: [], args.depth: []}
+        for round_index in range(args.repeats + 1):  # round 0: warm-up of both (untimed)
+            for depth, model in models.items():
+                result = one_run(model, paths, args.questions)
+                if round_index:
+                    runs[depth].append(result)
+    reference = runs[0][0]["answers"]
+    summary = {}
+    for depth, results in runs.items():
+        summary[f"prefetch_{depth}"] = {
+            "wall_s_median": round(statistics.median(r["wall_s"] for r in results), 3),
+            "wall_s": [round(r["wall_s"], 3) for r in results],
+            **{
+                f"{k}_median": round(statistics.median(r[k] for r in results), 3)
+                for k in ("video_decode_s", "gpu_idle_s", "model_s")
+            },
+            "failed": results[0]["failed"],
+        }
+    off, on = summary["prefetch_0"]["wall_s_median"], summary[f"prefetch_{args.depth}"]["wall_s_median"]
+    out = {
+        "clips": args.clips,
+        "frames_per_clip": args.frames,
+        "clip_size": [224 * args.scale, 224 * args.scale],
+        "questions_per_clip": args.questions,
+        "torch_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # before, after
+        "repeats": args.repeats,
+        "runs": summary,
+        "speedup": round(off / on, 3),
+        "target_met": off / on >= 1.4,
+        "answers_identical": all(r["answers"] == reference for rs in runs.values() for r in rs),
+        "answers": len(reference),
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
