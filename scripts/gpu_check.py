@@ -36,15 +36,16 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from lmms_sttm.models.methods import plan_for
 
 from lmms_sttm.data import configs
 from lmms_sttm.engine import answer, apply_reduction, prefill
 from lmms_sttm.engine.flops import DecoderDims, reduced_prefill_ratio
+from lmms_sttm.methods import registry
+from lmms_sttm.methods.bind import bind, method_settings
+from lmms_sttm.methods.spec import BuildContext
 from lmms_sttm.models.base import SttmVideoModel
 from lmms_sttm.models.paper_settings import MERGE_LAYER
 from lmms_sttm.models.placement import flash_attn_problem
-from lmms_sttm.models.settings import ModelSettings
 from lmms_sttm.models.video_inputs import encode_llava, encode_qwen
 
 PAPER_R_TTFT = {"llava_video_7b": {0.5: 48.4, 0.3: 33.1}}  # percent, STTM at 50% / 30% (paper Table)
@@ -230,9 +231,10 @@ def measure(case: dict, model, frames: int, repeats: int) -> dict:
         full = statistics.median(p.prefill_s for p in median_of(repeats, lambda: prefill(engine, inputs)))
         row["unreduced"] = {"prefill_ms": round(1000 * full, 2), "peak_memory_gib": peak_gib(device)}
         dims = DecoderDims.of(config.get_text_config())
+        sttm = registry.get("sttm")
         for r in RETENTIONS:
-            settings = ModelSettings(pretrained="random", method="sttm", budget_mode="exact", retention=r)
-            reducer = plan_for(settings, paper_key, case["task"][frames]).reducer
+            ctx = BuildContext(family, paper_key, case["task"][frames], layer, dims.layers, None, "exact", r)
+            reducer = bind(sttm, method_settings(sttm, {}), ctx).prefill
             peak_reset(device)
             runs = median_of(repeats, lambda reducer=reducer: prefill(engine, inputs, reducer, video.grid))
             prefix = runs[-1]
