@@ -39,7 +39,7 @@ def find_chromium() -> str:
     """The browser's path; skips without one, fails under ``CI=true``."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        msg = "chromium is not installed; run scripts/setup_browser.sh"
+        msg = "chromium is not installed: enable this test with `sudo bash scripts/setup_browser.sh`"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(msg)
         pytest.skip(msg)
