@@ -43,7 +43,7 @@ def caveat(per_family: int) -> str:
 
 
 CAVEAT = (
-    'The model is the project\'s model organism (`lmms_sttm/organism/`, README "Model organism"): a '
+    'The model is the project\'s model organism (`lmms_sttm/organism/`, docs/organism.md): a '
     "0.6 M-parameter LLaVA-Video-format model (8-layer Qwen2 decoder of width 64, frozen random SigLIP-style "
     "tower, 49 tokens per frame, 16 frames = 784 visual tokens) trained on CPU on procedural needle clips: "
     "retrieval (which object the inserted frame shows), ordering (which of two inserted frames comes first) "
@@ -189,8 +189,12 @@ def family_table(runs_dir: Path, tags: list[str]) -> str:
             continue
         res = json.loads(Path(found[0]).read_text())["results"][TASK]
         off = res.get("official_acc,none")
-        per = [res.get(f"acc_task_type={f},none") for f in FAMILIES]
-        circ = [res.get(f"circular_task_type={f},none") for f in FAMILIES]
+        old = res.get("breakdown,none") or {}  # results written before the groups became metrics
+        per = [res.get(f"acc_task_type={f},none", old.get("task_type", {}).get(f)) for f in FAMILIES]
+        circ = [
+            res.get(f"circular_task_type={f},none", old.get("task_type_circular", {}).get(f))
+            for f in FAMILIES
+        ]
         mean = sum(per) / len(per) if None not in per else None
         cells = [tag, *per, mean, *circ, off]
         lines.append(
