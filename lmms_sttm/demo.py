@@ -43,7 +43,7 @@ def caveat(per_family: int) -> str:
 
 
 CAVEAT = (
-    'The model is the project\'s model organism (`lmms_sttm/organism/`, docs/organism.md): a '
+    "The model is the project's model organism (`lmms_sttm/organism/`, docs/organism.md): a "
     "0.6 M-parameter LLaVA-Video-format model (8-layer Qwen2 decoder of width 64, frozen random SigLIP-style "
     "tower, 49 tokens per frame, 16 frames = 784 visual tokens) trained on CPU on procedural needle clips: "
     "retrieval (which object the inserted frame shows), ordering (which of two inserted frames comes first) "

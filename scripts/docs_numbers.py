@@ -99,7 +99,9 @@ def training_values() -> dict[str, str]:
 def lock_values() -> dict[str, str]:
     """``lock.packages``: the distributions pinned in requirements.lock."""
     lines = (ROOT / "requirements.lock").read_text().splitlines()
-    return {"lock.packages": str(sum(1 for line in lines if "==" in line and not line.lstrip().startswith("#")))}
+    return {
+        "lock.packages": str(sum(1 for line in lines if "==" in line and not line.lstrip().startswith("#")))
+    }
 
 
 def values() -> dict[str, str]:
@@ -130,7 +132,9 @@ def main(argv=None) -> int:
                 problems.append(f"{path.relative_to(ROOT)}: unknown number {key!r}")
                 return m.group(0)
             if shown != vals[key]:
-                problems.append(f"{path.relative_to(ROOT)}: {key} reads {shown!r}, the committed results give {vals[key]!r}")
+                problems.append(
+                    f"{path.relative_to(ROOT)}: {key} reads {shown!r}, the committed results give {vals[key]!r}"
+                )
             return f"<!--n:{key}-->{vals[key]}<!--/n-->"
 
         new = MARK.sub(fix, text)
@@ -142,7 +146,10 @@ def main(argv=None) -> int:
         return 1 if unknown else 0
     for line in problems:
         print(line)
-    print(f"{marks} numbers checked; {len(problems)} stale or unknown" + ("" if not problems else ": run with --write"))
+    print(
+        f"{marks} numbers checked; {len(problems)} stale or unknown"
+        + ("" if not problems else ": run with --write")
+    )
     return 1 if problems else 0
 
 
