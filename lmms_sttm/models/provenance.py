@@ -37,10 +37,16 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+#: the checkout's paths whose changes make a run's code differ from its commit (results/, docs/
+#: and tests/ do not run; a run that refreshes committed results must not call itself dirty)
+CODE_PATHS = ("lmms_sttm", "scripts", "pyproject.toml", "setup.py", "requirements.lock")
+
+
 def package_commit(package_dir: Path | None = None) -> tuple[str | None, bool | None]:
     """``(commit, dirty)`` of the git checkout holding this package; ``(None, None)`` outside one.
 
-    ``dirty``: a tracked file differs from the commit (untracked files do not count).
+    ``dirty``: a tracked file under :data:`CODE_PATHS` differs from the commit (untracked files
+    do not count).
     """
     where = package_dir or Path(__file__).resolve().parents[2]
 
@@ -56,7 +62,7 @@ def package_commit(package_dir: Path | None = None) -> tuple[str | None, bool | 
     commit = git("rev-parse", "HEAD")
     if commit is None:
         return None, None
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
     return commit, (None if status is None else bool(status))
 
 

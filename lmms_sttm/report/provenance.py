@@ -93,7 +93,7 @@ def runs_table(records: list[dict]) -> Table:
         )
     table.notes = [
         "Dates are lmms-eval's timestamps (its --timezone, Asia/Singapore by default).",
-        "Versions, commit (-dirty: tracked files differed from it), device, threads per process and the "
+        "Versions, commit (-dirty: tracked code files differed from it), device, threads per process and the "
         "command as launched come from each run's provenance record; — : the run has none.",
     ]
     return table

@@ -1,7 +1,7 @@
 """FrameFusion against the authors' ``FrameFusion.forward``, layer by layer, on synthetic sequences.
 
 A sequence is ``[system text | video T x H x W | question text]`` of seeded states (:mod:`videos`
-for the video, ``--videos`` seeds per layout, alternating similarity). A stand-in decoder of 28
+for the video, ``--videos`` seeds per layout). A stand-in decoder of 28
 layers (the authors hard-code 28 in their cost) transforms it: each layer is a fixed, seeded,
 token-wise attention map and MLP map (the same for every token, so the two sides see the same
 states whatever tokens remain), and its attention rows for the prune are a seeded bilinear
@@ -14,7 +14,9 @@ softmax of the last token over the sequence, mean over 4 heads. Both sides get t
   run on the video tokens with the attention over them, the text untouched.
 
 Per case: the same final sequence (count and states, max difference), the same sparsity list and
-the same branch (merge to the budget, or prune). Budgets 50 / 30 = cost 0.5 / 0.3. Prints JSON.
+the same branch (merge to the budget, or prune); ``merge_calls`` counts how many merging calls ran
+before merging stopped (more than one: the multi-layer path). Budgets 50 / 30 = cost 0.5 / 0.3.
+The sequences alternate mid, fair and lower similarity, so that both branches occur. Prints JSON.
 
     .venv/bin/python scripts/parity/framefusion.py --authors-dir DIR [--videos 10]
 """
@@ -36,7 +38,7 @@ from lmms_sttm.merging.framefusion_authors import FrameFusion  # noqa: E402
 
 LAYERS, HEADS, SYSTEM, QUESTION = 28, 4, 6, 10
 COSTS = {50: 0.5, 30: 0.3}
-SIMILARITY = ("high", "mid", "low")
+SIMILARITY = ("mid", "fair", "lower")
 
 
 class StandIn:
@@ -115,7 +117,7 @@ def main(argv=None) -> int:
     rows = []
     for name, t, h, w in LAYOUTS:
         for budget, cost in COSTS.items():
-            tally = {"same": 0, "differ": [], "max_state_diff": 0.0, "branches": {}}
+            tally = {"same": 0, "differ": [], "max_state_diff": 0.0, "branches": {}, "merge_calls": {}}
             for seed in range(args.videos):
                 gen = torch.Generator().manual_seed(1000 + seed)
                 vid = video(t, h, w, args.channels, seed, SIMILARITY[seed % 3]).reshape(-1, args.channels)
@@ -127,6 +129,8 @@ def main(argv=None) -> int:
                 )  # theirs writes into it
                 b_states, b_sparsity, branch = ours(seq, (t, h, w), cost, net)
                 tally["branches"][str(branch)] = tally["branches"].get(str(branch), 0) + 1
+                calls = str(len(b_sparsity) + (branch == "budget"))  # merging calls before it stopped
+                tally["merge_calls"][calls] = tally["merge_calls"].get(calls, 0) + 1
                 same = a_states.shape == b_states.shape and a_sparsity == b_sparsity
                 diff = float((a_states - b_states).abs().max()) if same else float("inf")
                 if same and diff <= 1e-4:

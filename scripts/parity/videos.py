@@ -21,7 +21,7 @@ LAYOUTS = (
     ("odd_frames", 63, 14, 14),
     ("odd_tokens", 63, 13, 13),
 )
-NOISE = {"high": 0.15, "mid": 0.4, "low": 1.2}
+NOISE = {"high": 0.15, "mid": 0.4, "low": 1.2, "fair": 1.5, "lower": 2.5}
 
 
 def video(t: int, h: int, w: int, channels: int, seed: int, similarity: str = "mid") -> torch.Tensor:
