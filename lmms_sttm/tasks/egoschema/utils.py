@@ -37,7 +37,7 @@ full_doc_to_target = FULL.doc_to_target
 full_process_results = FULL.process_results
 
 
-def full_metric_list() -> list[dict]:
+def _full_metric_list() -> list[dict]:
     """The full set's metrics: the submission file, unparsed answers, efficiency."""
     return [
         {"metric": "submission", "aggregation": write_submission, "higher_is_better": True},
@@ -50,7 +50,7 @@ __getattr__ = lazy_module_attributes(
     subset_dataset_kwargs=SUBSET.dataset_kwargs,
     full_dataset_kwargs=FULL.dataset_kwargs,
     subset_metric_list=SUBSET.metric_list,
-    full_metric_list=full_metric_list,
+    full_metric_list=_full_metric_list,  # the YAML reads the list itself, made when it loads
 )
 
 
