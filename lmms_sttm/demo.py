@@ -1,11 +1,14 @@
 """The main job: the model organism end to end through lmms-eval to a leaderboard, offline.
 
-``python -m lmms_sttm.demo --out results/demo`` writes the organism's held-out VNBench-format
+``python -m lmms_sttm.demo`` writes the organism's held-out VNBench-format
 benchmark (:mod:`lmms_sttm.organism.bench`; ``--per-family`` videos of each of its three
 families, 4 tries each), runs ``accelerate launch -m lmms_eval --model llava_video_sttm`` with
 the committed organism checkpoint (LLaVA-NeXT format, converted on load) unreduced, with STTM and
 with every baseline (two CPU processes), and writes the leaderboard with per-family accuracies.
-Paths in everything written under ``--out`` are relative to the repository.
+Paths in everything written under ``--out`` are relative to the repository. Without ``--out``
+the output goes to a fresh folder ``work_dirs/demo/out_<date>_<time>`` (printed at the start
+and the end); ``--out results/demo`` refreshes the committed output. ``--report-only`` rebuilds
+the leaderboard from the runs already under ``--out``.
 """
 
 from __future__ import annotations
@@ -30,8 +33,19 @@ from lmms_sttm.report.ttft_spread import spread
 TASK = "vnbench_sttm"
 CHECKPOINT = "lmms_sttm/organism/weights"  # relative to the repository root (the demo's working dir)
 BASELINES = ("tome", "dycoke_stage1", "dycoke", "fastv", "framefusion", "pool")
+
+
+def caveat(per_family: int) -> str:
+    """What the organism's leaderboard does and does not say, for ``per_family`` videos per family."""
+    videos = (
+        f"each row here is {3 * per_family} videos x 4 tries ({per_family} videos per family: one video is "
+        f"{100 / per_family:.3g} points of a family's accuracy)"
+    )
+    return CAVEAT.replace("{videos}", videos)
+
+
 CAVEAT = (
-    'The model is the project\'s model organism (`lmms_sttm/organism/`, README "Model organism"): a '
+    "The model is the project's model organism (`lmms_sttm/organism/`, docs/organism.md): a "
     "0.6 M-parameter LLaVA-Video-format model (8-layer Qwen2 decoder of width 64, frozen random SigLIP-style "
     "tower, 49 tokens per frame, 16 frames = 784 visual tokens) trained on CPU on procedural needle clips: "
     "retrieval (which object the inserted frame shows), ordering (which of two inserted frames comes first) "
@@ -46,8 +60,8 @@ CAVEAT = (
     'run, see the control column under "Prefill time"). '
     "What it does not say: anything about real video LLMs' accuracy or the methods' ranking on them. Its "
     "needles are solid full frames (a merge that keeps one token per distinct frame loses nothing), its other "
-    "frames are few and mostly redundant, it is 10,000 times smaller than LLaVA-Video-7B, and each row here is "
-    "12 videos x 4 tries (one video is 8 points of a family's accuracy). The paper's `budget=` thresholds were "
+    "frames are few and mostly redundant, it is 10,000 times smaller than LLaVA-Video-7B, and {videos}. "
+    "The paper's `budget=` thresholds were "
     "tuned on LLaVA-Video-7B's features; on the organism they keep the share shown in R.NV, not 50%/30%, "
     "while the `budget_mode=exact` rows keep exactly the stated share."
 )
@@ -178,10 +192,13 @@ def family_table(runs_dir: Path, tags: list[str]) -> str:
         if not found:
             continue
         res = json.loads(Path(found[0]).read_text())["results"][TASK]
-        bd = next(v for k, v in res.items() if k.startswith("breakdown"))
-        off = next(v for k, v in res.items() if k.startswith("official_acc"))
-        per = [bd["task_type"].get(f) for f in FAMILIES]
-        circ = [bd["task_type_circular"].get(f) for f in FAMILIES]
+        off = res.get("official_acc,none")
+        old = res.get("breakdown,none") or {}  # results written before the groups became metrics
+        per = [res.get(f"acc_task_type={f},none", old.get("task_type", {}).get(f)) for f in FAMILIES]
+        circ = [
+            res.get(f"circular_task_type={f},none", old.get("task_type_circular", {}).get(f))
+            for f in FAMILIES
+        ]
         mean = sum(per) / len(per) if None not in per else None
         cells = [tag, *per, mean, *circ, off]
         lines.append(
@@ -190,6 +207,16 @@ def family_table(runs_dir: Path, tags: list[str]) -> str:
             + " |"
         )
     return "\n".join(lines) + "\n"
+
+
+def videos_per_family(runs_dir: Path, tags: list[str]) -> int:
+    """Videos per family of the runs under ``runs_dir`` (their questions / 12: 3 families x 4 tries)."""
+    for tag in tags:
+        found = glob.glob(str(runs_dir / tag / "**" / "*_results.json"), recursive=True)
+        if found:
+            n = json.loads(Path(found[0]).read_text())["n-samples"][TASK]["effective"]
+            return n // (4 * len(FAMILIES))
+    raise SystemExit(f"no results files under {runs_dir}")
 
 
 def timing_table(runs_dir: Path, tags: list[str]) -> str:
@@ -219,19 +246,37 @@ def timing_table(runs_dir: Path, tags: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lmms_sttm.demo", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="results/demo", help="where runs and the leaderboard go")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="where runs and the leaderboard go (default: a fresh work_dirs/demo/out_<date>_<time>; "
+        "results/demo refreshes the committed output)",
+    )
+    p.add_argument(
+        "--report-only", action="store_true", help="rebuild the leaderboard from the runs under --out"
+    )
     p.add_argument("--work", default="work_dirs/demo", help="data root and caches (not committed)")
     p.add_argument("--checkpoint", default=CHECKPOINT, help="the organism checkpoint folder")
     p.add_argument("--processes", type=int, default=2, help="lmms-eval processes per run (CPU, gloo)")
     p.add_argument("--per-family", type=int, default=4, help="held-out videos per family (4 tries each)")
     p.add_argument("--runs", default="all", help="comma-separated run tags (default: all)")
-    args = p.parse_args(argv)
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    command = " ".join(["python -m lmms_sttm.demo", *(sys.argv[1:] if argv is None else argv)])
+    if args.out is None:
+        if args.report_only:
+            p.error("--report-only needs --out (the folder holding the runs)")
+        args.out = os.path.join(args.work, time.strftime("out_%Y%m%d_%H%M%S"))
     root = Path.cwd().absolute()
     out, work = Path(args.out).absolute(), Path(args.work).absolute()
+    print(f"[demo] output folder: {os.path.relpath(out)}", flush=True)
     began = time.time()
     data_root = work / "datasets"
-    write_benchmark(data_root, args.per_family)
     runs = demo_runs(args.checkpoint)
+    if args.report_only:
+        runs = [r for r in runs if (out / "runs" / r[0]).is_dir()]
+        args.per_family = videos_per_family(out / "runs", [t for t, _ in runs])
+    else:
+        write_benchmark(data_root, args.per_family)
     if args.runs != "all":
         wanted = args.runs.split(",")
         unknown = sorted(set(wanted) - {t for t, _ in runs})
@@ -252,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             [str(root), str(site), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
         ),
     )  # fmt: skip
-    for tag, model_args in runs:
+    for tag, model_args in [] if args.report_only else runs:
         t0 = time.time()
         try:
             results = run_lmms_eval(model_args, out / "runs" / tag, env, args.processes)
@@ -280,15 +325,23 @@ def main(argv: list[str] | None = None) -> int:
     if timing:
         timing = f"\n## Prefill time against the unreduced run\n\n{TIMING_NOTE}\n\n{timing}"
     seconds = time.time() - began
+    made = (
+        f"Made by `{command}` ({len(runs)} runs, {3 * args.per_family} videos x 4 tries, "
+        f"{args.processes} CPU processes, {seconds:.0f} s)"
+        if not args.report_only
+        else f"Leaderboard rebuilt by `{command}` from {len(runs)} runs ({3 * args.per_family} videos x 4 tries); "
+        "each run's own command is in `runs.csv`"
+    )
     (board / "README.md").write_text(
-        f"# Demo leaderboard\n\n{CAVEAT}\n\n{findings(board / 'leaderboard.csv')}\n\n## Accuracy per family (%)\n\nPer-try accuracy per family, "
+        f"# Demo leaderboard\n\n{caveat(args.per_family)}\n\n{findings(board / 'leaderboard.csv')}\n\n"
+        "## Accuracy per family (%)\n\nPer-try accuracy per family, "
         f"and VNBench's official circular accuracy (an item counts only when all 4 tries are right).\n\n{table}\n"
-        f"Made by `bash scripts/demo.sh` ({len(runs)} runs, {3 * args.per_family} videos x 4 tries, "
-        f"{args.processes} CPU processes, {seconds:.0f} s). Leaderboard: `leaderboard.md`; plots: `index.html`.\n"
+        f"{made}. Leaderboard: `leaderboard.md`; plots: `index.html`.\n"
         f"{timing}"
     )
     relativize(out, root)
     print(f"[demo] leaderboard: {os.path.relpath(board)}  ({seconds:.0f} s in all)", flush=True)
+    print(f"[demo] output folder: {os.path.relpath(out)}", flush=True)
     print(table, flush=True)
     return 0
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make a headless browser available for the report's HTML test (tests/report/test_browser.py):
 # installs Debian's chromium when no `chromium` is on PATH. Idempotent and quiet; needs root
-# (or sudo) and the Debian apt sources. Prints the browser's path on success.
+# (or sudo that asks no password: it never prompts) and the Debian apt sources. Prints the
+# browser's path on success.
 # Usage: bash scripts/setup_browser.sh
 set -euo pipefail
 
@@ -12,10 +13,10 @@ fi
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        sudo_cmd=(sudo)
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        sudo_cmd=(sudo -n)
     else
-        echo "setup_browser.sh: chromium is missing and installing it needs root (no sudo found)" >&2
+        echo "setup_browser.sh: chromium is missing and installing it needs root (no password-less sudo)" >&2
         exit 1
     fi
 fi

@@ -26,6 +26,8 @@ from lmms_sttm.engine import session
 from lmms_sttm.engine.sampling import sampler
 from lmms_sttm.methods.bind import MethodInstance, bind
 from lmms_sttm.methods.spec import BuildContext
+from lmms_sttm.models import provenance
+from lmms_sttm.models.answer import AnswerText
 from lmms_sttm.models.checkpoints import load_checkpoint
 from lmms_sttm.models.failures import FailureBudget, free_cuda_cache, is_out_of_memory, stop_run
 from lmms_sttm.models.generate_only import GenerateOnlyLmms
@@ -99,6 +101,7 @@ class SttmVideoModel(GenerateOnlyLmms):
             raise ValueError("time_instruction is a LLaVA-Video prompt feature; Qwen2-VL has none")
         stats_dir = s.stats_dir or default_stats_dir()
         self.stats = StatsWriter(stats_dir, self.model_name, self._rank)
+        provenance.write(stats_dir, self._device, self._rank, self._world_size)  # versions, device, command
         self.failures: list[dict] = []
         self.warmup_ms: float | None = None  # the rank's untimed warm-up (models/warmup.py), in every record
         self._warmed = False
@@ -359,38 +362,38 @@ class SttmVideoModel(GenerateOnlyLmms):
             st = ans.stats
             n_visual = video.num_placeholders
             kept = st.visual_tokens_kept if reducer is not None else n_visual
-            self.stats.write(
-                {
-                    "model": self.model_name,
-                    "method": self.spec.name,
-                    "task": task,
-                    "doc_id": req.args[3],
-                    "video": path,
-                    "params": method.params,
-                    "merge_layer": self.merge_layer,
-                    **facts,
-                    "visual_tokens": n_visual,
-                    "visual_tokens_kept": kept,
-                    "retained_pct": round(100.0 * kept / n_visual, 4),
-                    "vision_ms": round(1000 * video.vision_s, 3) if k == 0 else 0.0,
-                    # reading the video (or its feature files) and the model's wait for it (prefetch.py)
-                    "video_decode_ms": round(1000 * fetched.decode_s, 3) if k == 0 else 0.0,
-                    "gpu_idle_ms": round(1000 * fetched.wait_s, 3) if k == 0 else 0.0,
-                    "merge_ms": round(1000 * st.reduction_s, 3),
-                    "prefill_ms": round(1000 * st.prefill_s, 3),
-                    "decode_ms": round(1000 * st.decode_s, 3),
-                    "new_tokens": st.new_tokens,
-                    "prefix_reused": st.prefix_reused,
-                    **({"kv_video_kept": list(st.kv_video_kept)} if method.decode is not None else {}),
-                    "answer": text,
-                    "error": None,
-                    "rank": self._rank,
-                    "warmup_ms": self.warmup_ms,
-                    "time": time.time(),
-                }
-            )
+            record = {
+                "model": self.model_name,
+                "method": self.spec.name,
+                "task": task,
+                "doc_id": req.args[3],
+                "video": path,
+                "params": method.params,
+                "merge_layer": self.merge_layer,
+                **facts,
+                "visual_tokens": n_visual,
+                "visual_tokens_kept": kept,
+                "retained_pct": round(100.0 * kept / n_visual, 4),
+                "vision_ms": round(1000 * video.vision_s, 3) if k == 0 else 0.0,
+                # reading the video (or its feature files) and the model's wait for it (prefetch.py)
+                "video_decode_ms": round(1000 * fetched.decode_s, 3) if k == 0 else 0.0,
+                "gpu_idle_ms": round(1000 * fetched.wait_s, 3) if k == 0 else 0.0,
+                "merge_ms": round(1000 * st.reduction_s, 3),
+                "prefill_ms": round(1000 * st.prefill_s, 3),
+                "decode_ms": round(1000 * st.decode_s, 3),
+                "new_tokens": st.new_tokens,
+                "prefix_reused": st.prefix_reused,
+                **({"kv_video_kept": list(st.kv_video_kept)} if method.decode is not None else {}),
+                "answer": text,
+                "error": None,
+                "rank": self._rank,
+                "warmup_ms": self.warmup_ms,
+                "time": time.time(),
+            }
+            self.stats.write(record)
             out[slot] = GenerationResult(
-                text, TokenCounts(input_tokens=st.prompt_tokens_reduced, output_tokens=st.new_tokens)
+                AnswerText(text, record),  # the record reaches the task's process_results
+                TokenCounts(input_tokens=st.prompt_tokens_reduced, output_tokens=st.new_tokens),
             )
 
     def _fail(self, req: Instance, reason: str, **facts) -> None:

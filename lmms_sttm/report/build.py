@@ -6,7 +6,7 @@ Files written under ``out``:
 - ``leaderboard.csv`` (one line per row), ``per_benchmark.csv`` (per row and benchmark),
   ``runs.csv`` (provenance), ``paper_reference.csv`` (when paper tables are shown),
   ``breakdowns.md`` / ``breakdowns.csv`` (with ``breakdowns=True``).
-- ``index.html`` with ``acc_vs_retained.png`` and ``ttft_vs_retained.png``.
+- ``index.html`` with ``acc_vs_retained.png`` and ``ttft_vs_retained.png`` (relative TTFT).
 """
 
 from __future__ import annotations
@@ -33,8 +33,17 @@ from lmms_sttm.report.table import Section
 TITLE = "lmms_sttm leaderboard"
 PAPER_CHOICES = ("matched", "all", "none")
 PLOTS = (
-    ("acc_vs_retained.png", "acc", "Accuracy vs retained visual tokens (one line per method)"),
-    ("ttft_vs_retained.png", "ttft", "TTFT vs retained visual tokens (one line per method)"),
+    (
+        "acc_vs_retained.png",
+        "acc",
+        "Accuracy vs retained visual tokens, 95% intervals (one line per method and budget mode)",
+    ),
+    (
+        "ttft_vs_retained.png",
+        "ttft",
+        "R.TTFT (% of the unreduced prefill time) vs retained visual tokens, 90% intervals "
+        "(one line per method and budget mode)",
+    ),
 )
 
 
@@ -83,7 +92,7 @@ def write(report: Report, out: Path, breakdowns: bool = False, command: str | No
             out / "paper_reference.csv", [r for _, recs in paper for r in recs]
         )
     for name, metric, _ in PLOTS:
-        files[name] = plots.plot(report.rows, metric, out / name)
+        files[name] = plots.plot(report.rows, metric, out / name, report.rels)
 
     header = [
         f"Generated {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} from {len(report.runs)} lmms-eval runs.",

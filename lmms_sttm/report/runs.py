@@ -31,6 +31,9 @@ class TaskRun:
         samples: the samples log's records, ``None`` without ``--log_samples``.
         stats: successful per-answer statistics records; ``failures``: failed requests.
         stats_found: whether any statistics record of this run covers the task.
+        stderr: the accuracy's standard error from the results file (percent points): lmms-eval's
+            clustered one where the task groups questions by video (``cluster_key``), else its
+            CLT one, else its bootstrap one; ``stderr_kind`` names which.
     """
 
     task: str
@@ -43,6 +46,8 @@ class TaskRun:
     stats: list[dict] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
     stats_found: bool = False
+    stderr: float | None = None
+    stderr_kind: str | None = None
 
     def doc_ids(self) -> set | None:
         """The questions this task answered (from the samples log, else from the statistics)."""
@@ -73,6 +78,28 @@ class Run:
     stats_dir: Path | None
     tasks: dict[str, TaskRun]
     warnings: list[str] = field(default_factory=list)
+    provenance: dict | None = None
+
+
+def read_provenance(stats_dir: Path | None) -> dict | None:
+    """Rank 0's ``provenance_rank0.json`` (versions, device, command; :mod:`lmms_sttm.models.provenance`)."""
+    path = stats_dir / "provenance_rank0.json" if stats_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def accuracy_stderr(values: dict, metric: str) -> tuple[float | None, str | None]:
+    """``(stderr, kind)`` of ``metric`` in one task's results: clustered, else CLT, else bootstrap."""
+    for kind, key in (("clustered", "_stderr_clustered"), ("clt", "_stderr_clt"), ("bootstrap", "_stderr")):
+        value = values.get(f"{metric}{key},none")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            return float(value), kind
+    return None, None
 
 
 def find_results(dirs: list[str | Path]) -> list[Path]:
@@ -160,6 +187,7 @@ def load_run(path: Path, metric_overrides: dict[str, str | None] | None = None) 
         samples_path = path.parent / f"{timestamp}_samples_{task}.jsonl"
         samples = read_jsonl(samples_path) if samples_path.is_file() else None
         n = n_samples.get(task) or {}
+        stderr, kind = accuracy_stderr(values, metric) if metric is not None else (None, None)
         tasks[task] = TaskRun(
             task=task,
             column=column_for(task),
@@ -168,6 +196,8 @@ def load_run(path: Path, metric_overrides: dict[str, str | None] | None = None) 
             n_original=n.get("original"),
             n_effective=n.get("effective"),
             samples=samples,
+            stderr=stderr,
+            stderr_kind=kind,
         )
 
     stats_dir = stats_files.find_stats_dir(stats_files.stats_dir_candidates(path, data, args))
@@ -194,6 +224,7 @@ def load_run(path: Path, metric_overrides: dict[str, str | None] | None = None) 
         stats_dir=stats_dir,
         tasks=tasks,
         warnings=warnings,
+        provenance=read_provenance(stats_dir),
     )
 
 

@@ -40,8 +40,13 @@ class Spread:
 
 def cold_prefills(stats_dir: Path) -> tuple[dict, dict, dict]:
     """``{(task, doc_id): ms}`` of prefill, merge and vision tower, for the questions that prefilled their video."""
-    prefill, merge, vision = {}, {}, {}
     records = deduplicate([r for path in sorted(stats_dir.glob("*_rank*.jsonl")) for r in read_jsonl(path)])
+    return cold_times(records)
+
+
+def cold_times(records: list[dict]) -> tuple[dict, dict, dict]:
+    """:func:`cold_prefills` of statistics records already read (one record per question)."""
+    prefill, merge, vision = {}, {}, {}
     for r in records:
         if (
             r.get("error") is None
@@ -62,19 +67,41 @@ def spread(stats_dir: Path, reference_dir: Path, level: float = 0.9, seed: int =
 
     Both directories hold per-rank statistics files (``<model>_rank<r>.jsonl``).
     """
-    row, merge, vision = cold_prefills(stats_dir)
-    ref, _, ref_vision = cold_prefills(reference_dir)
-    keys = sorted(set(row) & set(ref), key=repr)
+    return spread_of(cold_prefills(stats_dir), cold_prefills(reference_dir), level, seed)
+
+
+def spread_of(row: tuple[dict, dict, dict], reference: tuple[dict, dict, dict], level: float = 0.9,
+              seed: int = 0) -> Spread | None:  # fmt: skip
+    """:func:`spread` from :func:`cold_times` of both sides.
+
+    With several tasks (benchmarks), R.TTFT is the mean over tasks of each task's ratio of mean
+    prefill times (the leaderboard's R.TTFT), and each bootstrap resample draws pairs within
+    each task; with one task this is the plain ratio of means.
+    """
+    times, merge, vision = row
+    ref, _, ref_vision = reference
+    keys = sorted(set(times) & set(ref), key=repr)
     if not keys:
         return None
-    a, b = [row[k] for k in keys], [ref[k] for k in keys]
+    by_task: dict = {}
+    for k in keys:
+        by_task.setdefault(k[0], []).append(k)
+    strata = [([times[k] for k in ks], [ref[k] for k in ks]) for ks in by_task.values()]
+
+    def ratio(pairs) -> float:
+        return sum(100.0 * sum(a) / sum(b) for a, b in pairs) / len(pairs)
+
     rng = random.Random(seed)
     ratios = []
     for _ in range(RESAMPLES):
-        pick = [rng.randrange(len(keys)) for _ in keys]
-        ratios.append(100.0 * sum(a[i] for i in pick) / sum(b[i] for i in pick))
+        drawn = []
+        for a, b in strata:
+            pick = [rng.randrange(len(a)) for _ in a]
+            drawn.append(([a[i] for i in pick], [b[i] for i in pick]))
+        ratios.append(ratio(drawn))
     ratios.sort()
     tail = (1.0 - level) / 2
+    a, b = [times[k] for k in keys], [ref[k] for k in keys]
     merges = [merge[k] for k in keys if k in merge]
     seen = [k for k in keys if k in vision and k in ref_vision]
     vision_ratio = None
@@ -86,7 +113,7 @@ def spread(stats_dir: Path, reference_dir: Path, level: float = 0.9, seed: int =
         )
     return Spread(
         questions=len(keys),
-        ratio_of_means=100.0 * sum(a) / sum(b),
+        ratio_of_means=ratio(strata),
         ratio_of_medians=100.0 * statistics.median(a) / statistics.median(b),
         low=ratios[int(tail * (RESAMPLES - 1))],
         high=ratios[int((1.0 - tail) * (RESAMPLES - 1))],

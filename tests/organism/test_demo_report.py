@@ -1,5 +1,6 @@
-"""The committed demo report (``results/demo/``): relative paths only, and in a real headless
-browser both plots load and draw one distinct curve per method (``scripts/setup_browser.sh``)."""
+"""The committed demo report (``results/demo/``): relative paths only; in a real headless browser
+the leaderboard shows accuracy and R.TTFT intervals and the speed control, and both plots load and
+draw one distinct curve per (method, budget mode), with error bars (``scripts/setup_browser.sh``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import re
 import shutil
 import tempfile
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +34,15 @@ TAB10 = [
 ]
 
 
-def _methods() -> list[str]:
+def _series() -> list[str]:
+    """The plots' series, from the leaderboard's rows: one per method and budget mode, sorted."""
     with open(BOARD / "leaderboard.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    key = next(k for k in rows[0] if k.lower() == "method")
-    return sorted({r[key] for r in rows if r[key]})
+    names = set()
+    for r in rows:
+        mode = "exact budget" if "budget_mode=exact" in r["setting"] else "paper settings"
+        names.add("none (unreduced)" if r["method"] == "none" else f"{r['method']}, {mode}")
+    return sorted(names)
 
 
 def _machine_paths() -> re.Pattern:
@@ -78,11 +84,25 @@ def test_report_in_browser_shows_both_plots_with_a_curve_per_method(tmp_path):
     )
     with Image.open(shot) as img:
         pixels = np.asarray(img.convert("RGB"))
-    methods = _methods()
-    assert len(methods) >= 7  # none, sttm and the six baselines
-    colours = TAB10[: len(methods)]
-    missing = [m for m, c in zip(methods, colours, strict=True) if not _colour_present(pixels, c)]
+    series = _series()
+    assert {"sttm, exact budget", "sttm, paper settings"} <= set(series) and len(series) == 9
+    colours = TAB10[: len(series)]
+    missing = [m for m, c in zip(series, colours, strict=True) if not _colour_present(pixels, c)]
     assert not missing, f"no curve drawn in the screenshot for {missing}"
+    # the leaderboard as the browser shows it: intervals, the speed control, the kept-share flag
+    table = re.search(r'<table id="table-leaderboard-our-runs">(.*?)</table>', dom, re.S)[1]
+    heads = [unescape(h) for h in re.findall(r"<th>(.*?)</th>", table)]
+    assert "R.TTFT [90%]" in heads and "Speed control" in heads
+    rows = [
+        [unescape(c) for c in re.findall(r"<td>(.*?)</td>", tr, re.S)]
+        for tr in re.findall(r"<tr>(.*?)</tr>", table, re.S)
+    ]
+    rows = {(r[2], r[3]): dict(zip(heads, r, strict=True)) for r in rows if r}
+    interval = re.compile(r"^\d+\.\d \[\d+\.\d, \d+\.\d\]$")
+    assert all(interval.match(r["VNBench"]) for r in rows.values())
+    exact = rows[("sttm", "budget_mode=exact,retention=0.3")]
+    assert re.match(r"^\d+ \[\d+, \d+\]$", exact["R.TTFT [90%]"]) and exact["Speed control"].isdigit()
+    assert rows[("sttm", "budget=50")]["R.NV"].endswith("(!)") and not exact["R.NV"].endswith("(!)")
     for name in ("acc_vs_retained.png", "ttft_vs_retained.png"):  # each plot on its own, too
         with Image.open(BOARD / name) as img:
             plot = np.asarray(img.convert("RGB"))
@@ -107,3 +127,31 @@ def test_leaderboard_readme_gives_the_ttft_spread_of_the_committed_runs():
         board = {(r["method"], r["setting"]): float(r["r_ttft"]) for r in csv.DictReader(f) if r["r_ttft"]}
     row = next(line for line in table.splitlines() if line.startswith("| sttm_exact30 |"))
     assert abs(float(row.split("|")[3]) - board[("sttm", "budget_mode=exact,retention=0.3")]) <= 0.5
+
+
+def test_plots_have_a_series_per_method_and_budget_mode_with_error_bars():
+    """The plotted data of the committed runs: STTM's paper-setting and exact-budget rows are two
+    series, every reduced point carries its interval, and the TTFT plot is relative."""
+    from lmms_sttm.report.build import collect
+    from lmms_sttm.report.plots import accuracy_series, panels, ttft_series
+
+    report = collect([DEMO / "runs"], paper="none")
+    (members,) = panels(report.rows).values()
+    acc, _ = accuracy_series(members)
+    assert sorted(acc) == _series()
+    assert [p[4] for p in acc["sttm, exact budget"]] == [
+        "budget_mode=exact,retention=0.15",
+        "budget_mode=exact,retention=0.3",
+        "budget_mode=exact,retention=0.5",
+    ]
+    assert all(low > 0 and high >= 0 for pts in acc.values() for (_, y, low, high, _) in pts if 0 < y < 100)
+    ttft = ttft_series(members, report.rels)
+    assert ttft["none (unreduced)"] == [(100.0, 100.0, 0.0, 0.0, "unreduced")]
+    with open(BOARD / "leaderboard.csv", newline="") as f:
+        board = {(r["method"], r["setting"]): r for r in csv.DictReader(f)}
+    for x, y, low, high, setting in ttft["sttm, exact budget"]:
+        row = board[("sttm", setting)]
+        assert y == pytest.approx(float(row["r_ttft"])) and x == pytest.approx(float(row["r_nv"]))
+        assert y - low == pytest.approx(float(row["r_ttft_ci90_low"])) and y + high == pytest.approx(
+            float(row["r_ttft_ci90_high"])
+        )

@@ -42,6 +42,16 @@ class TaskSpec:
     def accuracy(self) -> float:
         return 100.0 * sum(q.correct for q in self.questions) / len(self.questions)
 
+    @property
+    def clustered_stderr(self) -> float | str:
+        """lmms-eval's clustered standard error over videos ("N/A" with one video, as lmms-eval writes)."""
+        from lmms_eval.api.metrics import clustered_stderr
+
+        videos = [q.video for q in self.questions]
+        if len(set(videos)) < 2:
+            return "N/A"
+        return float(clustered_stderr([100.0 * q.correct for q in self.questions], videos))
+
 
 def write_run(
     output_path: Path,
@@ -63,7 +73,12 @@ def write_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     results = {
         "results": {
-            t: {"alias": t, "sttm_acc,none": spec.accuracy, "sttm_acc_stderr,none": 0.0}
+            t: {
+                "alias": t,
+                "sttm_acc,none": spec.accuracy,
+                "sttm_acc_stderr,none": "N/A",
+                "sttm_acc_stderr_clustered,none": spec.clustered_stderr,
+            }  # fmt: skip
             for t, spec in tasks.items()
         },
         "group_subtasks": {t: [] for t in tasks},

@@ -87,14 +87,26 @@ def test_markdown_cells(built_report):
     header = [c.strip() for c in board.splitlines()[2].strip("|").split("|")]
     row = dict(zip(header, cells, strict=True))
     assert row["Method"] == "sttm"
-    assert row["VNBench"] == "50.0"
-    assert row["VideoMME"] == "50.0 (1 failed)"
+    # clustered standard error by hand (videos v0, v1 each: one right, one wrong; scores 100/0, mean 50):
+    # CLT part var(ddof=1)/n = (4 * 50**2 / 3) / 4; within-video cross terms 2 * (50 * -50) per video / n**2
+    se = (4 * 50**2 / 3 / 4 + 2 * 2 * (50 * -50) / 16) ** 0.5
+    assert se == pytest.approx(14.4338, abs=1e-4)
+    assert (
+        row["VNBench"] == f"50.0 [{50 - 1.959964 * se:.1f}, {50 + 1.959964 * se:.1f}]" == "50.0 [21.7, 78.3]"
+    )
+    # VideoMME: w0 right, w1 failed (wrong): two one-question videos, standard error sqrt(var / n) = 50
+    assert row["VideoMME"] == "50.0 [0.0, 100.0] (1 failed)"  # 50 -/+ 98, clipped to 0..100
     assert row["MLVU"] == "—"
-    assert row["Avg"] == "50.0 (2/3)"
+    avg_se = (se**2 + 50**2) ** 0.5 / 2  # the mean of two independent benchmarks
+    assert 50 - 1.959964 * avg_se < 0 and row["Avg"] == "50.0 [0.0, 100.0] (2/3)"
     assert row["NV"] == "200"
     assert row["TTFT (s)"] == "0.600"
     assert row["R.Acc"] == f"{sum(R_ACC.values()) / 2:.1f}" == "83.3"
-    assert row["R.TTFT"] == f"{sum(R_TTFT.values()) / 2:.1f}"
+    value, interval = row["R.TTFT [90%]"].split(" ", 1)
+    assert value == f"{sum(R_TTFT.values()) / 2:.0f}"
+    low, high = (float(v) for v in interval.strip("[]").split(", "))
+    assert low <= sum(R_TTFT.values()) / 2 <= high
+    assert row["Speed control"] == "100"  # the fixture's vision-tower times are 50 ms in both runs
     assert row["R.NV"] == "31.2"
     assert "VideoMME: 1 failed answers" in row["Notes"]
 

@@ -13,9 +13,14 @@ each line of the samples log (it drops the doc itself from that log):
 - ``sttm_acc``: ``{"score": 0 or 100, **record}``; mean = the paper's accuracy in percent
   (``score`` is lmms-eval's default ``score_key``, ``video_id`` the ``cluster_key``).
 - ``unparsed``: 1 when the parser read no letter, else 0; summed.
-- ``breakdown`` (when the benchmark has breakdown fields): the record; aggregated into
-  ``{field: {value: accuracy}}``.
+- ``acc_<field>=<value>`` for each breakdown field (``duration``, ``task_type``, ...) and the
+  question's value of it: the ``sttm_acc`` value, so each group is a metric of its own with
+  lmms-eval's clustered standard error (one console row each, not a dict in one cell); VNBench
+  adds ``circular_task_type=<type>`` (the record; all 4 tries right). The task's ``metric_list``
+  (:meth:`Benchmark.metric_list`) names every group present in the annotation file.
 - ``official_acc`` (VNBench, MLVU): the record; the benchmark authors' metric.
+- the efficiency metrics (``visual_tokens``, ``visual_tokens_kept``, ``retained_pct``, ``ttft_ms``,
+  ``merge_ms``; :mod:`lmms_sttm.tasks.common.efficiency`), from the answer's statistics.
 
 A benchmark without answers (EgoSchema's full set) returns ``unparsed`` and ``submission``
 (``{"answer_index", **record}``) instead of the scores.
@@ -29,7 +34,7 @@ from dataclasses import dataclass
 from loguru import logger
 
 from lmms_sttm import data_root
-from lmms_sttm.tasks.common import metrics
+from lmms_sttm.tasks.common import aggregations, efficiency, metrics
 from lmms_sttm.tasks.common.parse import parse_answer
 from lmms_sttm.tasks.common.prompt import LETTERS, mcq_text
 from lmms_sttm.tasks.common.sharding import shard_by_video
@@ -180,13 +185,45 @@ class Benchmark:
         if not self.scored:
             index = LETTERS.index(rec["pred"]) if rec["parsed"] else None
             out["submission"] = {**rec, "answer_index": index}
+            out.update(efficiency.efficiency_values(results[0] if results else None))
             return out
-        out["sttm_acc"] = {"score": 100.0 if rec["correct"] else 0.0, **rec}
-        if self.breakdowns:
-            out["breakdown"] = rec
+        out["sttm_acc"] = score = {"score": 100.0 if rec["correct"] else 0.0, **rec}
+        for field in self.breakdowns:
+            out[group_metric("acc", field, rec[field])] = score
+        if self.official == "circular":
+            out[group_metric("circular", "task_type", rec["task_type"])] = rec
         if self.official:
             out["official_acc"] = rec
+        out.update(efficiency.efficiency_values(results[0] if results else None))
         return out
+
+    def metric_list(self) -> list[dict]:
+        """The task's lmms-eval ``metric_list``: accuracy, a metric per breakdown group, efficiency.
+
+        The groups are the breakdown fields' values in the annotation file (read when lmms-eval
+        loads the YAML, like :meth:`dataset_kwargs`); a group without answered questions (under
+        ``--limit``) is absent from the results.
+        """
+        if not self.scored:
+            raise ValueError(f"{self.name}: a task without answers lists its own metrics")
+        out = [
+            {"metric": "sttm_acc", "aggregation": aggregations.mean_score, "higher_is_better": True},
+            {"metric": "unparsed", "aggregation": aggregations.total, "higher_is_better": False},
+        ]
+        if self.official:
+            out.append({"metric": "official_acc", "aggregation": self.official_acc, "higher_is_better": True})
+        records = json.loads(
+            data_root.require_annotation(self.name, self.annotation).read_text(encoding="utf-8")
+        )
+        for field in self.breakdowns:
+            for value in sorted({str(r[field]) for r in records}):
+                name = group_metric("acc", field, value)
+                out.append({"metric": name, "aggregation": aggregations.mean_score, "higher_is_better": True})
+        if self.official == "circular":
+            for value in sorted({str(r["task_type"]) for r in records}):
+                name = group_metric("circular", "task_type", value)
+                out.append({"metric": name, "aggregation": aggregations.circular, "higher_is_better": True})
+        return out + efficiency.metric_specs()
 
     # ---- aggregations ---------------------------------------------------------------------
     def breakdown(self, records: list[dict]) -> dict[str, dict[str, float]]:
@@ -204,6 +241,13 @@ class Benchmark:
         raise ValueError(f"{self.name} has no separate official metric")
 
 
+def group_metric(prefix: str, field: str, value) -> str:
+    """``acc_task_type=ret_insert1``: a breakdown group's metric name (no ``,`` or ``/``, which
+    lmms-eval's table and W&B logger split on; spaces become ``_``)."""
+    clean = "_".join(str(value).replace(",", " ").replace("/", " ").split())
+    return f"{prefix}_{field}={clean}"
+
+
 #: the task functions a benchmark's ``utils.py`` serves to its YAML (``!function utils.<name>``)
 TASK_FUNCTIONS = (
     "doc_to_visual", "process_docs", "doc_to_text", "doc_to_target", "process_results", "breakdown", "official_acc",
@@ -216,7 +260,7 @@ def task_module(bench: Benchmark):
     ``utils.<name>`` for a name in :data:`TASK_FUNCTIONS` is the bound method; ``utils.dataset_kwargs``
     is computed when lmms-eval reads it (see :func:`lazy_module_attributes`).
     """
-    lazy = lazy_module_attributes(dataset_kwargs=bench.dataset_kwargs)
+    lazy = lazy_module_attributes(dataset_kwargs=bench.dataset_kwargs, metric_list=bench.metric_list)
 
     def __getattr__(name: str):
         return getattr(bench, name) if name in TASK_FUNCTIONS else lazy(name)

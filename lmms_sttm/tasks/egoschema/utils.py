@@ -14,6 +14,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from lmms_sttm.tasks.common import aggregations, efficiency
 from lmms_sttm.tasks.common.benchmark import Benchmark, lazy_module_attributes
 
 SERVER_URL = "https://validation-server.onrender.com/api/upload/"
@@ -34,8 +35,22 @@ subset_doc_to_target = SUBSET.doc_to_target
 subset_process_results = SUBSET.process_results
 full_doc_to_target = FULL.doc_to_target
 full_process_results = FULL.process_results
+
+
+def _full_metric_list() -> list[dict]:
+    """The full set's metrics: the submission file, unparsed answers, efficiency."""
+    return [
+        {"metric": "submission", "aggregation": write_submission, "higher_is_better": True},
+        {"metric": "unparsed", "aggregation": aggregations.total, "higher_is_better": False},
+        *efficiency.metric_specs(),
+    ]
+
+
 __getattr__ = lazy_module_attributes(
-    subset_dataset_kwargs=SUBSET.dataset_kwargs, full_dataset_kwargs=FULL.dataset_kwargs
+    subset_dataset_kwargs=SUBSET.dataset_kwargs,
+    full_dataset_kwargs=FULL.dataset_kwargs,
+    subset_metric_list=SUBSET.metric_list,
+    full_metric_list=_full_metric_list,  # the YAML reads the list itself, made when it loads
 )
 
 

@@ -7,6 +7,7 @@ The prompt and the parser are the STTM ones shared by the benchmark tasks
 from __future__ import annotations
 
 from lmms_sttm.data.synthetic import ClipSpec, default_clip_dir, ensure_clip
+from lmms_sttm.tasks.common.efficiency import efficiency_values, metric_specs
 from lmms_sttm.tasks.common.parse import parse_answer
 from lmms_sttm.tasks.common.prompt import ANSWER_CUE, mcq_body
 from lmms_sttm.tasks.common.sharding import shard_by_video
@@ -35,7 +36,8 @@ def parse_letter(response: str) -> str:
 
 
 def process_results(doc: dict, results: list[str]) -> dict:
-    """The metric only; the question and video ids ride in its value (lmms-eval's samples log keeps it)."""
+    """Metrics only: accuracy (the question and video ids ride in its value, which lmms-eval's
+    samples log keeps) and the answer's efficiency values."""
     pred = parse_letter(results[0])
     score = 100.0 * (pred == doc["answer"])
     return {
@@ -44,5 +46,20 @@ def process_results(doc: dict, results: list[str]) -> dict:
             "question_id": doc["question_id"],
             "video_id": doc["video_id"],
             "pred": pred,
-        }
+        },
+        **efficiency_values(results[0]),
     }
+
+
+def metric_list() -> list[dict]:
+    """Accuracy and the efficiency metrics (:mod:`lmms_sttm.tasks.common.efficiency`)."""
+    from lmms_sttm.tasks.common.aggregations import mean_score
+
+    return [{"metric": "sttm_acc", "aggregation": mean_score, "higher_is_better": True}, *metric_specs()]
+
+
+def __getattr__(name: str):
+    """``utils.metric_list`` in the YAML: the list itself (lmms-eval's ``!function`` reads the attribute)."""
+    if name == "metric_list_value":
+        return metric_list()
+    raise AttributeError(f"module has no attribute {name!r}")
