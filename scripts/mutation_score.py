@@ -50,11 +50,21 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     ),
     "merging/budget": (
         "lmms_sttm/merging/budget.py",
-        [f"{M}test_budget.py", f"{M}test_size_weighting.py", f"{M}test_sttm_counts.py"],
+        [
+            f"{M}test_budget_contract.py",
+            f"{M}test_budget.py",
+            f"{M}test_size_weighting.py",
+            f"{M}test_sttm_counts.py",
+        ],
     ),
     "merging/tome": (
         "lmms_sttm/merging/tome.py",
-        [f"{M}test_baselines.py", f"{M}test_baselines_authors.py", f"{M}test_size_weighting.py"],
+        [
+            f"{M}test_tome_contract.py",
+            f"{M}test_baselines.py",
+            f"{M}test_baselines_authors.py",
+            f"{M}test_size_weighting.py",
+        ],
     ),
     "merging/dycoke": (
         "lmms_sttm/merging/dycoke.py",
@@ -73,7 +83,10 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "lmms_sttm/engine/segmented_cache.py",
         [f"{E}test_units.py", f"{E}test_prefix.py"],
     ),
-    "engine/positions": ("lmms_sttm/engine/positions.py", [f"{E}test_units.py", f"{E}test_stages.py"]),
+    "engine/positions": (
+        "lmms_sttm/engine/positions.py",
+        [f"{E}test_positions_units.py", f"{E}test_units.py", f"{E}test_stages.py"],
+    ),
     "engine/stages": ("lmms_sttm/engine/stages.py", [f"{E}test_stages.py"]),
     "engine/kv_pruning": (
         "lmms_sttm/engine/kv_pruning.py",
@@ -83,6 +96,22 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "models/stats": ("lmms_sttm/models/stats.py", ["tests/models/test_stats_dedup.py"]),
     "report/relative": ("lmms_sttm/report/relative.py", ["tests/report/test_relatives.py"]),
 }
+
+#: pytest plugin of the scratch folder: every mutant forks from the process that ran the unmutated
+#: tests, so memoised tables (``functools.lru_cache``, e.g. ``sttm_counts.grid_layout``) would hand
+#: the mutant the unmutated results; each run starts with them emptied
+PLUGIN = '''"""Empties lmms_sttm's memo caches before each test session of a mutation run."""
+import sys
+
+
+def pytest_sessionstart(session):
+    for name, module in list(sys.modules.items()):
+        if name == "lmms_sttm" or name.startswith("lmms_sttm."):
+            for value in list(vars(module).values()):
+                clear = getattr(value, "cache_clear", None)
+                if callable(clear):
+                    clear()
+'''
 
 KILLED, SURVIVED, TIMEOUT, NO_TESTS = {1, 3}, {0}, {36, -24, 24, 152, 255}, {5, 33}
 
@@ -107,9 +136,10 @@ def _prepare(name: str) -> Path:
         "source_paths = lmms_sttm\n"
         f"only_mutate = {source}\n"
         f"pytest_add_cli_args_test_selection ={selection}\n"
-        "pytest_add_cli_args = -p no:cacheprovider\n"
+        "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -p\n    tests._mutation_plugin\n"
         "use_git_change_detection = false\n"
     )
+    (work / "tests" / "_mutation_plugin.py").write_text(PLUGIN)
     return work
 
 
