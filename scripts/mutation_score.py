@@ -11,8 +11,10 @@ A module that runs past its time bound is interrupted: the mutants left are ``no
 Prints one JSON object: per module ``mutants`` (all), ``sampled``, ``killed``, ``survived``,
 ``timed_out``, ``no_tests`` (no targeted test reaches the mutated function: counted as survivors),
 ``not_run``, ``equivalent`` (survivors listed in ``scripts/mutation_equivalent.json`` with the
-reason they behave the same), ``score_pct`` = (killed + timed_out) / (run - equivalent), and the
-names of unexplained survivors. ``.mutation/<name>.log`` holds mutmut's output.
+reason they behave the same), ``cuda_only`` (listed there with a reason starting ``cuda:``: only a
+device argument changes, which no CPU test can see), ``score_pct`` = (killed + timed_out) /
+(run - equivalent), ``score_cpu_pct`` the same without the cuda_only ones, and the names of
+unexplained survivors. ``.mutation/<name>.log`` holds mutmut's output.
 
 Usage: python scripts/mutation_score.py [--sample N] [--seconds S] [--jobs J] [--seed K] [module ...]
 (modules as named in MODULES, default all; mutmut must be importable: the shell script sets it up).
@@ -205,13 +207,16 @@ def _collect(name: str, work: Path, seconds: float) -> dict:
         else:
             counts["other"] += 1
             left.append(key)
-    eq = [k for k in left if k in equivalent]
+    eq = [k for k in left if k in equivalent and not equivalent[k].startswith("cuda:")]
+    cuda = [k for k in left if k in equivalent and equivalent[k].startswith("cuda:")]
     run = counts["killed"] + counts["timed_out"] + counts["survived"] + counts["no_tests"] + counts["other"]
-    denominator = run - len(eq)
-    score = 100.0 * (counts["killed"] + counts["timed_out"]) / denominator if denominator else None
+    caught = counts["killed"] + counts["timed_out"]
     out.update(counts)
-    out["equivalent"] = len(eq)
-    out["score_pct"] = None if score is None else round(score, 1)
+    out["equivalent"], out["cuda_only"] = len(eq), len(cuda)
+    out["score_pct"] = round(100.0 * caught / (run - len(eq)), 1) if run > len(eq) else None
+    out["score_cpu_pct"] = (
+        round(100.0 * caught / (run - len(eq) - len(cuda)), 1) if run > len(eq) + len(cuda) else None
+    )
     out["unexplained_survivors"] = [k for k in left if k not in equivalent]
     out["seconds"] = round(seconds, 1)
     return out
