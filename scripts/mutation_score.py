@@ -17,6 +17,7 @@ device argument changes, which no CPU test can see), ``score_pct`` = (killed + t
 unexplained survivors. ``.mutation/<name>.log`` holds mutmut's output.
 
 Usage: python scripts/mutation_score.py [--sample N] [--seconds S] [--jobs J] [--seed K] [module ...]
+(``--collect``: print the JSON of the folders the last runs left, without running)
 (modules as named in MODULES, default all; mutmut must be importable: the shell script sets it up).
 """
 
@@ -83,7 +84,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     ),
     "engine/segmented_cache": (
         "lmms_sttm/engine/segmented_cache.py",
-        [f"{E}test_units.py", f"{E}test_prefix.py"],
+        [f"{E}test_segmented_cache_units.py", f"{E}test_units.py", f"{E}test_prefix.py"],
     ),
     "engine/positions": (
         "lmms_sttm/engine/positions.py",
@@ -229,6 +230,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=600, help="time bound of one module's mutation run")
     parser.add_argument("--jobs", type=int, default=2, help="mutants run at once")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--collect", action="store_true", help="only print the JSON of the last runs' folders"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -238,6 +242,14 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown modules {unknown}; known: {list(MODULES)}")
     results = {}
+    if args.collect:
+        for name in args.modules or list(MODULES):
+            try:
+                results[name] = _collect(name, WORK / _slug(name), 0.0)
+            except FileNotFoundError:
+                results[name] = {"error": "not run yet"}
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+        return
     for name in args.modules or list(MODULES):
         work = _prepare(name)
         log = ROOT / ".mutation" / f"{_slug(name)}.log"

@@ -219,3 +219,14 @@ def test_check_budget_and_target_count_bounds():
     for bad in (0, 1.5, -0.1):
         with pytest.raises(ValueError, match=_exactly(f"retention must be in (0, 1], got {bad}")):
             target_count(bad, 100)
+
+
+def test_sttm_exact_reducer_passes_its_merge_options(monkeypatch):
+    from lmms_sttm.merging.budget import SttmExactReducer
+
+    grid = (4, 8, 8)
+    x = torch.randn(256, 3)
+    _stand_in(monkeypatch, x, grid, lambda lam: 128)
+    reducer = SttmExactReducer(0.5, merge_options={"weighted": True, "best_partner": True})
+    assert reducer(x, grid).num_kept == 128 and reducer.last.calls == 1
+    assert _Counts.made[-1].weighted == [True] and _Counts.made[-1].options == {"best_partner": True}

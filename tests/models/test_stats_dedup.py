@@ -79,3 +79,10 @@ def test_a_missing_time_counts_as_zero():
     assert [r["answer"] for r in deduplicate([_rec(0, 0.5, "timed"), _rec(0, None, "untimed")])] == ["timed"]
     assert [r["answer"] for r in deduplicate([_rec(0, None, "untimed"), _rec(0, 0.5, "timed")])] == ["timed"]
     assert [r["answer"] for r in deduplicate([_rec(0, None, "a"), _rec(0, 0.0, "b")])] == ["b"]  # tie: later
+
+
+def test_default_stats_dir_edge_arguments(monkeypatch):
+    assert default_stats_dir(["--output_path", "z"]) == "z/sttm_stats"  # the value is the last argument
+    assert default_stats_dir(["x", "--output_path=a=b"]) == "a=b/sttm_stats"  # only the first '=' splits
+    monkeypatch.setattr("sys.argv", ["lmms_eval", "--output_path", "from_argv"])
+    assert default_stats_dir() == "from_argv/sttm_stats"
