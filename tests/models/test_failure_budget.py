@@ -6,10 +6,13 @@ more than 10 questions failed *and* they exceed 5% of the questions handled."""
 
 from __future__ import annotations
 
+import traceback
+
 import pytest
+import torch
 from lmms_eval.api.instance import Instance
 
-from lmms_sttm.models.failures import MIN_FAILED, FailureBudget, RunStopped
+from lmms_sttm.models.failures import MIN_FAILED, FailureBudget, RunStopped, is_out_of_memory, stop_run
 from lmms_sttm.video import VideoError
 
 TASK = "probe_sttm"
@@ -96,3 +99,41 @@ def test_late_failures_under_five_percent_of_questions_do_not_stop(model, monkey
     seen = _run(model, monkeypatch, 100, failing={97, 98, 99})
     assert seen == list(range(100))
     assert len(model.failures) == 3 * PER_VIDEO
+
+
+def test_budget_boundaries_by_hand():
+    edge = FailureBudget(0.05, "rank 0")
+    edge.add(220, 11)  # 11 > 10 and 11 == 0.05 * 220: not above the fraction
+    edge.check()
+    assert (edge.handled, edge.failed) == (220, 11)
+    ten = FailureBudget(1e-9, "rank 0")
+    ten.add(10, 10)  # exactly MIN_FAILED: not more than it
+    ten.check()
+    assert FailureBudget(0.05, "r").handled == 0 and FailureBudget(0.05, "r").failed == 0
+
+
+def test_stop_run_reports_where_what_and_the_traceback(capsys):
+    budget = FailureBudget(0.05, "model rank 3")
+    budget.add(12, 12)
+    with pytest.raises(RunStopped) as stopped:
+        budget.check()
+    assert stopped.value.code == 1 and isinstance(stopped.value, SystemExit)
+    err = capsys.readouterr().err
+    # (loguru's own line may come first, or an error of its handler when stderr was swapped)
+    assert (
+        err.splitlines().count(
+            "model rank 3: system error, stopping the run (no results file): RuntimeError: 12 of 12 questions "
+            "failed on this rank, above max_failures=0.05 (see the failure reasons above and in the statistics file)"
+        )
+        == 1
+    )
+    try:
+        raise ValueError("flash dtype")
+    except ValueError as e:
+        out = stop_run("here", e)
+        trace = "".join(traceback.format_exception(e))
+    err = capsys.readouterr().err
+    assert isinstance(out, RunStopped) and out.code == 1
+    assert f"here: system error, stopping the run (no results file): ValueError: flash dtype\n{trace}" in err
+    assert 'raise ValueError("flash dtype")' in err and err.rstrip().endswith("ValueError: flash dtype")
+    assert is_out_of_memory(torch.OutOfMemoryError("x")) and not is_out_of_memory(RuntimeError("x"))
