@@ -85,7 +85,10 @@ def test_report_in_browser_shows_both_plots_with_a_curve_per_method(tmp_path):
     with Image.open(shot) as img:
         pixels = np.asarray(img.convert("RGB"))
     series = _series()
-    assert {"sttm, exact budget", "sttm, paper settings"} <= set(series) and len(series) == 9
+    # none, STTM twice (paper settings, exact budget), 6 baselines and the out-of-tree l2keep
+    assert {"sttm, exact budget", "sttm, paper settings", "l2keep, exact budget"} <= set(series) and len(
+        series
+    ) == 10
     colours = TAB10[: len(series)]
     missing = [m for m, c in zip(series, colours, strict=True) if not _colour_present(pixels, c)]
     assert not missing, f"no curve drawn in the screenshot for {missing}"
