@@ -288,13 +288,18 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    site = install_example(work / "example_site")  # the out-of-tree example method, as a package
+    # the out-of-tree example method, installed as a package when a run uses it
+    site = (
+        install_example(work / "example_site")
+        if any(f"method={EXAMPLE_METHOD}," in a for _, a in runs)
+        else None
+    )
     env = dict(os.environ)
     env.update(
         LMMS_STTM_DATA_ROOT=os.path.relpath(data_root), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1", HF_HOME=str(work / "hf"), ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1",
         TOKENIZERS_PARALLELISM="false", WANDB_MODE="disabled", PYTHONPATH=os.pathsep.join(
-            [str(root), str(site), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+            [str(root), *([str(site)] if site else []), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
         ),
     )  # fmt: skip
     for tag, model_args in [] if args.report_only else runs:

@@ -133,3 +133,11 @@ def read_run(out_dir: Path, returncode: int = 0, log: str = ""):
         rows = [json.loads(line) for line in Path(f).read_text().splitlines() if line.strip()]
         samples[task] = sorted(rows, key=lambda r: r["doc_id"])
     return results, samples
+
+
+def untimed(results: dict) -> dict:
+    """``results`` without the timing metrics (``ttft_ms``, ``merge_ms``: wall times differ run to run)."""
+    return {
+        task: {k: v for k, v in values.items() if not k.startswith(("ttft_ms", "merge_ms"))}
+        for task, values in results.items()
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from lmms_sttm.engine import answer, apply_reduction, kv_pruning, placement, prefill, segments
+from lmms_sttm.engine import answer, apply_reduction, kv_pruning, placement, prefill, stage_driver
 from lmms_sttm.engine.kv_pruning import KvPruning
 from lmms_sttm.merging.dycoke import DycokeStage1Reducer
 from lmms_sttm.merging.fastv import FastVReducer
@@ -37,11 +37,11 @@ def test_fastv_and_dycoke_hooks_place_their_inputs_on_layer_k_minus_1(monkeypatc
     layers = text_model_of(model).layers
     video = make_inputs("qwen2_vl")
     fastv_calls, dycoke_calls = [], []
-    _spy(monkeypatch, segments, fastv_calls)
+    _spy(monkeypatch, stage_driver, fastv_calls)
     _spy(monkeypatch, kv_pruning, dycoke_calls)
     engine = apply_reduction(model, K)
     try:
-        prefill(engine, video.inputs, FastVReducer(0.5), video.grid)
+        prefill(engine, video.inputs, FastVReducer(0.5), video.grid, whole_prompt=True)
         assert [layer for layer, _ in fastv_calls] == [layers[K - 1]]
         assert fastv_calls[0][1] == video.input_ids.shape + (model.config.get_text_config().hidden_size,)
         prefix = prefill(engine, video.inputs, DycokeStage1Reducer(prune=0.5), video.grid)

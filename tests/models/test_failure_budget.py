@@ -54,12 +54,17 @@ def _run(model, monkeypatch, num_videos: int, failing: set[int]) -> list[int]:
     Returns the indices of the videos whose questions were handled (answered or failed)."""
     seen: list[int] = []
 
-    def answer_video(task, path, reqs, slots, out):
+    def answer_video(task, path, reqs, slots, out, fetched=None):
         seen.append(int(path[1:]))
         if int(path[1:]) in failing:
             raise VideoError(f"missing {path}")
 
     monkeypatch.setattr(model, "_answer_video", answer_video)
+    import lmms_sttm.models.base as base
+    from lmms_sttm.models.prefetch import Fetched
+
+    # no real read (the paths are fake): the stub above decides which videos fail
+    monkeypatch.setattr(base, "fetch", lambda model, path, task: Fetched(False, (path,), 0.0))
     model.failures = []
     docs = {v * PER_VIDEO + q: {"path": f"v{v}"} for v in range(num_videos) for q in range(PER_VIDEO)}
     model.task_dict = {TASK: {"test": docs}}
