@@ -62,6 +62,18 @@ def check_budget(plan: Reduction, retention: float, tol: float, who: str) -> Non
         )
 
 
+def settle(plan: Reduction, retention: float, tol: float, info, began: float, who: str) -> Reduction:
+    """An exact-budget plan's last step: trims a plan keeping more than ``retention + tol / 2`` to
+    ``round(R * N)`` tokens, checks the budget, records the trim and the seconds since ``began``."""
+    if plan.ratio > retention + 0.5 * tol:
+        target = target_count(retention, plan.num_original)
+        info.trimmed = plan.num_kept - target
+        plan = trim_to(plan, target)
+    check_budget(plan, retention, tol, who)
+    info.seconds = time.perf_counter() - began
+    return plan
+
+
 @dataclass
 class SearchInfo:
     """Cost of one exact-budget call: threshold pairs counted, trimmed tokens, final thresholds, seconds."""
@@ -222,15 +234,8 @@ class ExactBudget:
         began = time.perf_counter()
         extra = {"context": context} if self.needs_attention else {}
         plan = self.reducer(hidden, grid, **extra)
-        info = SearchInfo(calls=1)
-        if plan.ratio > self.retention + 0.5 * self.tol:
-            target = target_count(self.retention, plan.num_original)
-            info.trimmed = plan.num_kept - target
-            plan = trim_to(plan, target)
-        check_budget(plan, self.retention, self.tol, repr(self))
-        info.seconds = time.perf_counter() - began
-        self.last = info
-        return plan
+        self.last = SearchInfo(calls=1)
+        return settle(plan, self.retention, self.tol, self.last, began, repr(self))
 
     def __repr__(self) -> str:
         return f"ExactBudget({self.reducer!r}, retention={self.retention}, tol={self.tol})"
@@ -289,13 +294,8 @@ class KnobSearch:
                 break  # the most generous setting keeps too few: nothing to search
         else:
             plan = above if above is not None else plan
-        if plan.num_kept > target and abs(plan.num_kept - target) > 0.5 * self.tol * n:
-            info.trimmed = plan.num_kept - target
-            plan = trim_to(plan, target)
-        check_budget(plan, self.retention, self.tol, repr(self))
-        info.seconds = time.perf_counter() - began
         self.last = info
-        return plan
+        return settle(plan, self.retention, self.tol, info, began, repr(self))
 
     def __repr__(self) -> str:
         return f"KnobSearch(range=({self.lo}, {self.hi}), retention={self.retention}, tol={self.tol})"
