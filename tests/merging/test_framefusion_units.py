@@ -112,3 +112,62 @@ def test_cost_bounds_and_messages():
             FrameFusion(cost)
     with pytest.raises(ValueError, match="^The cost is too small$"):
         pruning_ratio([0.0, 0.0], 0.1, 4)  # 2 layers at full cost exceed 4 * 0.1
+
+
+def test_link_scores_keep_the_input_dtype():
+    hidden = torch.tensor([[3.0, 4.0], [6.0, 8.0]], dtype=torch.bfloat16)
+    scores, _ = link_scores(hidden, torch.tensor([0, 0]), 1)
+    assert scores.dtype == torch.bfloat16 and scores.tolist() == [-2.0, 1.0]
+
+
+def test_merge_links_keep_mask_is_bool():
+    _, keep, _ = merge_links(torch.randn(3, 2), torch.tensor([0, 1, 2]), torch.tensor([2]))
+    assert keep.dtype == torch.bool and keep.tolist() == [True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("sparsities", "cost", "layers", "ratio"),
+    [
+        ([], 0.5, 4, 0.5),  # 1 - cost
+        ([0.0], 0.25, 4, 1.0),  # remain = 4 * 0.25 - 1 = 0: everything pruned, no error
+        ([0.5], 0.9, 4, 0),  # remain 3.1 over 3 * 0.5 = 1.5: above 1, nothing to prune
+        ([0.5], 0.575, 4, 0),  # remain 1.8 over 1.5 = 1.2: above 1
+        ([0.5], 0.5, 4, 0.0),  # remain 1.5 over 1.5 = 1 exactly
+        ([0.5, 0.5], 0.25, 4, 0.5),  # s = 0.25, remain = 1 - 0.75 = 0.25 over 2 * 0.25 = 0.5
+    ],
+)
+def test_pruning_ratio_by_hand(sparsities, cost, layers, ratio):
+    assert pruning_ratio(sparsities, cost, layers) == pytest.approx(ratio, abs=1e-12)
+
+
+def test_a_link_at_exactly_the_threshold_merges():
+    # (2, 2, 1): position 0's frames have cosine 15 / (5 * 5) = 0.6 exactly, position 1's 0
+    grid = (2, 2, 1)
+    hidden = torch.tensor([[5.0, 0.0], [0.0, 1.0], [3.0, 4.0], [1.0, 0.0]])
+    run = FrameFusion(0.5).start(grid, 4, 0)
+    assert run.branch is None and run.sparsities == [] and run.calls == 0
+    plan = run.run(hidden, grid, _context())
+    assert run.sparsities == [0.25] and run.branch is None and plan.num_kept == 3
+    assert plan.token_map.tolist() == [0, 1, 0, 2]
+
+
+def test_prune_keeps_one_token_at_least():
+    grid = (1, 1, 3)
+    run = FrameFusion(0.25).start(grid, 4, 0)  # ratio 0.75: round(3 * 0.25) = 1 token
+    run.finish_merging = True
+    plan = run.run(torch.randn(3, 2), grid, _context(torch.tensor([0.2, 0.5, 0.1]), layer=1))
+    assert plan.rep_index.tolist() == [1] and plan.token_map.tolist() == [0, 0, 0]
+
+
+def test_later_merge_stages_use_the_original_positions():
+    # (2, 1, 2): positions 0, 1, 0, 1; the first stage merges token 2 into token 0
+    grid = (2, 1, 2)
+    first = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.1, 0.0], [0.0, 0.0, 1.0]])
+    run = FrameFusion(0.5).start(grid, 4, 0)
+    plan = run.run(first, grid, _context())
+    assert plan.rep_index.tolist() == [0, 1, 3] and not run.finish_merging
+    # the survivors are originals 0, 1, 3 (positions 0, 1, 1): now 1 and 3 are alike, 0 is not
+    second = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.1]])
+    context = AttentionContext(scores=None, layer=0, num_layers=4, tokens=plan)
+    again = run.run(second, (1, 1, 3), context)
+    assert again.num_kept == 2 and again.token_map.tolist() == [0, 1, 1]
