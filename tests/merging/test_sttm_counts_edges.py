@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lmms_sttm.merging.sttm import merge_video, pyramid_features
-from lmms_sttm.merging.sttm_counts import SttmCounts
+from lmms_sttm.merging.sttm_counts import SttmCounts, grid_layout
 from tests.merging.test_budget import synthetic_video
 
 
@@ -88,3 +88,26 @@ def test_weighted_plan_equals_the_weighted_merge(grid, root):
         plain = counts.plan(ts, tt)
         differs |= not torch.equal(weighted.features, plain.features)
     assert differs  # the weighting changes some feature here
+
+
+@pytest.mark.parametrize("grid,root", [((3, 8, 8), 0), ((2, 7, 7), 0), ((2, 14, 14), 1), ((2, 16, 16), 0)])
+def test_grid_layout_pairs_are_sorted_and_oriented_as_documented(grid, root):
+    """``GridLayout.pairs``: per group, ``(rows, cols)`` strictly increasing (sorted for
+    ``pair_dots``); the row side is the frame-t+1 cell exactly when the anchor (the top-left leaf of
+    the smaller, i.e. finer-level, cell) is that cell's top-left leaf."""
+    pyr = pyramid_features(_video(grid, 4), root, "input")[0]
+    # built afresh (not the memoised table an earlier test may have left)
+    layout = grid_layout.__wrapped__(*grid, pyr.sizes[0], torch.device("cpu"))
+    hw = grid[1] * grid[2]
+    assert len(layout.pairs) == pyr.depth**2
+    for lr, lc, rows, cols, first, second in layout.pairs:
+        keys = list(zip(rows.tolist(), cols.tolist(), strict=True))
+        assert keys == sorted(set(keys)), (lr, lc)
+        assert torch.equal(layout.corner[first] // hw + 1, layout.corner[second] // hw)  # frames t, t+1
+        row_is_second = (rows + layout.offsets[lr]) == second
+        col_is_second = (cols + layout.offsets[lc]) == second
+        assert bool((row_is_second ^ col_is_second).all())
+        # the level of each pair's frame-t+1 cell; the finer level has the larger index
+        second_level = torch.where(row_is_second, lr, lc)
+        anchor = torch.where(second_level == max(lr, lc), layout.corner[second], layout.corner[first])
+        assert torch.equal(row_is_second, anchor % hw == layout.corner[second] % hw), (lr, lc)
