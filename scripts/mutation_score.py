@@ -77,10 +77,13 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "lmms_sttm/merging/fastv.py",
         [f"{M}test_fastv_contract.py", f"{M}test_baselines.py", f"{M}test_baselines_authors.py"],
     ),
-    "merging/sttm_counts": ("lmms_sttm/merging/sttm_counts.py", [f"{M}test_sttm_counts.py"]),
+    "merging/sttm_counts": (
+        "lmms_sttm/merging/sttm_counts.py",
+        [f"{M}test_sttm_counts_edges.py", f"{M}test_sttm_counts.py"],
+    ),
     "merging/framefusion_authors": (
         "lmms_sttm/merging/framefusion_authors.py",
-        [f"{M}test_framefusion_authors.py"],
+        [f"{M}test_framefusion_units.py", f"{M}test_framefusion_authors.py"],
     ),
     "engine/segmented_cache": (
         "lmms_sttm/engine/segmented_cache.py",
@@ -90,10 +93,14 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "lmms_sttm/engine/positions.py",
         [f"{E}test_positions_units.py", f"{E}test_units.py", f"{E}test_stages.py"],
     ),
-    "engine/stages": ("lmms_sttm/engine/stages.py", [f"{E}test_stages.py"]),
+    "engine/stages": ("lmms_sttm/engine/stages.py", [f"{E}test_stages_units.py", f"{E}test_stages.py"]),
     "engine/kv_pruning": (
         "lmms_sttm/engine/kv_pruning.py",
-        [f"{E}test_dycoke_stage2.py", f"{E}test_dycoke_decode_steps.py"],
+        [f"{E}test_dycoke_stage2.py", f"{E}test_dycoke_decode_steps.py", f"{E}test_kv_pruner_units.py"],
+    ),
+    "merging/dycoke_kv": (
+        "lmms_sttm/merging/dycoke_kv.py",
+        [f"{M}test_dycoke_kv_units.py", f"{E}test_dycoke_stage2.py", f"{E}test_dycoke_decode_steps.py"],
     ),
     "models/failures": ("lmms_sttm/models/failures.py", ["tests/models/test_failure_budget.py"]),
     "models/stats": ("lmms_sttm/models/stats.py", ["tests/models/test_stats_dedup.py"]),
