@@ -58,6 +58,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             f"{M}test_budget.py",
             f"{M}test_size_weighting.py",
             f"{M}test_sttm_counts.py",
+            "tests/methods/test_spec_registry.py",  # KnobSearch: the exact budget of a method's own knob
+            f"{M}test_knob_search.py",
         ],
     ),
     "merging/tome": (
