@@ -5,8 +5,8 @@ clips with five questions, for every built-in method and option, and writes per 
 the recorded parameters, the kept visual tokens, DyCoke's per-step KV counts and whether the prefix
 was reused. Timings are left out (they differ run to run). Prints JSON.
 
-    .venv/bin/python scripts/method_golden.py --out /tmp/before.json        # on the old revision
-    .venv/bin/python scripts/method_golden.py --compare /tmp/before.json    # on the new one: exit 1 on a difference
+    .venv/bin/python scripts/method_golden.py --out before.json        # on the old revision
+    .venv/bin/python scripts/method_golden.py --compare before.json    # on the new one: exit 1 on a difference
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Mutation score of the core modules with mutmut 3 (driver of ``scripts/mutation_score.sh``).
 
-Each module runs in its own scratch folder ``.mutation/work/<name>`` (a copy of ``lmms_sttm/``,
+Each module runs in its own scratch folder ``.mutation/scratch/<name>`` (a copy of ``lmms_sttm/``,
 ``tests/`` and ``pyproject.toml`` plus a ``setup.cfg`` naming the module and its targeted tests), so
 mutmut's configuration and its ``mutants/`` folder never touch the checkout or the normal test run.
 mutmut copies the package into ``mutants/``, puts a trampoline in every function of the module
@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / ".mutation" / "work"
+WORK = ROOT / ".mutation" / "scratch"
 EQUIVALENT = ROOT / "scripts" / "mutation_equivalent.json"
 
 M, E = "tests/merging/", "tests/engine/"

@@ -1,6 +1,6 @@
 """Two-stage evaluation: extract visual features once, then evaluate many settings from them.
 
-Layout and file formats follow the STTM authors' pipeline (``sttm-method.md`` §10.1):
+Layout and file formats follow the STTM authors' pipeline (their feature-extraction scripts):
 ``{root}/{bench}/preprocess_data/{ckpt}/F-{cap}_fps-{fps}/features/{vid}.pt`` (a tensor) and
 ``.../metadata/{vid}.pkl`` (a dict of plain values and CPU tensors). See :mod:`.layout`,
 :mod:`.store`, :mod:`.extract`, :mod:`.read`, :mod:`.inventory`. This module imports nothing

@@ -2,7 +2,7 @@
 
 The STTM authors' rule (``token_merging_monkey_patch/dycoke_attn_monkey_patch.py``:
 ``PrunableDynamicCache.update_cache``/``dycoke_pruning`` driven by ``Qwen2Model_forward``;
-``sttm-method.md`` §11, "DyCoke (full)"), at every *decoding* forward (one new token on a cache;
+their "DyCoke (full)" baseline), at every *decoding* forward (one new token on a cache;
 the prompt forward is never pruned):
 
 1. at layer ``L - 1`` the current token's attention over the whole cache (its own entry

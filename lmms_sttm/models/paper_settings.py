@@ -1,8 +1,6 @@
 """The STTM paper's protocol: frame protocol and merge layer per model (thresholds: ``methods/sttm_thresholds``).
 
-Source: the STTM authors' evaluation scripts at commit 00736c7 (``scripts/eval/run_vidqa.sh``),
-transcribed in ``shared/docs/sttm-method.md`` §9.3 and §10.2. ``budget`` is the nominal share of
-visual tokens kept (50 or 30); the thresholds were hand-tuned to land near it on average.
+Source: the STTM authors' evaluation scripts at commit 00736c7 (``scripts/eval/run_vidqa.sh``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Prompts of the STTM protocol (``sttm-method.md`` §10.3), split into a video prefix and a question.
+"""Prompts of the STTM protocol (the authors' evaluation scripts), split into a video prefix and a question.
 
 The prefix holds everything that depends only on the video (system turn, the video placeholder,
 LLaVA's optional time instruction); the question part holds the task's text and the assistant

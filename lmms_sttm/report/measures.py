@@ -1,6 +1,6 @@
 """Per-task numbers from the statistics records: NV, retention, TTFT, frames.
 
-Definitions (``shared/docs/sttm-method.md`` §9.1, §10.7):
+Definitions (the STTM paper's relative measures and its TTFT protocol):
 
 - **NV**: mean over answered questions of ``visual_tokens_kept``.
 - **retained %**: mean over answered questions of ``100 * visual_tokens_kept / visual_tokens``

@@ -1,6 +1,6 @@
 """Relative metrics of a reduced row against the same model's unreduced run on the same frames.
 
-Per benchmark b (``shared/docs/sttm-method.md`` §9.1):
+Per benchmark b (the STTM paper's relative measures):
 
 - R.Acc_b = 100 * Acc_b(row) / Acc_b(reference)
 - R.TTFT_b = 100 * TTFT_b(row) / TTFT_b(reference), both over the same questions: those whose

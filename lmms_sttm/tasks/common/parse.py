@@ -1,4 +1,4 @@
-"""The STTM answer parser (method spec §10.4), reproduced with its quirks for parity.
+"""The STTM answer parser (as the authors' evaluation code parses), reproduced with its quirks for parity.
 
 1. Strip surrounding whitespace, then delete every occurrence of each prefix in
    :data:`STTM_PREFIXES`, in that order (plain case-sensitive substring removal).

@@ -1,4 +1,4 @@
-"""The STTM multiple-choice prompt (method spec §10.3), identical for every benchmark and model.
+"""The STTM multiple-choice prompt (the authors' evaluation prompt), identical for every benchmark and model.
 
 ::
 
