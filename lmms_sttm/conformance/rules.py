@@ -74,8 +74,8 @@ def whole_prompt(case: Case, method, question: torch.Tensor):
     return prefix, recorded.plans
 
 
-def fingerprint(prefix, plans) -> dict:
-    """Exact identity of a run: the composed plan's token map, the last plan's features, the logits."""
+def fingerprint(plans) -> dict:
+    """Exact identity of a run's plans: every stage's token map and features, and the kept counts."""
     digest = hashlib.sha256()
     for plan in plans:
         digest.update(plan.token_map.cpu().numpy().tobytes())
@@ -123,7 +123,7 @@ def rule_deterministic(spec, settings, case) -> str | None:
     for _ in range(2):
         inst = instance(spec, settings, case, **native_budget(spec))
         prefix, plans = whole_prompt(case, inst.prefill, question)
-        runs.append((fingerprint(prefix, plans), prefix.last_logits))
+        runs.append((fingerprint(plans), prefix.last_logits))
     if runs[0][0] != runs[1][0]:
         return f"two runs on the same input gave different plans (kept {runs[0][0]['kept']} vs {runs[1][0]['kept']})"
     diff = float((runs[0][1] - runs[1][1]).abs().max())

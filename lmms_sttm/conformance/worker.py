@@ -5,6 +5,7 @@ python -m lmms_sttm.conformance.worker METHOD FAMILY SEED
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 
@@ -23,9 +24,7 @@ def fingerprint_of(method: str, family: str, seed: int) -> dict:
     inst = rules.instance(spec, method_settings(spec, {}), case, **rules.native_budget(spec))
     prefix, plans = rules.whole_prompt(case, inst.prefill, text_tokens(5, seed=3))
     logits = prefix.last_logits.float().cpu().numpy().tobytes()
-    import hashlib
-
-    return {**rules.fingerprint(prefix, plans), "logits": hashlib.sha256(logits).hexdigest()}
+    return {**rules.fingerprint(plans), "logits": hashlib.sha256(logits).hexdigest()}
 
 
 def main(argv: list[str]) -> int:

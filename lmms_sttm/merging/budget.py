@@ -246,8 +246,8 @@ class KnobSearch:
     keeps ``retention`` of the tokens within ``tol / 2``, then trims an overshoot (``trim_to``).
 
     ``make(value) -> reducer`` builds the method at one knob value; ``knob_range = (lo, hi)``;
-    ``increases``: a larger value keeps more tokens. ``probe``: the reducer at ``hi`` (its
-    ``needs_attention`` is the search's). At most ``max_calls`` plans per video; ``last`` holds the
+    ``increases``: a larger value keeps more tokens. The method at ``hi`` says whether the search
+    is query-aware (``needs_attention``). At most ``max_calls`` plans per video; ``last`` holds the
     cost. Query-aware reducers get the same ``context`` on every call.
     """
 
@@ -259,15 +259,12 @@ class KnobSearch:
         retention: float,
         tol: float = 0.01,
         max_calls: int = 16,
-        probe=None,
     ) -> None:
         target_count(retention, 1)
         self.make, self.increases = make, bool(increases)
         self.lo, self.hi = (float(v) for v in knob_range)
         self.retention, self.tol, self.max_calls = float(retention), float(tol), int(max_calls)
-        self.needs_attention = bool(
-            getattr(probe if probe is not None else make(self.hi), "needs_attention", False)
-        )
+        self.needs_attention = bool(getattr(make(self.hi), "needs_attention", False))
         self.last: SearchInfo | None = None
 
     def __call__(self, hidden: torch.Tensor, grid: Grid, context=None) -> Reduction:

@@ -74,7 +74,7 @@ def check_budget_args(spec: MethodSpec, settings, budget, budget_mode: str, rete
     """The budget rules shared by every method; raises ``ValueError`` naming the fix."""
     name = spec.name
     knobs = _set_knobs(spec, settings) if settings is not None else []
-    if not spec.reduces and spec.decode is None:
+    if spec.keeps_every_token:
         if budget is not None or retention is not None or knobs:
             raise ValueError(
                 f"method={name} keeps every token: do not pass budget, retention or method settings"
@@ -126,7 +126,7 @@ def default_params(spec: MethodSpec, settings, ctx: BuildContext) -> dict:
 
 def bind(spec: MethodSpec, settings, ctx: BuildContext, decode_positions: str = "authors") -> MethodInstance:
     """``spec`` on one task: raises ``ValueError`` for settings it cannot serve (before any forward)."""
-    if not spec.reduces and spec.decode is None:
+    if spec.keeps_every_token:
         return MethodInstance(spec, None, None, {}, ctx.layer)
     spec.check_splits(ctx.layer)
     if ctx.budget_mode == "native" and ctx.budget is not None:
@@ -163,5 +163,4 @@ def knob_search(spec: MethodSpec, settings, ctx: BuildContext):
     def make(value: float):
         return spec.build(dataclasses.replace(settings, **{spec.knob: value}), ctx)
 
-    probe = make(spec.knob_range[1])
-    return KnobSearch(make, spec.knob_range, spec.knob_increases, ctx.retention, EXACT_TOL, probe=probe)
+    return KnobSearch(make, spec.knob_range, spec.knob_increases, ctx.retention, EXACT_TOL)

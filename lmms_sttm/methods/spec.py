@@ -181,7 +181,13 @@ class MethodSpec:
 
     @property
     def reduces(self) -> bool:
+        """Some stage runs in prefill (reduces the video's tokens)."""
         return any(s.where != "decode" for s in self.stages)
+
+    @property
+    def keeps_every_token(self) -> bool:
+        """No stage at all (``none``): no budget applies."""
+        return not self.stages
 
     def setting_names(self) -> tuple[str, ...]:
         if self.settings is None:
