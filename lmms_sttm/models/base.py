@@ -176,10 +176,11 @@ class SttmVideoModel(GenerateOnlyLmms):
         else:
             video = encode_llava(self._model, self.processor, frames, self.settings.newline, fetched.pixels)
             per_grid = 1
-            if self.use_time_instruction:
-                time_text = time_instruction(info.duration, [i / info.fps for i in idx])
+        seconds = [i / info.fps for i in idx]  # of each sampled frame
+        if self.use_time_instruction:  # LLaVA-Video only (refused for Qwen at start-up)
+            time_text = time_instruction(info.duration, seconds)
         if video.grid is not None:
-            video = replace(video, timestamps=grid_seconds([i / info.fps for i in idx], per_grid))
+            video = replace(video, timestamps=grid_seconds(seconds, per_grid))
         return video, time_text, {"frames": len(idx), "video_seconds": round(info.duration, 3)}
 
     def prompt(self, ctx: str, time_text: str | None) -> Prompt:
