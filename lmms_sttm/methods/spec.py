@@ -31,7 +31,7 @@ WHERE = ("input", "attention", "decode")
 READS = ("hidden", "grid", "timestamps", "tokens", "prompt_attention", "decode_attention")
 QUESTION_READS = frozenset({"prompt_attention", "decode_attention"})
 #: model families and their position mode: 1-D RoPE positions can be reassigned, M-RoPE ids survive
-FAMILIES = {"llava": "reassign", "qwen": "survive"}
+FAMILIES = {"llava": "reassign", "qwen": "survive", "qwen3_vl": "survive", "internvl": "reassign"}
 POSITION_RULES = ("renumber", "original")
 BUDGET_MODES = ("native", "exact")
 
