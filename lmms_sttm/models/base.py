@@ -35,9 +35,17 @@ from lmms_sttm.models.mrope import with_position_ids
 from lmms_sttm.models.paper_settings import MERGE_LAYER, frame_protocol
 from lmms_sttm.models.placement import pick_attention, pick_dtype, place_rank
 from lmms_sttm.models.prefetch import Fetched, Prefetcher, fetch
-from lmms_sttm.models.prompts import Prompt, llava_prompt, qwen_prompt, time_instruction
+from lmms_sttm.models.prompts import (
+    Prompt,
+    internvl_prompt,
+    llava_prompt,
+    qwen3_vl_prompt,
+    qwen_prompt,
+    time_instruction,
+)
 from lmms_sttm.models.settings import ModelSettings
 from lmms_sttm.models.stats import StatsWriter, default_stats_dir
+from lmms_sttm.models.video_blocks import encode_internvl, encode_qwen3_vl
 from lmms_sttm.models.video_inputs import (
     VideoInputs,
     as_encoder_outputs,
@@ -77,10 +85,17 @@ class SttmVideoModel(GenerateOnlyLmms):
                 f"newline={s.newline} puts newline tokens inside the video span; reduction methods need "
                 "newline=no_token (the paper's setting). Use method=none for the other layouts."
             )
-        if self.family == "qwen" and s.newline != "no_token":
-            raise ValueError("newline applies to the LLaVA models only; Qwen2-VL has no newline tokens")
+        if self.family != "llava" and s.newline != "no_token":
+            raise ValueError(
+                f"newline applies to the LLaVA models only; {self.model_name} has no newline tokens"
+            )
         if self.family != "qwen" and s.rope_index != "original":
-            raise ValueError("rope_index applies to Qwen2-VL / Qwen2.5-VL (M-RoPE) only")
+            raise ValueError("rope_index applies to Qwen2-VL / Qwen2.5-VL only")
+        if s.features is not None and self.family in ("qwen3_vl", "internvl"):
+            raise ValueError(
+                f"features= (two-stage runs) is not supported for {self.model_name} yet: its stored features "
+                "would need the frame-block layout (and Qwen3-VL's DeepStack features); run it in one stage"
+            )
         self.spec = spec = s.spec
         self.merge_layer = s.merge_layer
         if self.merge_layer is None:  # the method's own layer (DyCoke: 0), else the paper's for this model
@@ -97,8 +112,8 @@ class SttmVideoModel(GenerateOnlyLmms):
             bool(self.info.add_time_instruction) if self.info.add_time_instruction is not None else False
         )
         self.use_time_instruction = s.time_instruction if s.time_instruction is not None else add_time
-        if self.family == "qwen" and self.use_time_instruction:
-            raise ValueError("time_instruction is a LLaVA-Video prompt feature; Qwen2-VL has none")
+        if self.family != "llava" and self.use_time_instruction:
+            raise ValueError(f"time_instruction is a LLaVA-Video prompt feature; {self.model_name} has none")
         stats_dir = s.stats_dir or default_stats_dir()
         self.stats = StatsWriter(stats_dir, self.model_name, self._rank)
         provenance.write(stats_dir, self._device, self._rank, self._world_size)  # versions, device, command
@@ -173,6 +188,13 @@ class SttmVideoModel(GenerateOnlyLmms):
             rate = sampled_fps(len(idx), info)  # Qwen2.5-VL's time scale: the frames actually sampled
             video = encode_qwen(self._model, self.processor, frames, fps=rate, pixels=fetched.pixels)
             per_grid = self.processor.video_processor.temporal_patch_size
+        elif self.family == "qwen3_vl":
+            frames, idx = even_frames(frames, idx)
+            video = encode_qwen3_vl(self._model, self.processor, frames, idx, info.fps, fetched.pixels)
+            per_grid = self.processor.video_processor.temporal_patch_size
+        elif self.family == "internvl":
+            video = encode_internvl(self._model, self.processor, frames, fetched.pixels)
+            per_grid = 1
         else:
             video = encode_llava(self._model, self.processor, frames, self.settings.newline, fetched.pixels)
             per_grid = 1
@@ -186,6 +208,10 @@ class SttmVideoModel(GenerateOnlyLmms):
     def prompt(self, ctx: str, time_text: str | None) -> Prompt:
         if self.family == "qwen":
             return qwen_prompt(ctx)
+        if self.family == "qwen3_vl":
+            return qwen3_vl_prompt(ctx)
+        if self.family == "internvl":
+            return internvl_prompt(ctx)
         return llava_prompt(ctx, "<video>", time_text)
 
     def _ids(self, text: str) -> torch.Tensor:
@@ -194,21 +220,32 @@ class SttmVideoModel(GenerateOnlyLmms):
     def prefix_inputs(self, prefix_text: str, video: VideoInputs) -> tuple[dict, torch.Tensor]:
         """Model inputs of ``prefix_text`` with its one video placeholder expanded to the features."""
         vid = self.engine.family.video_token_id(self._model)
-        ids = self._ids(prefix_text)
-        at = (ids == vid).nonzero().flatten()
-        if at.numel() != 1:
-            raise ValueError(f"prompt prefix must hold exactly one video placeholder, found {at.numel()}")
-        i = int(at[0])
-        ids = torch.cat([ids[:i], torch.full((video.num_placeholders,), vid), ids[i + 1 :]])[None].to(
-            self._device
-        )
+        if video.layout is not None:  # frame blocks: the model's own text around each block
+            if prefix_text.count(video.layout.wrapper) != 1:
+                raise ValueError(f"prompt prefix must hold exactly one {video.layout.wrapper!r}")
+            ids = self._ids(prefix_text.replace(video.layout.wrapper, video.layout.text))
+            if int((ids == vid).sum()) != video.num_placeholders:
+                raise ValueError(
+                    f"the written-out video holds {int((ids == vid).sum())} placeholders for "
+                    f"{video.num_placeholders} features"
+                )
+            ids = ids[None].to(self._device)
+        else:
+            ids = self._ids(prefix_text)
+            at = (ids == vid).nonzero().flatten()
+            if at.numel() != 1:
+                raise ValueError(f"prompt prefix must hold exactly one video placeholder, found {at.numel()}")
+            i = int(at[0])
+            ids = torch.cat([ids[:i], torch.full((video.num_placeholders,), vid), ids[i + 1 :]])[None].to(
+                self._device
+            )
         inputs = {
             "input_ids": ids,
             "attention_mask": torch.ones_like(ids),
             "mm_encoder_outputs": as_encoder_outputs(video, self.family),
             **video.extra,
         }
-        if self.family == "qwen":
+        if self.family in ("qwen", "qwen3_vl"):
             inputs["mm_token_type_ids"] = (ids == vid).long() * 2
         return self._with_positions(inputs), ids
 

@@ -24,10 +24,19 @@ MERGE_LAYER = {
     "qwen2_vl_7b": 2,
     "qwen2_5_vl_7b": 2,
     "llava_video_72b": 0,
+    # not in the paper: Qwen3-VL merges after its DeepStack layers (0-2), InternVL3.5 as the 7B models
+    "qwen3_vl_8b": 3,
+    "internvl3_5_8b": 2,
 }
 
 #: frame protocol per model family: (target fps, frame cap, frame cap on VNBench)
-FRAMES = {"llava": (1.0, 128, 180), "qwen": (2.0, 256, 360)}
+FRAMES = {
+    "llava": (1.0, 128, 180),
+    "qwen": (2.0, 256, 360),
+    # not in the paper: lmms-eval's own qwen3_vl / internvl3_5 wrappers sample 32 frames
+    "qwen3_vl": (2.0, 32, 32),
+    "internvl": (1.0, 32, 32),
+}
 
 
 def frame_protocol(family: str, task: str) -> tuple[float, int]:

@@ -8,8 +8,8 @@ import pytest
 import torch
 import transformers
 
-from lmms_sttm.engine import SegmentedCache, apply_reduction, check_reduction, identity_reducer, prefill
 from lmms_sttm.api import from_keep_mask
+from lmms_sttm.engine import SegmentedCache, apply_reduction, check_reduction, identity_reducer, prefill
 from lmms_sttm.engine.positions import continuation_positions, next_position
 from lmms_sttm.engine.span import VideoRows, locate_video
 from lmms_sttm.engine.splice import in_sequence_order, splice, spliced_positions
