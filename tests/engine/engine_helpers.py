@@ -17,7 +17,6 @@ from lmms_sttm.conformance.by_hand import (  # noqa: F401  (re-exported for the 
 )
 from lmms_sttm.conformance.tiny import (  # noqa: F401
     EOS,
-    FAMILIES,
     IMAGE,
     PAD,
     QWEN_ROPE,
