@@ -29,17 +29,12 @@ MERGE_LAYER = {
     "internvl3_5_8b": 2,
 }
 
-#: frame protocol per model family: (target fps, frame cap, frame cap on VNBench)
-FRAMES = {
-    "llava": (1.0, 128, 180),
-    "qwen": (2.0, 256, 360),
-    # not in the paper: lmms-eval's own qwen3_vl / internvl3_5 wrappers sample 32 frames
-    "qwen3_vl": (2.0, 32, 32),
-    "internvl": (1.0, 32, 32),
-}
+#: the paper's frame protocol per model family: (target fps, frame cap, frame cap on VNBench)
+FRAMES = {"llava": (1.0, 128, 180), "qwen": (2.0, 256, 360)}
 
 
-def frame_protocol(family: str, task: str) -> tuple[float, int]:
-    """``(target_fps, max_frames)`` of the paper's protocol for a model family and task."""
-    fps, cap, cap_vnbench = FRAMES[family]
+def frame_protocol(family: str | tuple[float, int, int], task: str) -> tuple[float, int]:
+    """``(target_fps, max_frames)`` of a family's protocol (a key of :data:`FRAMES` or its
+    ``(fps, cap, cap on VNBench)``) on a task."""
+    fps, cap, cap_vnbench = FRAMES[family] if isinstance(family, str) else family
     return fps, cap_vnbench if benchmark_of(task) == "vnbench" else cap

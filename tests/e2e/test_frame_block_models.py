@@ -55,5 +55,6 @@ def test_frame_block_model_one_and_two_processes(name, tiny_checkpoints, tmp_pat
     assert sum(s["prefix_reused"] for s in sttm) == 8  # query-agnostic: the second question reuses
     one, two = runs["sttm"], runs["sttm2"]
     assert {s["rank"] for s in two[2]} == {0, 1}
-    assert untimed(two[0]["results"]) == untimed(one[0]["results"])
+    # metric means are summed in another order over two ranks: equal up to float rounding
+    assert untimed(two[0]["results"]) == pytest.approx(untimed(one[0]["results"]), rel=1e-12)
     assert _answers(two[1], two[2]) == _answers(one[1], one[2])
