@@ -99,7 +99,11 @@ def last_token_attention(
         k = keys.float().transpose(0, 1)[None]  # [1, Hkv, q, d]
         _, k = _rotary_function(attn)(k, k, cos[None], sin[None])
         query = token_query(layer, hidden, position_embeddings)
-        probs = attention_probs(layer, query, k[0])  # [Hq, q]
+        heads, d = query.shape
+        keys = k[0].transpose(0, 1).contiguous()  # [q, Hkv, d]: the layout these scores were defined on
+        grouped = query.view(keys.shape[1], heads // keys.shape[1], d)
+        logits = torch.einsum("kgd,qkd->kgq", grouped, keys) * attn.scaling  # [Hkv, G, q]
+        probs = torch.softmax(logits, dim=-1).reshape(heads, -1)  # [Hq, q]
         return probs.index_select(1, _video_index(video, probs.device)).mean(dim=0)
 
 
