@@ -59,6 +59,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default="",
         help="further model_args of the evaluation runs, e.g. dtype=bfloat16,max_frames=64",
     )
+    parser.add_argument(
+        "--verbosity",
+        default="WARNING",
+        help="lmms-eval / model log level (default WARNING; progress always shows)",
+    )
     args = parser.parse_args(argv)
     if args.videos < 1:
         parser.error("--videos must be >= 1")
@@ -122,6 +127,10 @@ def calibrate_task(model, task: str, videos: list, args, reducer: CountingReduce
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from lmms_eval.utils import simple_parse_args_string
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level=args.verbosity.upper())
 
     extra = simple_parse_args_string(args.model_args)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]

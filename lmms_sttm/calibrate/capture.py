@@ -125,7 +125,12 @@ def task_videos(tasks: list[str]) -> dict[str, list[tuple[str, int, str]]]:
                         seen[path] = (path, doc_id, value.doc_to_text(doc))
                 found[name] = list(seen.values())
 
-    walk(get_task_dict(tasks, TaskManager()))
+    from lmms_sttm._task_path import TASKS_DIR
+
+    manager = TaskManager(include_defaults=False, include_path=TASKS_DIR)  # this package's tasks: fast
+    if any(t not in manager.all_tasks for t in tasks):
+        manager = TaskManager()  # lmms-eval's own tasks too (indexing them takes seconds)
+    walk(get_task_dict(tasks, manager))
     return found
 
 
