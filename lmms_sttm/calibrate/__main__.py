@@ -13,6 +13,7 @@ from lmms_sttm.calibrate.capture import CountingReducer, capture, load_model, lo
 from lmms_sttm.calibrate.search import MAX_STEPS, STEP, Counted, search
 from lmms_sttm.merging.budget import DEFAULT_DIRECTION
 from lmms_sttm.methods.sttm_calibrated import FORMAT, STTM_OPTIONS, budget_key
+from lmms_sttm.video import VideoError
 
 DEFAULT_VIDEOS = 32
 DEFAULT_TOLERANCE = 0.01
@@ -93,15 +94,22 @@ def versions() -> dict:
 
 def calibrate_task(model, task: str, videos: list, args, reducer: CountingReducer) -> dict:
     """Captures ``videos`` of ``task`` and searches every target; the task's entry of the file."""
-    captured = []
+    captured, skipped = [], []
     for i, (path, doc_id, text) in enumerate(videos, 1):
-        video = capture(model, task, path, doc_id, text, reducer)
+        try:
+            video = capture(model, task, path, doc_id, text, reducer)
+        except VideoError as e:  # a missing or corrupt file: the others still make a sample
+            skipped.append({"video": path, "doc_id": doc_id, "reason": str(e)})
+            log(f"[calibrate] {task} video {i}/{len(videos)}: {Path(path).name}: skipped: {e}")
+            continue
         captured.append(video)
         t, h, w = video.grid
         log(
             f"[calibrate] {task} video {i}/{len(videos)}: {Path(path).name}: {video.frames} frames, "
             f"grid {t}x{h}x{w} = {video.tokens} tokens, {video.seconds:.2f} s"
         )
+    if not captured:
+        raise SystemExit(f"[calibrate] {task}: no video could be read ({len(skipped)} skipped)")
     counted = [Counted(v.count, v.tokens) for v in captured]
     targets = {}
     for retention in args.retention:
@@ -119,6 +127,7 @@ def calibrate_task(model, task: str, videos: list, args, reducer: CountingReduce
     seconds = [v.seconds for v in captured]
     return {
         "videos": [v.as_dict() for v in captured],
+        "skipped": skipped,
         "seconds_per_video": round(sum(seconds) / len(seconds), 3),
         "targets": targets,
     }
