@@ -32,6 +32,7 @@ from lmms_sttm.models.checkpoints import load_checkpoint
 from lmms_sttm.models.failures import FailureBudget, free_cuda_cache, is_out_of_memory, stop_run
 from lmms_sttm.models.families import MODEL_FAMILIES
 from lmms_sttm.models.generate_only import GenerateOnlyLmms
+from lmms_sttm.models.identity import config_fingerprint
 from lmms_sttm.models.mrope import with_position_ids
 from lmms_sttm.models.paper_settings import MERGE_LAYER, frame_protocol
 from lmms_sttm.models.placement import pick_attention, pick_dtype, place_rank
@@ -149,6 +150,8 @@ class SttmVideoModel(GenerateOnlyLmms):
             budget=s.budget,
             budget_mode=s.budget_mode,
             retention=s.retention,
+            model=self.model_name,
+            checkpoint=config_fingerprint(self._model.config),
         )
         return bind(self.spec, s.method_settings, ctx, s.decode_positions)
 
