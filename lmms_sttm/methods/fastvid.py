@@ -8,14 +8,18 @@ LLaVA value), ``stprune_d`` (0.4), ``dtm_p`` (4), ``dtm_beta`` (0.6). Query-agno
 survivors keep their original position ids on every family, as the authors' LLaVA and Qwen2.5-VL
 patches do. The authors read a saliency score and frame features from the vision tower; this
 stage sees the LLM-input features only and uses the stand-ins the module docstring states.
-Exact budgets search ``fastvid_ratio`` per video, then trim.
+Exact budgets try ``fastvid_ratio = R``, search it per video when that keeps too few
+(``int(F * r)`` per frame floors), then trim.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
+from lmms_sttm.merging.budget_guess import GuessThenSearch
 from lmms_sttm.merging.fastvid import FastVidParams, FastVidReducer
+from lmms_sttm.methods.bind import EXACT_TOL
 from lmms_sttm.methods.recorded import baseline_params
 from lmms_sttm.methods.spec import MethodSpec, StageSpec
 
@@ -59,6 +63,15 @@ def _options(s, ctx) -> dict:
             "dtm_beta": s.dtm_beta}  # fmt: skip
 
 
+def _exact(r, s, ctx):
+    """The knob at the retention itself, else a per-video search of it (``GuessThenSearch``)."""
+
+    def make(value: float):
+        return FastVidReducer(_params(dataclasses.replace(s, fastvid_ratio=value)))
+
+    return GuessThenSearch(make, (1e-4, 1.0), r, EXACT_TOL)
+
+
 SPEC = MethodSpec(
     name="fastvid",
     build=lambda s, ctx: FastVidReducer(_params(s)),
@@ -66,9 +79,7 @@ SPEC = MethodSpec(
     settings=FastVidSettings,
     knobs=("fastvid_ratio",),
     budgets={50: {"fastvid_ratio": 0.5}, 30: {"fastvid_ratio": 0.3}},
-    knob="fastvid_ratio",
-    knob_range=(1e-4, 1.0),
-    knob_increases=True,
+    exact=_exact,
     position_rule="original",
     default_layer=0,
     params=baseline_params("fastvid_ratio", _options),

@@ -5,14 +5,17 @@ budgets from each frame's distinctiveness, then the most distinct tokens of each
 ``--model_args``: ``r_ratio`` (the authors' ``R_RATIO``, the base retention; ``budget=50|30`` sets
 0.5 / 0.3; their default is 0.25). Query-agnostic. Positions: the family's rule (Qwen survivors
 keep their M-RoPE ids, as the authors' Qwen patches do; LLaVA renumbers, as theirs does).
-Exact budgets search ``r_ratio`` per video (frame budgets are rounded and capped at a whole frame).
+Exact budgets try ``r_ratio = R`` and search it per video only when that keeps too few
+(frame budgets are rounded and capped at a whole frame).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lmms_sttm.merging.budget_guess import GuessThenSearch
 from lmms_sttm.merging.vidcom2 import Vidcom2Reducer
+from lmms_sttm.methods.bind import EXACT_TOL
 from lmms_sttm.methods.recorded import baseline_params
 from lmms_sttm.methods.spec import MethodSpec, StageSpec
 
@@ -27,6 +30,15 @@ class Vidcom2Settings:
             raise ValueError(f"model_args r_ratio={r!r} must be in (0, 1]")
 
 
+def _exact(r, s, ctx):
+    """The knob at the retention itself, else a per-video search of it (``GuessThenSearch``)."""
+
+    def make(value: float):
+        return Vidcom2Reducer(value)
+
+    return GuessThenSearch(make, (1e-4, 1.0), r, EXACT_TOL)
+
+
 SPEC = MethodSpec(
     name="vidcom2",
     build=lambda s, ctx: Vidcom2Reducer(s.r_ratio),
@@ -34,9 +46,7 @@ SPEC = MethodSpec(
     settings=Vidcom2Settings,
     knobs=("r_ratio",),
     budgets={50: {"r_ratio": 0.5}, 30: {"r_ratio": 0.3}},
-    knob="r_ratio",
-    knob_range=(1e-4, 1.0),
-    knob_increases=True,
+    exact=_exact,
     default_layer=0,
     params=baseline_params("r_ratio"),
     reference="Liu et al., EMNLP 2025 (github.com/xuyang-liu16/VidCom2)",

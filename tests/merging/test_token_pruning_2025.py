@@ -124,3 +124,47 @@ def test_fastvid_merges_context_tokens():
     plan = fastvid_plan(x, grid, FastVidParams(ratio=0.25))
     changed = ~torch.isclose(plan.features, x[plan.rep_index]).all(dim=1)
     assert 0 < int(changed.sum()) < plan.num_kept  # context tokens merged, salient ones copied
+
+
+def test_exact_budgets_guess_then_search():
+    from lmms_sttm.methods import registry
+    from lmms_sttm.methods.bind import bind, method_settings
+    from lmms_sttm.methods.spec import BuildContext
+
+    x = _video((16, 3, 3), 0)  # 9 tokens a frame: FastVID's int(9 * 0.3) = 2 keeps 22%, too few
+    for name in ("evs", "vidcom2", "fastvid"):
+        spec = registry.get(name)
+        for r in (0.3, 0.5):
+            ctx = BuildContext("qwen", "qwen2_vl_7b", "t", 0, 2, budget_mode="exact", retention=r)
+            reducer = bind(spec, method_settings(spec, {}), ctx).prefill
+            plan = reducer(x, (16, 3, 3))
+            assert abs(plan.ratio - r) <= 0.01, (name, r, plan.ratio)
+            _check_plan(plan, x.shape[0])
+            if name == "fastvid":
+                assert reducer.last.calls > 1  # the first guess kept too few: the search ran
+    # a guess that lands: one call (VidCom2 keeps about r of the tokens of 196-token frames)
+    spec = registry.get("vidcom2")
+    ctx = BuildContext("llava", "llava_video_7b", "t", 0, 2, budget_mode="exact", retention=0.3)
+    reducer = bind(spec, method_settings(spec, {}), ctx).prefill
+    plan = reducer(_video((10, 14, 14), 1), (10, 14, 14))
+    assert reducer.last.calls == 1 and abs(plan.ratio - 0.3) <= 0.005
+
+
+@pytest.mark.parametrize(
+    "name, knob, values",
+    [("evs", "video_pruning_rate", (0.5, 0.7)), ("vidcom2", "r_ratio", (0.5, 0.3)),
+     ("fastvid", "fastvid_ratio", (0.5, 0.3))],
+)  # fmt: skip
+def test_budgets_bind_the_published_settings(name, knob, values):
+    from lmms_sttm.methods import registry
+    from lmms_sttm.methods.bind import bind, method_settings
+    from lmms_sttm.methods.spec import BuildContext
+
+    spec = registry.get(name)
+    assert spec.query_agnostic and spec.default_layer == 0
+    for budget, value in zip((50, 30), values, strict=True):
+        ctx = BuildContext("llava", "llava_video_7b", "t", 0, 2, budget=budget)
+        inst = bind(spec, method_settings(spec, {}), ctx)
+        assert inst.params[knob] == value and inst.params["budget"] == budget
+    assert spec.position_rule_for("qwen") in (None, "original")
+    assert spec.position_rule_for("llava") == ("original" if name == "fastvid" else None)

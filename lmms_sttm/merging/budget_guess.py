@@ -1,0 +1,39 @@
+"""Exact budgets for methods whose own retention knob already lands near the target (VidCom2's
+``R_RATIO``, FastVID's retention ratio): try the knob at the retention itself first; if that plan
+keeps the target share within ``tol / 2`` (or more, to be trimmed), settle it; otherwise fall back
+to the per-video bisection of ``KnobSearch`` (a capped frame budget, small frames whose
+``int(F * r)`` floors far below ``r * F``)."""
+
+from __future__ import annotations
+
+import time
+
+from lmms_sttm.merging.budget import KnobSearch, SearchInfo, settle, target_count
+from lmms_sttm.merging.groups import Grid
+from lmms_sttm.merging.reduction import Reduction
+
+
+class GuessThenSearch:
+    """``make(value) -> reducer``; the first try is ``make(retention)``; ``last`` holds the cost."""
+
+    needs_attention = False
+
+    def __init__(self, make, knob_range: tuple[float, float], retention: float, tol: float = 0.01) -> None:
+        target_count(retention, 1)
+        self.make, self.retention, self.tol = make, float(retention), float(tol)
+        self.search = KnobSearch(make, knob_range, True, retention, tol)
+        self.last: SearchInfo | None = None
+
+    def __call__(self, hidden, grid: Grid) -> Reduction:
+        began = time.perf_counter()
+        plan = self.make(self.retention)(hidden, grid)
+        if plan.ratio >= self.retention - 0.5 * self.tol:
+            self.last = SearchInfo(calls=1)
+            return settle(plan, self.retention, self.tol, self.last, began, repr(self))
+        plan = self.search(hidden, grid)
+        self.last = self.search.last
+        self.last.calls += 1
+        return plan
+
+    def __repr__(self) -> str:
+        return f"GuessThenSearch(retention={self.retention}, tol={self.tol})"
