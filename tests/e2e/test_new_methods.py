@@ -1,6 +1,6 @@
 """EVS, VidCom2 and FastVID through ``python -m lmms_eval`` on the tiny checkpoints: exact 30%
 retention in one and two processes with identical results (each method on another family, so the
-three families' position rules are all exercised), and the authors' ``budget=30`` setting once."""
+three families' position rules are all exercised), and FastVID's ``budget=30`` setting once."""
 
 from __future__ import annotations
 
@@ -48,7 +48,11 @@ def test_exact_30_in_one_and_two_processes(method, checkpoints, tmp_path, offlin
     one, one_samples = run_lmms_eval(args, tmp_path / "one", offline_env)
     two, two_samples = run_lmms_eval(args, tmp_path / "two", offline_env, torchrun())
     one_stats, two_stats = _stats(tmp_path / "one"), _stats(tmp_path / "two")
-    assert untimed(one["results"]) == untimed(two["results"])
+    # the aggregated means may differ in the last place (the ranks' rows are summed in another order)
+    a, b = untimed(one["results"])[TASK], untimed(two["results"])[TASK]
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        assert b[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
     assert _by_question(one_samples, one_stats) == _by_question(two_samples, two_stats)
     assert {s["rank"] for s in two_stats} == {0, 1} and len(one_stats) == 16
     for s in one_stats:
@@ -59,8 +63,10 @@ def test_exact_30_in_one_and_two_processes(method, checkpoints, tmp_path, offlin
     assert sum(s["prefix_reused"] for s in one_stats) == 8
 
 
-@pytest.mark.parametrize("method", sorted(CASES))
-def test_budget_30_records_the_authors_setting(method, checkpoints, tmp_path, offline_env):
+def test_budget_30_records_the_authors_setting(checkpoints, tmp_path, offline_env):
+    """One native run (FastVID, the most involved rule); the other methods' budget binding is
+    covered without a model by ``tests/merging/test_token_pruning_2025.py``."""
+    method = "fastvid"
     model, arch, (knob, value) = CASES[method]
     margs = f"pretrained={checkpoints[arch]},method={method},budget=30"
     run_lmms_eval(["--model", model, "--model_args", margs, "--tasks", TASK], tmp_path / "out", offline_env)
