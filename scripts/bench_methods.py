@@ -90,10 +90,11 @@ def _time(fn, repeats: int, device) -> tuple[list[float], object]:
 FAMILIES = {"llava": ("llava", "llava_video_7b"), "qwen": ("qwen", "qwen2_vl_7b")}
 
 
-def cases(names=None, family: str = "llava"):
+def cases(names=None, family: str = "llava", settings: str = "all"):
     """``(method, setting, reducer)`` of every registered method (``names``: a subset): the authors'
     50 / 30 settings where published, and exact budgets of 50 / 30 / 15%, bound as a LLaVA-Video-7B
-    (``family="qwen"``: Qwen2-VL-7B) run on Video-MME binds them."""
+    (``family="qwen"``: Qwen2-VL-7B) run on Video-MME binds them; ``settings``: ``all``, ``native``
+    (the 50 / 30 settings only) or ``exact``."""
     from lmms_sttm.methods import registry
     from lmms_sttm.methods.bind import bind, method_settings
     from lmms_sttm.methods.spec import BuildContext
@@ -103,8 +104,8 @@ def cases(names=None, family: str = "llava"):
         if not spec.reduces:
             continue
         settings = method_settings(spec, {})
-        budgets = [{"budget": b} for b in sorted(spec.budgets, reverse=True)]
-        if spec.exact is not None or spec.knob is not None:
+        budgets = [{"budget": b} for b in sorted(spec.budgets, reverse=True)] if settings != "exact" else []
+        if (spec.exact is not None or spec.knob is not None) and settings != "native":
             budgets += [{"budget_mode": "exact", "retention": r} for r in (0.5, 0.3, 0.15)]
         for budget in budgets:
             ctx = BuildContext(*FAMILIES[family], "videomme_sttm", 2, 28, **budget)
@@ -188,6 +189,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     ap.add_argument("--only", default="", help="comma-separated method names to run")
+    ap.add_argument("--settings", default="all", choices=("all", "native", "exact"), help="which budgets")
     ap.add_argument("--ab", default="", help="git revision to compare the baseline reducers with")
     args = ap.parse_args()
     if args.threads:
@@ -203,7 +205,7 @@ def main() -> None:
         return
     only = [m for m in args.only.split(",") if m]
     threshold_ms: dict[float, float] = {}
-    for method, setting, reducer in cases(only, args.family):
+    for method, setting, reducer in cases(only, args.family, args.settings):
         times, plan = _time(lambda r=reducer: run_without_model(r, x, grid), args.repeats, device)
         line = {
             "method": method,

@@ -21,6 +21,12 @@ For ``hidden [T*H*W, C]`` (``F = H*W`` tokens per frame) and the settings ``rati
    cosine-similar context token of this frame; a context token that received ``n > 0`` tokens
    becomes ``w * itself + (1 - w) * mean(received)``, ``w = max(1/(n+1), beta)``.
 
+The authors ship three variants; this is their LLaVA-Video code (``fastvid_llavavideo``), run on
+every family. Their LLaVA-OneVision code is a batched variant (the same salient count in every
+frame, context counts spread per frame before the segments' chunks) and their Qwen2.5-VL code adds
+a second cut threshold inside segments (``fastvid_DySeg_ignore``) and caps a context frame at half
+its tokens; neither is reproduced here.
+
 Kept tokens (salient ones unchanged, context ones merged) come out in raster order; positions: the
 authors give survivors their original position ids on every family (``position_rule="original"``).
 In the plan a dropped token is counted with its context token in the context frame nearest in time
