@@ -90,10 +90,10 @@ def _time(fn, repeats: int, device) -> tuple[list[float], object]:
 FAMILIES = {"llava": ("llava", "llava_video_7b"), "qwen": ("qwen", "qwen2_vl_7b")}
 
 
-def cases(names=None, family: str = "llava", settings: str = "all"):
+def cases(names=None, family: str = "llava", which: str = "all"):
     """``(method, setting, reducer)`` of every registered method (``names``: a subset): the authors'
     50 / 30 settings where published, and exact budgets of 50 / 30 / 15%, bound as a LLaVA-Video-7B
-    (``family="qwen"``: Qwen2-VL-7B) run on Video-MME binds them; ``settings``: ``all``, ``native``
+    (``family="qwen"``: Qwen2-VL-7B) run on Video-MME binds them; ``which``: ``all``, ``native``
     (the 50 / 30 settings only) or ``exact``."""
     from lmms_sttm.methods import registry
     from lmms_sttm.methods.bind import bind, method_settings
@@ -104,8 +104,8 @@ def cases(names=None, family: str = "llava", settings: str = "all"):
         if not spec.reduces:
             continue
         settings = method_settings(spec, {})
-        budgets = [{"budget": b} for b in sorted(spec.budgets, reverse=True)] if settings != "exact" else []
-        if (spec.exact is not None or spec.knob is not None) and settings != "native":
+        budgets = [{"budget": b} for b in sorted(spec.budgets, reverse=True)] if which != "exact" else []
+        if (spec.exact is not None or spec.knob is not None) and which != "native":
             budgets += [{"budget_mode": "exact", "retention": r} for r in (0.5, 0.3, 0.15)]
         for budget in budgets:
             ctx = BuildContext(*FAMILIES[family], "videomme_sttm", 2, 28, **budget)

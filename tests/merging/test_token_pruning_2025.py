@@ -96,7 +96,7 @@ def test_fastvid_counts_follow_the_rules():
     assert sal == [6, 6, 6, 6, 6] and ctx == [10, 0, 0, 0, 10]
     sal, ctx = frame_counts(1, 10, 0.4, 4, 100)
     assert sal == [6] and ctx == [4]
-    sal, ctx = frame_counts(4, 84, 0.4, 4, 169)  # their LLaVA code raises here (134 > 169 - 50)
+    sal, ctx = frame_counts(4, 84, 0.4, 4, 169)  # their LLaVA code raises here (134 > 169 - 50 = 119)
     assert sal == [51, 51, 50, 50] and ctx == [0, 0, 0, 119]
     # one cut forced by tau, the others are the c-1 lowest similarities
     g = torch.tensor([[1.0, 0.0], [1.0, 0.01], [0.0, 1.0], [0.0, 1.0], [0.1, 1.0]])
