@@ -25,6 +25,9 @@ BUILTIN = {
     "fastv": "lmms_sttm.methods.fastv:SPEC",
     "framefusion": "lmms_sttm.methods.framefusion:SPEC",
     "pool": "lmms_sttm.methods.pool:SPEC",
+    "evs": "lmms_sttm.methods.evs:SPEC",
+    "vidcom2": "lmms_sttm.methods.vidcom2:SPEC",
+    "fastvid": "lmms_sttm.methods.fastvid:SPEC",
 }
 _REGISTERED: dict[str, MethodSpec] = {}
 

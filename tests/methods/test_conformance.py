@@ -42,7 +42,20 @@ def test_a_working_method_passes_every_rule_on_every_family_and_in_two_processes
 
 
 @pytest.mark.parametrize(
-    "method", ["none", "sttm", "tome", "dycoke_stage1", "dycoke", "fastv", "framefusion", "pool"]
+    "method",
+    [
+        "none",
+        "sttm",
+        "tome",
+        "dycoke_stage1",
+        "dycoke",
+        "fastv",
+        "framefusion",
+        "pool",
+        "evs",
+        "vidcom2",
+        "fastvid",
+    ],
 )
 def test_every_builtin_passes(method):
     report = check(method, families=("llava_onevision",), processes=False, timing_channels=0)
