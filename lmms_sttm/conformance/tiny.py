@@ -30,7 +30,7 @@ QWEN_ROPE = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2,
 ONE_RUN = ("llava_onevision", "qwen2_vl", "qwen2_5_vl")
 BLOCKS = ("qwen3_vl", "qwen3_vl_moe", "internvl")
 FAMILIES = ONE_RUN + BLOCKS
-INTERNVL_SIDE = 3  # 48 px frames, patch 8 -> 6x6 -> pixel shuffle 0.5 -> 3x3 tokens per frame
+INTERNVL_SIDE = 3  # 48 px frames, patch 8 -> 6x6 -> pixel shuffle 0.5 -> 3x3 tokens per frame (112 px: 7x7)
 
 
 def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -113,7 +113,7 @@ def build_model(
                 "num_hidden_layers": 2,
                 "num_attention_heads": 2,
                 "intermediate_size": 64,
-                "image_size": [48, 48],
+                "image_size": [112, 112] if large else [48, 48],
                 "patch_size": [8, 8],
             },
             image_token_id=IMAGE,
@@ -217,10 +217,11 @@ def make_inputs(
 def _block_inputs(family, seed, sys_ids, suffix, gen, large, static) -> VideoInputs:
     """Frame-block prompts. Qwen3-VL: per temporal patch ``<2 timestamp tokens> VSTART`` + ``h'*w'``
     video tokens + ``VEND`` (grid (4, 3, 5), or (4, 7, 11) ``large``). InternVL: per frame
-    ``<2 label tokens> IMG_START`` + 9 image tokens + ``IMG_END`` (grid (4, 3, 3))."""
+    ``<2 label tokens> IMG_START`` + 9 image tokens + ``IMG_END`` (grid (4, 3, 3), or (4, 7, 7) ``large``)."""
     frames = 4
     if family == "internvl":
-        side, per = INTERNVL_SIDE, INTERNVL_SIDE * INTERNVL_SIDE
+        side = 7 if large else INTERNVL_SIDE
+        per = side * side
         start, end, token, grid = IMG_START, IMG_END, IMAGE, (frames, side, side)
     else:
         gh, gw = (14, 22) if large else (6, 10)
@@ -233,7 +234,8 @@ def _block_inputs(family, seed, sys_ids, suffix, gen, large, static) -> VideoInp
     ids = torch.cat([*pieces, suffix])[None]
     first = int((ids[0] == token).nonzero()[0])
     if family == "internvl":
-        pixels = torch.randn(1 if static else frames, 3, 48, 48, generator=gen).expand(frames, -1, -1, -1)
+        px = 112 if large else 48
+        pixels = torch.randn(1 if static else frames, 3, px, px, generator=gen).expand(frames, -1, -1, -1)
         return VideoInputs({"input_ids": ids, "pixel_values": pixels.contiguous()}, grid, first, family)
     gt, (gh, gw) = frames, ((14, 22) if large else (6, 10))
     pixels = torch.randn(1 if static else gt, gh * gw, 3 * 2 * 8 * 8, generator=gen).expand(gt, -1, -1)

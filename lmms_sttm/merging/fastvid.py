@@ -177,7 +177,7 @@ def fastvid_plan(
         context[cframes] = _descending_rank(score) < ctx_n.index_select(0, cframes)[:, None]
     salient, context = salient.reshape(-1), context.reshape(-1)
     keep = salient | context
-    feats = hidden.clone()
+    merges = []  # (context tokens, their pool, each pool token's choice, counts, weights) per frame
     owner = torch.full((n,), -1, dtype=torch.long, device=dev)  # dropped token -> its context token
     owner_gap = torch.full((n,), n, dtype=torch.long, device=dev)
     unit = F.normalize(hidden.float(), dim=-1)
@@ -191,13 +191,8 @@ def fastvid_plan(
             continue
         choice = (unit.index_select(0, pool) @ unit.index_select(0, targets).T).argmax(dim=1)
         got = torch.bincount(choice, minlength=targets.numel()).float()
-        sums = torch.zeros(targets.numel(), hidden.shape[1], device=dev).index_add_(
-            0, choice, hidden.float().index_select(0, pool)
-        )
-        agg = sums / got.clamp(min=1)[:, None]
         weight = (1 / (got + 1)).clamp(min=params.beta)[:, None]
-        mixed = weight * hidden.float().index_select(0, targets) + (1 - weight) * agg
-        feats[targets] = mixed.to(hidden.dtype)
+        merges.append((targets, pool, choice, got, weight))
         dropped = ~keep.index_select(0, pool)
         pool_d, choice_d = pool[dropped], choice[dropped]
         gap = (frame_of.index_select(0, pool_d) - fr).abs()
@@ -209,13 +204,27 @@ def fastvid_plan(
     parent = torch.where(keep, idx, parent)
     rep = torch.nonzero(keep).squeeze(1)
     token_map = torch.searchsorted(rep, parent)
+
+    def carry(values: torch.Tensor) -> torch.Tensor:  # the context tokens' mixing, on any [N, C'] tensor
+        out, dev_v = values.clone(), values.device
+        for targets, pool, choice, got, weight in merges:
+            sums = torch.zeros(targets.numel(), values.shape[1], device=dev_v).index_add_(
+                0, choice.to(dev_v), values.float().index_select(0, pool.to(dev_v))
+            )
+            agg = sums / got.to(dev_v).clamp(min=1)[:, None]
+            w = weight.to(dev_v)
+            mixed = w * values.float().index_select(0, targets.to(dev_v)) + (1 - w) * agg
+            out[targets.to(dev_v)] = mixed.to(values.dtype)
+        return out.index_select(0, rep.to(values.device))
+
     return Reduction(
-        features=feats.index_select(0, rep),
+        features=carry(hidden),
         num_patches=torch.bincount(token_map, minlength=rep.numel()),
         tlbr=unit_rects(rep, grid),
         token_map=token_map,
         rep_index=rep,
         grid=tuple(grid),
+        carry=carry,
     )
 
 
