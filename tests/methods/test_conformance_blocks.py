@@ -7,7 +7,19 @@ import pytest
 
 from lmms_sttm.check_method import check
 
-BUILTINS = ["none", "sttm", "tome", "dycoke_stage1", "dycoke", "fastv", "framefusion", "pool", "evs", "vidcom2", "fastvid"]
+BUILTINS = [
+    "none",
+    "sttm",
+    "tome",
+    "dycoke_stage1",
+    "dycoke",
+    "fastv",
+    "framefusion",
+    "pool",
+    "evs",
+    "vidcom2",
+    "fastvid",
+]
 
 
 @pytest.mark.parametrize("method", BUILTINS)
