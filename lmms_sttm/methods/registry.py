@@ -25,6 +25,8 @@ BUILTIN = {
     "fastv": "lmms_sttm.methods.fastv:SPEC",
     "framefusion": "lmms_sttm.methods.framefusion:SPEC",
     "pool": "lmms_sttm.methods.pool:SPEC",
+    "holitom": "lmms_sttm.methods.holitom:SPEC",
+    "flashvid": "lmms_sttm.methods.flashvid:SPEC",
 }
 _REGISTERED: dict[str, MethodSpec] = {}
 
