@@ -40,7 +40,9 @@ def from_explicit(
     row_of_label = torch.empty_like(order)
     row_of_label[order] = torch.arange(order.numel(), device=device)
     dropped = labels < 0
-    token_map = torch.where(dropped, torch.zeros_like(labels), row_of_label.index_select(0, labels.clamp_min(0)))
+    token_map = torch.where(
+        dropped, torch.zeros_like(labels), row_of_label.index_select(0, labels.clamp_min(0))
+    )
     if bool(dropped.any()):
         idx = torch.nonzero(dropped).squeeze(1)
         before = torch.searchsorted(rep_sorted, idx, right=True) - 1

@@ -48,7 +48,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from lmms_sttm.merging.dpc_knn import dpc_knn, top_index
 from lmms_sttm.merging.explicit import from_explicit
@@ -217,7 +216,9 @@ def _segment(x, scores, base: int, s: OuterSettings, sel: int, other: int, out: 
         for f in range(frames):
             picks = chosen[f][chosen[f] >= 0]
             free[f, picks] = False
-            out.append((index[f, picks], index[f, picks], torch.arange(picks.numel(), device=dev), x[f, picks]))
+            out.append(
+                (index[f, picks], index[f, picks], torch.arange(picks.numel(), device=dev), x[f, picks])
+            )
     n_other = other * frames
     if n_other == 0:
         return  # the authors drop the unselected tokens
@@ -286,10 +287,14 @@ def inner_count(n: int, ratio: float) -> int:
     return max(1, min(n, math.ceil(n * ratio)))
 
 
-def flashvid_inner(hidden: torch.Tensor, scores: torch.Tensor, count: int, grid: Grid | None = None) -> Reduction:
+def flashvid_inner(
+    hidden: torch.Tensor, scores: torch.Tensor, count: int, grid: Grid | None = None
+) -> Reduction:
     """``hidden [n, C]``, ``scores [n]`` -> plan keeping the ``count`` most attended tokens (others dropped)."""
     n = hidden.shape[0]
     top = torch.sort(top_index(scores.to(hidden.device).float(), count)).values
     labels = torch.full((n,), -1, dtype=torch.long, device=hidden.device)
     labels[top] = torch.arange(count, device=hidden.device)
-    return from_explicit(n, top, labels, hidden.index_select(0, top), (1, 1, n) if grid is None else tuple(grid))
+    return from_explicit(
+        n, top, labels, hidden.index_select(0, top), (1, 1, n) if grid is None else tuple(grid)
+    )

@@ -68,9 +68,10 @@ class OuterSettings:
 # ------------------------------------------------------------------ temporal segmentation
 def frame_similarity(x: torch.Tensor) -> torch.Tensor:
     """``x [T, P, C]`` -> ``[T-1, P]`` cosine of each token with the same position in the next frame
-    (of the L2-normalised features, as the authors compute it)."""
-    xn = F.normalize(x, p=2, dim=-1)
-    return F.cosine_similarity(xn[:-1], xn[1:], dim=-1)
+    (float32; the authors normalise first, then take the cosine: equal up to rounding)."""
+    xf = x.float()
+    norm = xf.norm(p=2, dim=-1).clamp_min(1e-12)
+    return (xf[:-1] * xf[1:]).sum(-1) / (norm[:-1] * norm[1:])
 
 
 def static_counts(static: torch.Tensor) -> torch.Tensor:
@@ -140,7 +141,9 @@ def blended(x: torch.Tensor, centres: torch.Tensor, assign: torch.Tensor, beta: 
     return torch.where(counts[:, None] > 0, mixed, centre).to(x.dtype)
 
 
-def cluster(x: torch.Tensor, m: int, knn: int, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def cluster(
+    x: torch.Tensor, m: int, knn: int, beta: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """DPC-kNN of ``x [n, C]`` into ``m >= 1`` tokens: ``(centres [m] ascending, assign [n], features [m, C])``."""
     centres, dist = dpc_knn(x, m, min(knn, m))
     centres = torch.sort(centres).values
@@ -229,9 +232,7 @@ def holitom_outer(
         static, windows, saved = None, [(0, 0)], 0.0
     r = adjusted_retention(s.retain, n, saved)
     for a, b in windows:
-        still = (
-            static[a:b].all(dim=0) if b > a else torch.zeros(p, dtype=torch.bool, device=hidden.device)
-        )
+        still = static[a:b].all(dim=0) if b > a else torch.zeros(p, dtype=torch.bool, device=hidden.device)
         moving = ~still
         if b > a:
             _static(groups, x[a : b + 1][:, still], index[a : b + 1][:, still], r, s)
@@ -248,7 +249,9 @@ def inner_count(n: int, ratio: float) -> int:
     return max(1, min(n, round(n * (1 - ratio))))
 
 
-def holitom_inner(hidden: torch.Tensor, scores: torch.Tensor, count: int, grid: Grid | None = None) -> Reduction:
+def holitom_inner(
+    hidden: torch.Tensor, scores: torch.Tensor, count: int, grid: Grid | None = None
+) -> Reduction:
     """``hidden [n, C]`` current video tokens, ``scores [n]`` last prompt token's attention -> plan
     keeping the ``count`` most attended tokens, each the sequential average of its merged tokens."""
     n = hidden.shape[0]

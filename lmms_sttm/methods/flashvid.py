@@ -103,7 +103,11 @@ class Inner:
 
     def __call__(self, hidden, scores, grid, original: int):
         n = hidden.shape[0]
-        count = flashvid.inner_count(n, self.ratio) if self.exact is None else min(n, target_count(self.exact, original))
+        count = (
+            flashvid.inner_count(n, self.ratio)
+            if self.exact is None
+            else min(n, target_count(self.exact, original))
+        )
         return flashvid.flashvid_inner(hidden, scores, count, grid)
 
     def __repr__(self) -> str:
@@ -112,12 +116,16 @@ class Inner:
 
 def _build(s: FlashVidSettings, ctx) -> TwoStage:
     inner = Inner(s.llm_retention) if s.llm_prune else None
-    return TwoStage(Outer(s.outer(s.avg_retention, ctx.family)), inner, AUTHORS_LAYER, s.prune_layer, "flashvid")
+    return TwoStage(
+        Outer(s.outer(s.avg_retention, ctx.family)), inner, AUTHORS_LAYER, s.prune_layer, "flashvid"
+    )
 
 
 def _exact(r: float, s: FlashVidSettings, ctx) -> TwoStage:
     if not s.llm_prune:
-        return TwoStage(Outer(s.outer(r, ctx.family), exact=r), None, AUTHORS_LAYER, s.prune_layer, "flashvid")
+        return TwoStage(
+            Outer(s.outer(r, ctx.family), exact=r), None, AUTHORS_LAYER, s.prune_layer, "flashvid"
+        )
     outer = Outer(s.outer(r, ctx.family))  # keeps about expansion x r
     return TwoStage(outer, Inner(s.llm_retention, exact=r), AUTHORS_LAYER, s.prune_layer, "flashvid")
 

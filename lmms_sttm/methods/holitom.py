@@ -82,7 +82,9 @@ class Outer:
 
     STEPS = 8
 
-    def __init__(self, settings: holitom.OuterSettings, floor: float | None = None, trim: bool = False) -> None:
+    def __init__(
+        self, settings: holitom.OuterSettings, floor: float | None = None, trim: bool = False
+    ) -> None:
         self.settings, self.floor, self.trim = settings, floor, trim
 
     def _plan(self, hidden, grid, vision_scores, tau: float):
@@ -121,7 +123,11 @@ class Inner:
 
     def __call__(self, hidden, scores, grid, original: int):
         n = hidden.shape[0]
-        count = holitom.inner_count(n, self.ratio) if self.exact is None else min(n, target_count(self.exact, original))
+        count = (
+            holitom.inner_count(n, self.ratio)
+            if self.exact is None
+            else min(n, target_count(self.exact, original))
+        )
         return holitom.holitom_inner(hidden, scores, count, grid)
 
     def __repr__(self) -> str:
@@ -144,7 +150,9 @@ SPEC = MethodSpec(
     name="holitom",
     build=_build,
     stages=(
-        StageSpec("input", frozenset({"hidden", "grid"}), layer=0, note="outer: temporal windows + spatial merge"),
+        StageSpec(
+            "input", frozenset({"hidden", "grid"}), layer=0, note="outer: temporal windows + spatial merge"
+        ),
         StageSpec(
             "input",
             frozenset({"hidden", "prompt_attention"}),
