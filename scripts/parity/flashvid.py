@@ -1,0 +1,183 @@
+"""FlashVID against the authors' functions (Fanziyang-v/FlashVID at 1d37422), on synthetic videos.
+
+Outer stage: the authors' ``flashvid_compression(video_features, cls_attention, config)``
+(``flashvid/utils.py``: DySeg, ADTS, TSTM, DPC-kNN; it returns the kept tokens and their global
+indices) against ``lmms_sttm.merging.flashvid.flashvid_outer``: the same kept tokens and their
+features (max abs difference over the kept tokens both have). Inner stage: their ``fastv_prune``
+on a sequence ``[5 text | video | 7 text]`` with seeded attention rows (4 heads) against
+``flashvid_inner`` on the mean-over-heads scores: the same kept rows.
+
+Inputs: :mod:`videos` (6 layouts x ``--videos`` seeds, ``C`` channels, similarity mid / low /
+fair in turn), a vision attention per frame (softmax of seeded logits). Settings: retention
+0.10 / 0.25 (the authors' published range) and 0.30 / 0.50 (``budget=30/50``) with expansion 1.25,
+alpha 0.7, temporal threshold 0.8, segment threshold 0.9, for the selections ``div`` (this
+package's default while the engine gives no vision attention to a stage; 8 segments),
+``attn_div_v2`` (theirs on LLaVA; 8 segments) and ``attn_div`` (theirs on Qwen2.5-VL; 4 segments).
+
+Known differences (``merging/flashvid.py``): a segment of one frame, where the authors cluster all
+the frame's tokens (ADTS ones included, so a token can enter twice) and ours only the unselected
+ones; the driver counts such cases and also compares the kept tokens outside those segments.
+Their DPC-kNN adds unseeded noise to the densities: their code runs twice (torch seeds 0 and 1)
+to count the cases where their own kept set moves; ours is compared with the seed-0 run.
+
+Their package ``__init__`` imports their whole model stack (LLaVA, Qwen2.5-VL, Qwen3-VL
+patches); the driver loads ``configuration_flashvid.py``, ``token_selection.py`` and ``utils.py``
+as modules of an empty package instead (nothing stubbed). Prints JSON.
+
+    .venv/bin/python scripts/parity/flashvid.py --authors-dir DIR [--videos 4] [--channels 64]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pinned import Pin  # noqa: E402
+from videos import LAYOUTS, video  # noqa: E402
+
+from lmms_sttm.merging import flashvid  # noqa: E402
+
+PIN = Pin(
+    repository="https://github.com/Fanziyang-v/FlashVID",
+    commit="1d37422c5afcaa15ee46b5355f5ba798fa93290a",
+    blobs={
+        "flashvid/utils.py": "b29ef8be65888289c3ed120e935632f2167903d7",
+        "flashvid/token_selection.py": "891bdd2e15aecac4b0535822cf8d30fe1aaa8dc2",
+        "flashvid/configuration_flashvid.py": "c8e3189684063b661b6c3d338d13ae19c6b7f15e",
+    },
+    env_var="LMMS_STTM_FLASHVID_DIR",
+)
+RETENTIONS = (0.10, 0.25, 0.30, 0.50)
+SELECTIONS = (("div", 8), ("attn_div_v2", 8), ("attn_div", 4))
+SIMILARITY = ("mid", "low", "fair")
+PRE, POST, HEADS = 5, 7, 4
+
+
+def load(root: Path):
+    PIN.load_file(root, "flashvid/configuration_flashvid.py", "flashvid.configuration_flashvid")
+    PIN.load_file(root, "flashvid/token_selection.py", "flashvid.token_selection")
+    return PIN.load_file(root, "flashvid/utils.py", "flashvid.utils"), sys.modules[
+        "flashvid.configuration_flashvid"
+    ]
+
+
+def theirs_outer(utils, config_module, x, attn, retention, selection, segments, seed):
+    """``({original index: feature}, segment lengths)`` of the authors' outer stage."""
+    config = config_module.FlashVidConfig(
+        retention_ratio=retention, alpha=0.7, token_selection_method=selection, temporal_threshold=0.8,
+        do_segment=True, segment_threshold=0.9, min_segment_num=segments, complementary_segment=True,
+        expansion=1.25,
+    )  # fmt: skip
+    lengths = utils.segment(x.mean(1), 0.9, segments, True).tolist()
+    torch.manual_seed(seed)
+    tokens, index = utils.flashvid_compression(x.clone(), attn.clone(), config)
+    kept: dict = {}
+    for i, tok in zip(index.tolist(), tokens, strict=True):
+        kept.setdefault(i, []).append(tok)
+    return kept, lengths
+
+
+def ours_outer(x, attn, retention, selection, segments):
+    t, p, c = x.shape
+    s = flashvid.OuterSettings(retention, min_segments=segments, selection=selection)
+    plan = flashvid.flashvid_outer(x.reshape(-1, c), (t, p, 1), s, attn)
+    return {int(r): plan.features[i] for i, r in enumerate(plan.rep_index)}
+
+
+def single_frame_tokens(lengths, p) -> set:
+    out, start = set(), 0
+    for n in lengths:
+        if n == 1:
+            out |= set(range(start * p, (start + 1) * p))
+        start += n
+    return out
+
+
+def inner_case(utils, config_module, seed: int, n: int, channels: int) -> bool:
+    g = torch.Generator().manual_seed(seed)
+    length = PRE + n + POST
+    hidden = torch.randn(1, length, channels, generator=g)
+    attentions = torch.softmax(torch.randn(1, HEADS, length, length, generator=g) * 3, dim=-1)
+    config = config_module.FlashVidConfig(
+        visual_token_start_index=PRE, visual_token_length=n, llm_retention_ratio=0.3
+    )
+    rope = (torch.randn(1, length, 8, generator=g), torch.randn(1, length, 8, generator=g))
+    out = utils.fastv_prune(
+        hidden, None, attentions, torch.arange(length), torch.arange(length)[None], rope, config
+    )
+    theirs = [i - PRE for i in out[-1].tolist() if PRE <= i < PRE + n]
+    scores = attentions[0, :, -1, PRE : PRE + n].mean(0)
+    plan = flashvid.flashvid_inner(hidden[0, PRE : PRE + n], scores, flashvid.inner_count(n, 0.3))
+    return plan.rep_index.tolist() == theirs
+
+
+def main() -> None:
+    p = PIN.parser(__doc__.split("\n")[0])
+    p.add_argument("--videos", type=int, default=4, help="seeds per layout (6 layouts)")
+    p.add_argument("--channels", type=int, default=64)
+    args = p.parse_args()
+    utils, config_module = load(PIN.root(args))
+    torch.set_grad_enabled(False)
+    rows = []
+    for name, t, h, w in LAYOUTS:
+        for seed in range(args.videos):
+            x = video(t, h, w, args.channels, seed, SIMILARITY[seed % 3]).reshape(t, h * w, -1)
+            logits = torch.randn(t, h * w, generator=torch.Generator().manual_seed(seed + 100)) * 2
+            attn = torch.softmax(logits, dim=-1)
+            for retention in RETENTIONS:
+                for selection, segments in SELECTIONS:
+                    kept, lengths = theirs_outer(
+                        utils, config_module, x, attn, retention, selection, segments, 0
+                    )
+                    again, _ = theirs_outer(utils, config_module, x, attn, retention, selection, segments, 1)
+                    ours = ours_outer(x, attn, retention, selection, segments)
+                    single = single_frame_tokens(lengths, h * w)
+                    same = set(kept) == set(ours)
+                    outside = {k for k in kept if k not in single} == {k for k in ours if k not in single}
+                    both = [k for k in kept if k in ours and k not in single]
+                    diff = max(
+                        (float((kept[k][0].float() - ours[k].float()).abs().max()) for k in both), default=0.0
+                    )
+                    rows.append({
+                        "layout": name, "seed": seed, "retention": retention, "selection": selection,
+                        "tokens": t * h * w, "kept": sum(len(v) for v in kept.values()), "ours": len(ours),
+                        "single_frame_segments": sum(n == 1 for n in lengths), "same_kept": same,
+                        "same_kept_outside_single_frame_segments": outside,
+                        "repeated_tokens": sum(len(v) > 1 for v in kept.values()),
+                        "max_feature_diff": diff, "self_disagree": set(kept) != set(again),
+                    })  # fmt: skip
+    inner = [inner_case(utils, config_module, seed, n, 16) for seed in range(20) for n in (40, 97, 300)]
+    summary = {
+        "cases": len(rows),
+        "videos": len(LAYOUTS) * args.videos,
+        "same_kept": sum(r["same_kept"] for r in rows),
+        "same_kept_outside_single_frame_segments": sum(
+            r["same_kept_outside_single_frame_segments"] for r in rows
+        ),
+        "cases_with_single_frame_segments": sum(r["single_frame_segments"] > 0 for r in rows),
+        "cases_with_repeated_tokens": sum(r["repeated_tokens"] > 0 for r in rows),
+        "their_self_disagree": sum(r["self_disagree"] for r in rows),
+        "differ_otherwise": [
+            r for r in rows if not r["same_kept_outside_single_frame_segments"] and not r["self_disagree"]
+        ],
+        "max_feature_diff": max(r["max_feature_diff"] for r in rows),
+        "retained_share": {
+            f"{retention}/{sel}": round(
+                sum(r["ours"] for r in rows if (r["retention"], r["selection"]) == (retention, sel))
+                / sum(r["tokens"] for r in rows if (r["retention"], r["selection"]) == (retention, sel)),
+                4,
+            )
+            for retention in RETENTIONS
+            for sel, _ in SELECTIONS
+        },  # fmt: skip
+        "inner_cases": len(inner),
+        "inner_same": sum(inner),
+    }
+    PIN.emit({**summary, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
