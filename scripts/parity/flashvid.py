@@ -9,7 +9,7 @@ on a sequence ``[5 text | video | 7 text]`` with seeded attention rows (4 heads)
 
 Inputs: :mod:`videos` (6 layouts x ``--videos`` seeds, ``C`` channels, similarity mid / low /
 fair in turn), a vision attention per frame (softmax of seeded logits). Settings: retention
-0.10 / 0.25 (the authors' published range) and 0.30 / 0.50 (``budget=30/50``) with expansion 1.25,
+0.10 (the low end of the authors' published 0.10-0.25) and 0.30 (``budget=30``) with expansion 1.25,
 alpha 0.7, temporal threshold 0.8, segment threshold 0.9, for the selections ``div`` (this
 package's default while the engine gives no vision attention to a stage; 8 segments),
 ``attn_div_v2`` (theirs on LLaVA; 8 segments) and ``attn_div`` (theirs on Qwen2.5-VL; 4 segments).
@@ -18,7 +18,8 @@ Known differences (``merging/flashvid.py``): a segment of one frame, where the a
 the frame's tokens (ADTS ones included, so a token can enter twice) and ours only the unselected
 ones; the driver counts such cases and also compares the kept tokens outside those segments.
 Their DPC-kNN adds unseeded noise to the densities: their code runs twice (torch seeds 0 and 1)
-to count the cases where their own kept set moves; ours is compared with the seed-0 run.
+(at retention 0.30) to count the cases where their own kept set moves; ours is compared with the
+seed-0 run.
 
 Their package ``__init__`` imports their whole model stack (LLaVA, Qwen2.5-VL, Qwen3-VL
 patches); the driver loads ``configuration_flashvid.py``, ``token_selection.py`` and ``utils.py``
@@ -50,7 +51,9 @@ PIN = Pin(
     },
     env_var="LMMS_STTM_FLASHVID_DIR",
 )
-RETENTIONS = (0.10, 0.25, 0.30, 0.50)
+RETENTIONS = (0.10, 0.30)
+#: where their code runs a second time (torch seed 1) to measure how far it moves against itself
+SELF_CHECK = 0.30
 SELECTIONS = (("div", 8), ("attn_div_v2", 8), ("attn_div", 4))
 SIMILARITY = ("mid", "low", "fair")
 PRE, POST, HEADS = 5, 7, 4
@@ -132,7 +135,9 @@ def main() -> None:
                     kept, lengths = theirs_outer(
                         utils, config_module, x, attn, retention, selection, segments, 0
                     )
-                    again, _ = theirs_outer(utils, config_module, x, attn, retention, selection, segments, 1)
+                    again = None
+                    if retention == SELF_CHECK:
+                        again, _ = theirs_outer(utils, config_module, x, attn, retention, selection, segments, 1)
                     ours = ours_outer(x, attn, retention, selection, segments)
                     single = single_frame_tokens(lengths, h * w)
                     same = set(kept) == set(ours)
@@ -147,7 +152,7 @@ def main() -> None:
                         "single_frame_segments": sum(n == 1 for n in lengths), "same_kept": same,
                         "same_kept_outside_single_frame_segments": outside,
                         "repeated_tokens": sum(len(v) > 1 for v in kept.values()),
-                        "max_feature_diff": diff, "self_disagree": set(kept) != set(again),
+                        "max_feature_diff": diff, "self_disagree": None if again is None else set(kept) != set(again),
                     })  # fmt: skip
     inner = [inner_case(utils, config_module, seed, n, 16) for seed in range(20) for n in (40, 97, 300)]
     summary = {
@@ -159,7 +164,8 @@ def main() -> None:
         ),
         "cases_with_single_frame_segments": sum(r["single_frame_segments"] > 0 for r in rows),
         "cases_with_repeated_tokens": sum(r["repeated_tokens"] > 0 for r in rows),
-        "their_self_disagree": sum(r["self_disagree"] for r in rows),
+        "their_self_checked": sum(r["self_disagree"] is not None for r in rows),
+        "their_self_disagree": sum(bool(r["self_disagree"]) for r in rows),
         "differ_otherwise": [
             r for r in rows if not r["same_kept_outside_single_frame_segments"] and not r["self_disagree"]
         ],
