@@ -7,7 +7,7 @@ features (max abs difference over the kept tokens both have). Inner stage: their
 on a sequence ``[5 text | video | 7 text]`` with seeded attention rows (4 heads) against
 ``flashvid_inner`` on the mean-over-heads scores: the same kept rows.
 
-Inputs: :mod:`videos` (6 layouts x ``--videos`` seeds, ``C`` channels, similarity mid / low /
+Inputs: :mod:`videos` (6 layouts, 12-16 frames unless ``--layouts paper``, x ``--videos`` seeds, ``C`` channels, similarity mid / low /
 fair in turn), a vision attention per frame (softmax of seeded logits). Settings: retention
 0.10 (the low end of the authors' published 0.10-0.25) and 0.30 (``budget=30``) with expansion 1.25,
 alpha 0.7, temporal threshold 0.8, segment threshold 0.9, for the selections ``div`` (this
@@ -56,6 +56,16 @@ RETENTIONS = (0.10, 0.30)
 SELF_CHECK = 0.30
 SELECTIONS = (("div", 8), ("attn_div_v2", 8), ("attn_div", 4))
 SIMILARITY = ("mid", "low", "fair")
+#: the layouts of :mod:`videos` with fewer frames (``--layouts short``, the default: the sweep then
+#: runs in minutes on a CPU); ``--layouts paper``: the paper's grids as they are
+SHORT = (
+    ("llava_video", 16, 13, 13),
+    ("llava_ov", 16, 14, 14),
+    ("qwen2vl_like", 16, 10, 14),
+    ("qwen2vl_like_9x16", 12, 9, 16),
+    ("odd_frames", 15, 14, 14),
+    ("odd_tokens", 15, 13, 13),
+)
 PRE, POST, HEADS = 5, 7, 4
 
 
@@ -121,15 +131,18 @@ def main() -> None:
     p = PIN.parser(__doc__.split("\n")[0])
     p.add_argument("--videos", type=int, default=4, help="seeds per layout (6 layouts)")
     p.add_argument("--channels", type=int, default=64)
+    p.add_argument("--layouts", choices=("short", "paper"), default="short")
     args = p.parse_args()
     utils, config_module = load(PIN.root(args))
     torch.set_grad_enabled(False)
     rows = []
-    for name, t, h, w in LAYOUTS:
+    layouts = SHORT if args.layouts == "short" else LAYOUTS
+    for name, t, h, w in layouts:
         for seed in range(args.videos):
             x = video(t, h, w, args.channels, seed, SIMILARITY[seed % 3]).reshape(t, h * w, -1)
             logits = torch.randn(t, h * w, generator=torch.Generator().manual_seed(seed + 100)) * 2
             attn = torch.softmax(logits, dim=-1)
+            print(f"{name} seed {seed}", file=sys.stderr, flush=True)
             for retention in RETENTIONS:
                 for selection, segments in SELECTIONS:
                     kept, lengths = theirs_outer(
@@ -137,7 +150,9 @@ def main() -> None:
                     )
                     again = None
                     if retention == SELF_CHECK:
-                        again, _ = theirs_outer(utils, config_module, x, attn, retention, selection, segments, 1)
+                        again, _ = theirs_outer(
+                            utils, config_module, x, attn, retention, selection, segments, 1
+                        )
                     ours = ours_outer(x, attn, retention, selection, segments)
                     single = single_frame_tokens(lengths, h * w)
                     same = set(kept) == set(ours)
@@ -157,7 +172,8 @@ def main() -> None:
     inner = [inner_case(utils, config_module, seed, n, 16) for seed in range(20) for n in (40, 97, 300)]
     summary = {
         "cases": len(rows),
-        "videos": len(LAYOUTS) * args.videos,
+        "videos": len(layouts) * args.videos,
+        "layouts": [list(x) for x in layouts],
         "same_kept": sum(r["same_kept"] for r in rows),
         "same_kept_outside_single_frame_segments": sum(
             r["same_kept_outside_single_frame_segments"] for r in rows
