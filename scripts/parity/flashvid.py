@@ -8,17 +8,17 @@ on a sequence ``[5 text | video | 7 text]`` with seeded attention rows (4 heads)
 ``flashvid_inner`` on the mean-over-heads scores: the same kept rows.
 
 Inputs: :mod:`videos` (6 layouts, 12-16 frames unless ``--layouts paper``, x ``--videos`` seeds, ``C`` channels, similarity mid / low /
-fair in turn), a vision attention per frame (softmax of seeded logits). Settings: retention
-0.10 (the low end of the authors' published 0.10-0.25) and 0.30 (``budget=30``) with expansion 1.25,
-alpha 0.7, temporal threshold 0.8, segment threshold 0.9, for the selections ``div`` (this
-package's default while the engine gives no vision attention to a stage; 8 segments),
-``attn_div_v2`` (theirs on LLaVA; 8 segments) and ``attn_div`` (theirs on Qwen2.5-VL; 4 segments).
+fair in turn), a vision attention per frame (softmax of seeded logits). Settings (expansion 1.25,
+alpha 0.7, temporal threshold 0.8, segment threshold 0.9): ``div`` (this package's default while
+the engine gives no vision attention to a stage; 8 segments) and ``attn_div_v2`` (theirs on LLaVA;
+8 segments) at retention 0.30 (``budget=30``), ``attn_div`` (theirs on Qwen2.5-VL; 4 segments) at
+0.10 (the low end of their published 0.10-0.25).
 
 Known differences (``merging/flashvid.py``): a segment of one frame, where the authors cluster all
 the frame's tokens (ADTS ones included, so a token can enter twice) and ours only the unselected
 ones; the driver counts such cases and also compares the kept tokens outside those segments.
 Their DPC-kNN adds unseeded noise to the densities: their code runs twice (torch seeds 0 and 1)
-(at retention 0.30) to count the cases where their own kept set moves; ours is compared with the
+(``div`` cases) to count the cases where their own kept set moves; ours is compared with the
 seed-0 run.
 
 Their package ``__init__`` imports their whole model stack (LLaVA, Qwen2.5-VL, Qwen3-VL
@@ -51,10 +51,9 @@ PIN = Pin(
     },
     env_var="LMMS_STTM_FLASHVID_DIR",
 )
-RETENTIONS = (0.10, 0.30)
-#: where their code runs a second time (torch seed 1) to measure how far it moves against itself
-SELF_CHECK = 0.30
-SELECTIONS = (("div", 8), ("attn_div_v2", 8), ("attn_div", 4))
+#: (retention, selection, min segments, their second run): ``div`` at budget=30 (this package's
+#: default), ``attn_div_v2`` (LLaVA) at 0.30, ``attn_div`` (Qwen2.5-VL) at the published 0.10
+CASES = ((0.30, "div", 8, True), (0.30, "attn_div_v2", 8, False), (0.10, "attn_div", 4, False))
 SIMILARITY = ("mid", "low", "fair")
 #: the layouts of :mod:`videos` with fewer frames (``--layouts short``, the default: the sweep then
 #: runs in minutes on a CPU); ``--layouts paper``: the paper's grids as they are
@@ -143,32 +142,27 @@ def main() -> None:
             logits = torch.randn(t, h * w, generator=torch.Generator().manual_seed(seed + 100)) * 2
             attn = torch.softmax(logits, dim=-1)
             print(f"{name} seed {seed}", file=sys.stderr, flush=True)
-            for retention in RETENTIONS:
-                for selection, segments in SELECTIONS:
-                    kept, lengths = theirs_outer(
-                        utils, config_module, x, attn, retention, selection, segments, 0
-                    )
-                    again = None
-                    if retention == SELF_CHECK:
-                        again, _ = theirs_outer(
-                            utils, config_module, x, attn, retention, selection, segments, 1
-                        )
-                    ours = ours_outer(x, attn, retention, selection, segments)
-                    single = single_frame_tokens(lengths, h * w)
-                    same = set(kept) == set(ours)
-                    outside = {k for k in kept if k not in single} == {k for k in ours if k not in single}
-                    both = [k for k in kept if k in ours and k not in single]
-                    diff = max(
-                        (float((kept[k][0].float() - ours[k].float()).abs().max()) for k in both), default=0.0
-                    )
-                    rows.append({
-                        "layout": name, "seed": seed, "retention": retention, "selection": selection,
-                        "tokens": t * h * w, "kept": sum(len(v) for v in kept.values()), "ours": len(ours),
-                        "single_frame_segments": sum(n == 1 for n in lengths), "same_kept": same,
-                        "same_kept_outside_single_frame_segments": outside,
-                        "repeated_tokens": sum(len(v) > 1 for v in kept.values()),
-                        "max_feature_diff": diff, "self_disagree": None if again is None else set(kept) != set(again),
-                    })  # fmt: skip
+            for retention, selection, segments, self_check in CASES:
+                kept, lengths = theirs_outer(utils, config_module, x, attn, retention, selection, segments, 0)
+                again = None
+                if self_check:
+                    again, _ = theirs_outer(utils, config_module, x, attn, retention, selection, segments, 1)
+                ours = ours_outer(x, attn, retention, selection, segments)
+                single = single_frame_tokens(lengths, h * w)
+                same = set(kept) == set(ours)
+                outside = {k for k in kept if k not in single} == {k for k in ours if k not in single}
+                both = [k for k in kept if k in ours and k not in single]
+                diff = max(
+                    (float((kept[k][0].float() - ours[k].float()).abs().max()) for k in both), default=0.0
+                )
+                rows.append({
+                    "layout": name, "seed": seed, "retention": retention, "selection": selection,
+                    "tokens": t * h * w, "kept": sum(len(v) for v in kept.values()), "ours": len(ours),
+                    "single_frame_segments": sum(n == 1 for n in lengths), "same_kept": same,
+                    "same_kept_outside_single_frame_segments": outside,
+                    "repeated_tokens": sum(len(v) > 1 for v in kept.values()),
+                    "max_feature_diff": diff, "self_disagree": None if again is None else set(kept) != set(again),
+                })  # fmt: skip
     inner = [inner_case(utils, config_module, seed, n, 16) for seed in range(20) for n in (40, 97, 300)]
     summary = {
         "cases": len(rows),
@@ -192,8 +186,7 @@ def main() -> None:
                 / sum(r["tokens"] for r in rows if (r["retention"], r["selection"]) == (retention, sel)),
                 4,
             )
-            for retention in RETENTIONS
-            for sel, _ in SELECTIONS
+            for retention, sel, _, _ in CASES
         },  # fmt: skip
         "inner_cases": len(inner),
         "inner_same": sum(inner),
