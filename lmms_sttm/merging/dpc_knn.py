@@ -8,8 +8,11 @@ cluster centres (equal scores: lower index first). Every other token joins its n
 
 Both authors add uniform noise of size 1e-6 to the densities "so that no two are equal" (an
 unseeded ``torch.rand``): the centres they pick can then differ from run to run where two
-densities lie within 1e-6. This implementation adds no noise (ties fall to the lower index), so
-it is deterministic; ``scripts/parity/`` measures how often the authors' own runs disagree.
+densities lie within 1e-6. This implementation adds no noise and orders equal densities by index
+(the lower index counts as denser; equal scores: lower index first), so it is deterministic and
+gives one of the outcomes their code can reach on exact ties (mutual nearest neighbours with
+``k = 2`` have equal densities); ``scripts/parity/`` measures how often the authors' own runs
+disagree.
 """
 
 from __future__ import annotations
@@ -27,8 +30,13 @@ def knn_density(dist: torch.Tensor, k: int) -> torch.Tensor:
 
 def dpc_scores(dist: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
     """``[n]`` ``rho * delta``: ``delta`` is the distance to the nearest denser token, else the
-    matrix's largest distance."""
-    denser = density[None, :] > density[:, None]  # [i, j]: j denser than i
+    matrix's largest distance. Of two equal densities the lower index counts as denser (a strict
+    order, as the authors' noise makes one: one of the outcomes their code can reach)."""
+    n = density.shape[0]
+    idx = torch.arange(n, device=density.device)
+    denser = (density[None, :] > density[:, None]) | (
+        (density[None, :] == density[:, None]) & (idx[None, :] < idx[:, None])
+    )  # [i, j]: j denser than i
     far = dist.max()
     return torch.where(denser, dist, far).min(dim=-1).values * density
 

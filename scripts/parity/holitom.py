@@ -21,9 +21,11 @@ go through the authors' ``merge_tokens_by_attention_density``: for ``D > 0`` its
 dynamic tokens through the two functions that path calls, ``cluster_dpc_knn`` +
 ``merge_tokens_by_clustering`` on each frame's dynamic tokens.
 
-Their DPC-kNN adds unseeded noise (``torch.rand * 1e-6``) to the densities: the driver seeds
-torch's generator before each call and first runs their code twice (seeds 0 and 1) to count the
-cases where their own kept set moves ("self_disagree"); ours is compared with their seed-0 run.
+Their DPC-kNN adds unseeded noise (``torch.rand * 1e-6``) to the densities: the driver runs their
+code with torch seeds 0 and 1 to count the cases where their own kept set moves ("self_disagree"),
+and once with the noise replaced by an index-ordered draw in the same range (``pinned.ordered_noise``:
+equal densities ordered by index, the rule of this package's deterministic DPC-kNN). "same_kept"
+compares ours with that run; "same_as_seed_0" with the seed-0 run.
 
 Stubbed: ``llava.constants``, ``llava.mm_utils``, ``llava.utils`` (their file imports names from
 them that the driven methods never use). Prints JSON.
@@ -40,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pinned import Pin, stub_modules  # noqa: E402
+from pinned import Pin, ordered_noise, stub_modules  # noqa: E402
 from videos import LAYOUTS, video  # noqa: E402
 
 from lmms_sttm.merging import holitom  # noqa: E402
@@ -170,17 +172,20 @@ def main() -> None:
             print(f"{name} seed {seed}", file=sys.stderr, flush=True)
             for retain, tau in SETTINGS:
                 for contextual in (0.0, 1.0):
-                    wins, kept = theirs_outer(their, x.clone(), attn, retain, tau, contextual, 0)
+                    wins, seeded = theirs_outer(their, x.clone(), attn, retain, tau, contextual, 0)
                     _, again = theirs_outer(their, x.clone(), attn, retain, tau, contextual, 1)
                     our_wins, ours = ours_outer(x, attn, retain, tau, contextual)
-                    same = set(kept) == set(ours)
+                    with ordered_noise():
+                        _, ordered = theirs_outer(their, x.clone(), attn, retain, tau, contextual, 0)
+                    same = set(ordered) == set(ours)
+                    kept = ordered
                     diff = max((float((kept[k].float() - ours[k].float()).abs().max()) for k in kept if k in ours),
                                default=0.0)  # fmt: skip
                     rows.append({
                         "layout": name, "seed": seed, "retain": retain, "tau": tau, "D": contextual,
                         "tokens": t * h * w, "kept": len(kept), "same_windows": wins == our_wins,
                         "same_kept": same, "max_feature_diff": diff if same else None,
-                        "self_disagree": set(kept) != set(again),
+                        "self_disagree": set(seeded) != set(again), "same_as_seed_0": set(seeded) == set(ours),
                         "kept_symmetric_difference": len(set(kept) ^ set(ours)),
                     })  # fmt: skip
     summary = {
@@ -190,7 +195,8 @@ def main() -> None:
         "same_windows": sum(r["same_windows"] for r in rows),
         "same_kept": sum(r["same_kept"] for r in rows),
         "their_self_disagree": sum(r["self_disagree"] for r in rows),
-        "differ_where_theirs_is_stable": [r for r in rows if not r["same_kept"] and not r["self_disagree"]],
+        "differ": [r for r in rows if not r["same_kept"]],
+        "same_as_seed_0": sum(r["same_as_seed_0"] for r in rows),
         "max_feature_diff": max((r["max_feature_diff"] or 0.0) for r in rows),
         "retained_share": {
             f"{retain}/{tau}/D={d}": round(

@@ -10,6 +10,7 @@ modules a file imports but the driven functions never use.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -18,6 +19,7 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from authors import NotPinned, blob_sha1
 
 
@@ -99,3 +101,26 @@ def stub_modules(names: dict) -> list[str]:
         sys.modules[name] = module
         stubbed.append(name)
     return stubbed
+
+
+@contextlib.contextmanager
+def ordered_noise():
+    """Inside: ``torch.rand`` / ``torch.rand_like`` return ``(n - 1 - i) / n`` along the last axis
+    (``i`` the index): a draw in their noise's range ``[0, 1)`` that orders equal values by index
+    (the lower index larger), as this package's deterministic DPC-kNN does. Restored on exit."""
+    rand, rand_like = torch.rand, torch.rand_like
+
+    def ordered(*size, device=None, dtype=None, **_):
+        shape = tuple(size[0]) if len(size) == 1 and not isinstance(size[0], int) else tuple(size)
+        n = shape[-1]
+        values = (n - 1 - torch.arange(n, dtype=torch.float64)) / n
+        return values.expand(shape).to(device=device, dtype=dtype or torch.float32).clone()
+
+    torch.rand = ordered
+    torch.rand_like = lambda x, device=None, dtype=None, **_: ordered(
+        x.shape, device=device or x.device, dtype=dtype or x.dtype
+    )
+    try:
+        yield
+    finally:
+        torch.rand, torch.rand_like = rand, rand_like

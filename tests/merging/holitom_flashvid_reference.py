@@ -18,14 +18,15 @@ def cos(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def density_peaks(x: list[torch.Tensor], m: int, k: int) -> tuple[list[int], list[list[float]]]:
-    """DPC-kNN by the definitions: centres (descending score, ties lower index) and distances."""
+    """DPC-kNN by the definitions: centres (descending score, ties lower index) and distances; of
+    two equal densities the lower index counts as denser."""
     n, c = len(x), x[0].numel()
     d = [[float((x[i].double() - x[j].double()).norm()) / math.sqrt(c) for j in range(n)] for i in range(n)]
     rho = [math.exp(-sum(v * v for v in sorted(d[i])[:k]) / k) for i in range(n)]
     far = max(max(row) for row in d)
     score = []
     for i in range(n):
-        higher = [d[i][j] for j in range(n) if rho[j] > rho[i]]
+        higher = [d[i][j] for j in range(n) if rho[j] > rho[i] or (rho[j] == rho[i] and j < i)]
         score.append((min(higher) if higher else far) * rho[i])
     order = sorted(range(n), key=lambda i: (-score[i], i))
     return order[:m], d

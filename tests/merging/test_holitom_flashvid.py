@@ -112,11 +112,12 @@ def test_flashvid_inner_keeps_the_most_attended():
 
 
 def test_dpc_knn_centres_by_hand():
-    # a tight pair (densest, equal densities: both have no denser token, delta = the largest
-    # distance), a looser pair and a far point: the tight pair's two tokens score highest
+    # a tight pair (equal densities, the highest: token 0 counts as denser, so it alone has no
+    # denser token and delta = the largest distance), a looser pair (token 2 denser than 3, its
+    # delta the distance to the tight pair) and a far point (density ~0): one centre per pair first
     x = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.0, 5.3], [20.0, 0.0]])
     centres, dist = dpc_knn(x, 3, 2)
-    assert centres.tolist()[:2] == [0, 1]
+    assert centres.tolist()[:2] == [0, 2]
     assert torch.allclose(dist[0, 1], torch.tensor(0.1 / 2**0.5))
 
 

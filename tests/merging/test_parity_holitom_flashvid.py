@@ -49,8 +49,7 @@ def result(name: str) -> dict:
 def test_holitom_outer_stage_matches_the_authors():
     out = result("holitom")
     assert out["cases"] == 24 and out["same_windows"] == out["cases"]
-    assert out["differ_where_theirs_is_stable"] == []
-    assert out["same_kept"] >= out["cases"] - out["their_self_disagree"]
+    assert out["differ"] == []  # against their code with index-ordered noise
     assert out["max_feature_diff"] <= 1e-5
     assert out["authors_D1_path"].startswith("raises")
 
