@@ -34,9 +34,16 @@ TWO_PROCESSES = {RUNS[0], RUNS[2]}
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    return {name: str(build_tiny(arch, root / arch)) for name, arch in MODELS.items() if name in dict(RUNS)}
+def checkpoint(tmp_path_factory):
+    """``checkpoint(model)``: the tiny checkpoint of ``model``, built on first use."""
+    root, built = tmp_path_factory.mktemp("tiny"), {}
+
+    def get(name: str) -> str:
+        if name not in built:
+            built[name] = str(build_tiny(MODELS[name], root / MODELS[name]))
+        return built[name]
+
+    return get
 
 
 def _stats(out: Path) -> list[dict]:
@@ -54,8 +61,8 @@ def _by_question(samples: dict, stats: list[dict]) -> dict:
 @pytest.mark.parametrize(
     ("model", "margs"), RUNS, ids=[f"{m}-{a.split(',', 1)[0][7:]}-{a.split(',')[1]}" for m, a in RUNS]
 )
-def test_method_runs_through_lmms_eval(model, margs, checkpoints, tmp_path, offline_env):
-    args = ["--model", model, "--model_args", f"pretrained={checkpoints[model]},{margs}", "--tasks", TASK]
+def test_method_runs_through_lmms_eval(model, margs, checkpoint, tmp_path, offline_env):
+    args = ["--model", model, "--model_args", f"pretrained={checkpoint(model)},{margs}", "--tasks", TASK]
     results, samples = run_lmms_eval(args, tmp_path / "one", offline_env)
     stats = _stats(tmp_path / "one")
     method = margs.split(",")[0].removeprefix("method=")
