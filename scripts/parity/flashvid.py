@@ -18,7 +18,8 @@ Known differences (``merging/flashvid.py``): a segment of one frame, where the a
 the frame's tokens (ADTS ones included, so a token can enter twice) and ours only the unselected
 ones; the driver counts such cases and also compares the kept tokens outside those segments.
 Their DPC-kNN adds unseeded noise to the densities: their code runs with torch seeds 0 and 1
-(``div`` cases) to count the cases where their own kept set moves, and once with the noise
+(``div`` cases, and every case where ours differs) to count the cases where their own kept set
+moves, and once with the noise
 replaced by an index-ordered draw in the same range (``pinned.ordered_noise``: equal densities
 ordered by index, the rule of this package's deterministic DPC-kNN); the comparisons are with that
 run ("same_outside_as_seed_0": with the seed-0 run).
@@ -160,6 +161,8 @@ def main() -> None:
                 outside_seed_0 = {k for k in seeded if k not in single} == {
                     k for k in ours if k not in single
                 }
+                if not outside and again is None:  # where ours differs, does their own code move?
+                    again, _ = theirs_outer(utils, config_module, x, attn, retention, selection, segments, 1)
                 both = [k for k in kept if k in ours and k not in single]
                 diff = max(
                     (float((kept[k][0].float() - ours[k].float()).abs().max()) for k in both), default=0.0
@@ -187,8 +190,13 @@ def main() -> None:
         "their_self_checked": sum(r["self_disagree"] is not None for r in rows),
         "their_self_disagree": sum(bool(r["self_disagree"]) for r in rows),
         "differ_otherwise": [r for r in rows if not r["same_kept_outside_single_frame_segments"]],
+        "differ_where_theirs_is_stable": [
+            r for r in rows if not r["same_kept_outside_single_frame_segments"] and not r["self_disagree"]
+        ],
         "same_outside_as_seed_0": sum(r["same_outside_as_seed_0"] for r in rows),
-        "max_feature_diff": max(r["max_feature_diff"] for r in rows),
+        "max_feature_diff_where_same": max(
+            (r["max_feature_diff"] for r in rows if r["same_kept_outside_single_frame_segments"]), default=0.0
+        ),
         "retained_share": {
             f"{retention}/{sel}": round(
                 sum(r["ours"] for r in rows if (r["retention"], r["selection"]) == (retention, sel))
