@@ -28,6 +28,8 @@ BUILTIN = {
     "evs": "lmms_sttm.methods.evs:SPEC",
     "vidcom2": "lmms_sttm.methods.vidcom2:SPEC",
     "fastvid": "lmms_sttm.methods.fastvid:SPEC",
+    "holitom": "lmms_sttm.methods.holitom:SPEC",
+    "flashvid": "lmms_sttm.methods.flashvid:SPEC",
 }
 _REGISTERED: dict[str, MethodSpec] = {}
 

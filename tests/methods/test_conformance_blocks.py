@@ -6,23 +6,11 @@ from __future__ import annotations
 import pytest
 
 from lmms_sttm.check_method import check
-
-BUILTINS = [
-    "none",
-    "sttm",
-    "tome",
-    "dycoke_stage1",
-    "dycoke",
-    "fastv",
-    "framefusion",
-    "pool",
-    "evs",
-    "vidcom2",
-    "fastvid",
-]
+from lmms_sttm.methods import registry
 
 
-@pytest.mark.parametrize("method", BUILTINS)
+
+@pytest.mark.parametrize("method", list(registry.BUILTIN))
 def test_every_builtin_passes_on_the_frame_block_families(method):
     families = ("qwen3_vl", "internvl") + (("qwen3_vl_moe",) if method in ("sttm", "fastv") else ())
     report = check(method, families=families, processes=False, timing_channels=0)
