@@ -9,7 +9,6 @@ from lmms_sttm.check_method import check
 from lmms_sttm.methods import registry
 
 
-
 @pytest.mark.parametrize("method", list(registry.BUILTIN))
 def test_every_builtin_passes_on_the_frame_block_families(method):
     families = ("qwen3_vl", "internvl") + (("qwen3_vl_moe",) if method in ("sttm", "fastv") else ())
