@@ -32,7 +32,10 @@ from lmms_sttm.report.ttft_spread import spread
 
 TASK = "vnbench_sttm"
 CHECKPOINT = "lmms_sttm/organism/weights"  # relative to the repository root (the demo's working dir)
-BASELINES = ("tome", "dycoke_stage1", "dycoke", "fastv", "framefusion", "pool")
+BASELINES = (
+    "tome", "dycoke_stage1", "dycoke", "fastv", "framefusion", "pool",
+    "evs", "vidcom2", "fastvid", "holitom", "flashvid",
+)  # fmt: skip
 
 
 def caveat(per_family: int) -> str:

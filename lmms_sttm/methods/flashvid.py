@@ -23,8 +23,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from lmms_sttm.merging import flashvid
-from lmms_sttm.merging.budget import SearchInfo, settle, target_count
+from lmms_sttm.merging import flashvid, two_stage
+from lmms_sttm.merging.budget import SearchInfo, settle
 from lmms_sttm.merging.two_stage import TwoStage
 from lmms_sttm.methods.bind import EXACT_TOL
 from lmms_sttm.methods.options import check_fraction
@@ -97,27 +97,12 @@ class Outer:
         return f"FlashVidOuter({self.settings}, exact={self.exact})"
 
 
-class Inner:
-    """The prune: ``ceil(n * ratio)`` of the ``n`` tokens, or ``round(R * N)`` of the video's."""
-
-    def __init__(self, ratio: float, exact: float | None = None) -> None:
-        self.ratio, self.exact = ratio, exact
-
-    def __call__(self, hidden, scores, grid, original: int):
-        n = hidden.shape[0]
-        count = (
-            flashvid.inner_count(n, self.ratio)
-            if self.exact is None
-            else min(n, target_count(self.exact, original))
-        )
-        return flashvid.flashvid_inner(hidden, scores, count, grid)
-
-    def __repr__(self) -> str:
-        return f"FlashVidInner(ratio={self.ratio}, exact={self.exact})"
+def inner_stage(ratio: float, exact: float | None = None) -> two_stage.Inner:
+    return two_stage.Inner("FlashVidInner", flashvid.inner_count, flashvid.flashvid_inner, ratio, exact)
 
 
 def _build(s: FlashVidSettings, ctx) -> TwoStage:
-    inner = Inner(s.llm_retention) if s.llm_prune else None
+    inner = inner_stage(s.llm_retention) if s.llm_prune else None
     return TwoStage(
         Outer(s.outer(s.avg_retention, ctx.family)), inner, AUTHORS_LAYER, s.prune_layer, "flashvid"
     )
@@ -129,7 +114,7 @@ def _exact(r: float, s: FlashVidSettings, ctx) -> TwoStage:
             Outer(s.outer(r, ctx.family), exact=r), None, AUTHORS_LAYER, s.prune_layer, "flashvid"
         )
     outer = Outer(s.outer(r, ctx.family))  # keeps about expansion x r
-    return TwoStage(outer, Inner(s.llm_retention, exact=r), AUTHORS_LAYER, s.prune_layer, "flashvid")
+    return TwoStage(outer, inner_stage(s.llm_retention, exact=r), AUTHORS_LAYER, s.prune_layer, "flashvid")
 
 
 SPEC = MethodSpec(

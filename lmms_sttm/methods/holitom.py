@@ -27,7 +27,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-from lmms_sttm.merging import holitom
+from lmms_sttm.merging import holitom, two_stage
 from lmms_sttm.merging.budget import SearchInfo, settle, target_count
 from lmms_sttm.merging.two_stage import TwoStage
 from lmms_sttm.methods.bind import EXACT_TOL
@@ -115,27 +115,12 @@ class Outer:
         return f"HoliTomOuter({self.settings}, floor={self.floor}, trim={self.trim})"
 
 
-class Inner:
-    """The inner merge: ``round(n * (1 - ratio))`` of the ``n`` tokens, or ``round(R * N)`` of the video's."""
-
-    def __init__(self, ratio: float, exact: float | None = None) -> None:
-        self.ratio, self.exact = ratio, exact
-
-    def __call__(self, hidden, scores, grid, original: int):
-        n = hidden.shape[0]
-        count = (
-            holitom.inner_count(n, self.ratio)
-            if self.exact is None
-            else min(n, target_count(self.exact, original))
-        )
-        return holitom.holitom_inner(hidden, scores, count, grid)
-
-    def __repr__(self) -> str:
-        return f"HoliTomInner(ratio={self.ratio}, exact={self.exact})"
+def inner_stage(ratio: float, exact: float | None = None) -> two_stage.Inner:
+    return two_stage.Inner("HoliTomInner", holitom.inner_count, holitom.holitom_inner, ratio, exact)
 
 
 def _build(s: HoliTomSettings, ctx) -> TwoStage:
-    inner = Inner(s.inner_ratio) if s.inner_merge else None
+    inner = inner_stage(s.inner_ratio) if s.inner_merge else None
     return TwoStage(Outer(s.outer(s.retain)), inner, AUTHORS_LAYER, s.inner_layer, "holitom")
 
 
@@ -143,7 +128,7 @@ def _exact(r: float, s: HoliTomSettings, ctx) -> TwoStage:
     if not s.inner_merge:
         return TwoStage(Outer(s.outer(r), floor=r, trim=True), None, AUTHORS_LAYER, s.inner_layer, "holitom")
     outer = Outer(s.outer(min(1.0, r / (1 - s.inner_ratio))), floor=r)
-    return TwoStage(outer, Inner(s.inner_ratio, exact=r), AUTHORS_LAYER, s.inner_layer, "holitom")
+    return TwoStage(outer, inner_stage(s.inner_ratio, exact=r), AUTHORS_LAYER, s.inner_layer, "holitom")
 
 
 SPEC = MethodSpec(
