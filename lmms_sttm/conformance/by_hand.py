@@ -16,11 +16,8 @@ def text_model_of(model: torch.nn.Module) -> torch.nn.Module:
     return model.model.language_model
 
 
-def decoder_inputs(model: torch.nn.Module, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(inputs_embeds [1, q, C], positions)`` the unpatched model hands its text decoder.
-
-    Positions: ``[1, q]`` for 1-D RoPE models (the decoder's default ``arange``), ``[3, 1, q]`` M-RoPE.
-    """
+def decoder_kwargs(model: torch.nn.Module, inputs: dict) -> dict:
+    """The keyword arguments the unpatched model hands its text decoder for ``inputs``."""
     seen = {}
 
     def grab(module, args, kwargs):
@@ -32,6 +29,15 @@ def decoder_inputs(model: torch.nn.Module, inputs: dict) -> tuple[torch.Tensor, 
             model(**inputs, use_cache=False)
     finally:
         handle.remove()
+    return seen
+
+
+def decoder_inputs(model: torch.nn.Module, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(inputs_embeds [1, q, C], positions)`` the unpatched model hands its text decoder.
+
+    Positions: ``[1, q]`` for 1-D RoPE models (the decoder's default ``arange``), ``[3, 1, q]`` M-RoPE.
+    """
+    seen = decoder_kwargs(model, inputs)
     embeds = seen["inputs_embeds"]
     positions = seen.get("position_ids")
     if positions is None:
@@ -98,17 +104,7 @@ def last_row_scores(
 def decoder_side(model: torch.nn.Module, inputs: dict) -> tuple[list[torch.Tensor], torch.Tensor | None]:
     """``(DeepStack features [N, C] per layer, visual mask [q])`` the unpatched model hands its decoder
     (``([], None)`` for models without DeepStack)."""
-    seen = {}
-
-    def grab(module, args, kwargs):
-        seen.update(kwargs)
-
-    handle = text_model_of(model).register_forward_pre_hook(grab, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            model(**inputs, use_cache=False)
-    finally:
-        handle.remove()
+    seen = decoder_kwargs(model, inputs)
     embeds = seen.get("deepstack_visual_embeds")
     mask = seen.get("visual_pos_masks")
     return (list(embeds) if embeds is not None else []), (None if mask is None else mask[0])
