@@ -74,3 +74,9 @@ def test_internvl_prompt_equals_the_processor(tiny_checkpoints, frames):
     assert got.tolist() == want["input_ids"][0].tolist()
     text = model.tokenizer.decode(got)
     assert text.count("<img>") == len(FRAME_INDICES) and f"Frame{len(FRAME_INDICES)}: <img>" in text
+
+
+@pytest.mark.parametrize(("cls", "arch"), [(Qwen3VLSttm, "qwen3_vl"), (InternVL35Sttm, "internvl3_5")])
+def test_two_stage_features_are_refused_with_the_reason(cls, arch, tiny_checkpoints, tmp_path):
+    with pytest.raises(ValueError, match=r"features= \(two-stage runs\) is not supported for .* yet"):
+        cls(pretrained=tiny_checkpoints(arch), method="none", features=str(tmp_path))
