@@ -1,15 +1,22 @@
 """Benchmark every registered reduction method's stages alone; prints one JSON line per case.
 
 Input: a synthetic video of hidden states ``[T*H*W, C]`` (default T=128, 14x14, C=3584, float32 on
-CPU / bfloat16 on CUDA; ``--grid 12x21 --family qwen`` for a Qwen-sized grid bound as Qwen2-VL-7B), the generator of ``scripts/bench_merge.py``. The methods come from the
-registry (built-ins, entry points; ``--only name,...`` or ``--only package.module:SPEC``), bound as
-for LLaVA-Video-7B on Video-MME; staged methods run every stage (``methods/standalone.py``); stages
-that read the last prompt token's attention get seeded random scores (the score computation, one
-``k_proj`` over the chunk, is part of the prefill, not of the method). Each line: method, setting, grid,
-median / min ms per video over the repeats, kept ratio; exact-budget STTM lines add the number of
-STTM calls of the search, trimmed tokens and the overhead over threshold STTM at the same retention.
+CPU / bfloat16 on CUDA; ``--grid 13x13`` for LLaVA-Video's pooled grid, ``--grid 12x21 --family qwen``
+for a Qwen-sized grid bound as Qwen2-VL-7B), the generator of ``scripts/bench_merge.py``. The methods
+come from the registry (every built-in: STTM, the 2024 baselines and EVS, VidCom2, FastVID, HoliTom,
+FlashVID; entry points; ``--only name,...`` or ``--only package.module:SPEC``), bound as for
+LLaVA-Video-7B on Video-MME; staged methods run every stage (``methods/standalone.py``: HoliTom's and
+FlashVID's outer stage, then their inner stage on what it left); stages that read the last prompt
+token's attention get seeded random scores (the score computation, one ``k_proj`` over the chunk, is
+part of the prefill, not of the method). Each case runs ``--warmup`` untimed calls first. Each line:
+method, setting, grid, median / min ms per video over the repeats, kept ratio (after the last stage);
+exact-budget STTM lines add the number of STTM calls of the search, trimmed tokens and the overhead
+over threshold STTM at the same retention. A last line ``{"summary": ...}`` puts each method's median
+next to STTM's at the same setting (``budget=50``, ``budget=30``, ``exact retention=R``) with the
+ratio method / STTM.
 
-Usage: ``.venv/bin/python scripts/bench_methods.py [--frames 128] [--channels 3584] [--repeats 3]``.
+Usage: ``.venv/bin/python scripts/bench_methods.py [--frames 128] [--channels 3584] [--repeats 3]``;
+the 2025-26 methods next to STTM: ``--only sttm,evs,vidcom2,fastvid,holitom,flashvid``.
 
 ``--ab REV``: the exact-budget STTM search and the baseline reducers of the working tree against
 those of git revision ``REV``
@@ -75,8 +82,10 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(fn, repeats: int, device) -> tuple[list[float], object]:
+def _time(fn, repeats: int, device, warmup: int = 0) -> tuple[list[float], object]:
     out, times = None, []
+    for _ in range(warmup):
+        out = fn()
     for _ in range(repeats):
         _sync(device)
         began = time.perf_counter()
@@ -187,6 +196,7 @@ def main() -> None:
     ap.add_argument("--grid", default="14x14", help="tokens per frame, HxW (Qwen-sized: e.g. 12x21)")
     ap.add_argument("--family", default="llava", choices=sorted(FAMILIES), help="bind the methods as for")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1, help="untimed calls before each case's repeats")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     ap.add_argument("--only", default="", help="comma-separated method names to run")
     ap.add_argument("--settings", default="all", choices=("all", "native", "exact"), help="which budgets")
@@ -205,8 +215,10 @@ def main() -> None:
         return
     only = [m for m in args.only.split(",") if m]
     threshold_ms: dict[float, float] = {}
+    medians: dict[str, dict[str, float]] = {}
     for method, setting, reducer in cases(only, args.family, args.settings):
-        times, plan = _time(lambda r=reducer: run_without_model(r, x, grid), args.repeats, device)
+        run = lambda r=reducer: run_without_model(r, x, grid)  # noqa: E731
+        times, plan = _time(run, args.repeats, device, args.warmup)
         line = {
             "method": method,
             "setting": setting,
@@ -230,6 +242,26 @@ def main() -> None:
             line["threshold_sttm_ms"] = round(threshold_ms[reducer.retention], 1)
             line["overhead_x"] = round(line["median_ms"] / threshold_ms[reducer.retention], 2)
         print(json.dumps(line), flush=True)
+        medians.setdefault(_setting_key(setting), {})[method] = line["median_ms"]
+    print(json.dumps({"summary": vs_sttm(medians), "grid": list(grid), "family": args.family}), flush=True)
+
+
+def _setting_key(setting: str) -> str:
+    """``budget=30 tau_s=0.8 ...`` -> ``budget=30``; ``exact retention=0.3 ...`` -> ``exact retention=0.3``."""
+    words = setting.split()
+    return " ".join(words[:2]) if words[0] == "exact" else words[0]
+
+
+def vs_sttm(medians: dict[str, dict[str, float]]) -> dict[str, dict[str, dict]]:
+    """Per setting, each method's median ms and its ratio to STTM's median at that setting (None
+    where STTM did not run)."""
+    out = {}
+    for setting, by_method in medians.items():
+        ref = by_method.get("sttm")
+        out[setting] = {
+            m: {"median_ms": ms, "x_sttm": round(ms / ref, 2) if ref else None} for m, ms in by_method.items()
+        }
+    return out
 
 
 if __name__ == "__main__":
