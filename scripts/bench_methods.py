@@ -82,16 +82,20 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(fn, repeats: int, device, warmup: int = 0) -> tuple[list[float], object]:
+def _time(fn, repeats: int, device, warmup: int = 0, cpu: list | None = None) -> tuple[list[float], object]:
+    """Wall ms of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones (``cpu``: gets the
+    process CPU ms of each call, all threads; less sensitive than wall time to a shared machine)."""
     out, times = None, []
     for _ in range(warmup):
         out = fn()
     for _ in range(repeats):
         _sync(device)
-        began = time.perf_counter()
+        c0, began = time.process_time(), time.perf_counter()
         out = fn()
         _sync(device)
         times.append(1000 * (time.perf_counter() - began))
+        if cpu is not None:
+            cpu.append(1000 * (time.process_time() - c0))
     return times, out
 
 
@@ -99,11 +103,11 @@ def _time(fn, repeats: int, device, warmup: int = 0) -> tuple[list[float], objec
 FAMILIES = {"llava": ("llava", "llava_video_7b"), "qwen": ("qwen", "qwen2_vl_7b")}
 
 
-def cases(names=None, family: str = "llava", which: str = "all"):
+def cases(names=None, family: str = "llava", which: str = "all", retentions=(0.5, 0.3, 0.15)):
     """``(method, setting, reducer)`` of every registered method (``names``: a subset): the authors'
     50 / 30 settings where published, and exact budgets of 50 / 30 / 15%, bound as a LLaVA-Video-7B
     (``family="qwen"``: Qwen2-VL-7B) run on Video-MME binds them; ``which``: ``all``, ``native``
-    (the 50 / 30 settings only) or ``exact``."""
+    (the 50 / 30 settings only) or ``exact`` (the ``retentions``)."""
     from lmms_sttm.methods import registry
     from lmms_sttm.methods.bind import bind, method_settings
     from lmms_sttm.methods.spec import BuildContext
@@ -115,7 +119,7 @@ def cases(names=None, family: str = "llava", which: str = "all"):
         settings = method_settings(spec, {})
         budgets = [{"budget": b} for b in sorted(spec.budgets, reverse=True)] if which != "exact" else []
         if (spec.exact is not None or spec.knob is not None) and which != "native":
-            budgets += [{"budget_mode": "exact", "retention": r} for r in (0.5, 0.3, 0.15)]
+            budgets += [{"budget_mode": "exact", "retention": r} for r in retentions]
         for budget in budgets:
             ctx = BuildContext(*FAMILIES[family], "videomme_sttm", 2, 28, **budget)
             inst = bind(spec, settings, ctx)
@@ -197,6 +201,7 @@ def main() -> None:
     ap.add_argument("--family", default="llava", choices=sorted(FAMILIES), help="bind the methods as for")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1, help="untimed calls before each case's repeats")
+    ap.add_argument("--retentions", default="0.5,0.3,0.15", help="exact-budget retentions to run")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     ap.add_argument("--only", default="", help="comma-separated method names to run")
     ap.add_argument("--settings", default="all", choices=("all", "native", "exact"), help="which budgets")
@@ -216,9 +221,11 @@ def main() -> None:
     only = [m for m in args.only.split(",") if m]
     threshold_ms: dict[float, float] = {}
     medians: dict[str, dict[str, float]] = {}
-    for method, setting, reducer in cases(only, args.family, args.settings):
+    retentions = tuple(float(r) for r in args.retentions.split(",") if r)
+    for method, setting, reducer in cases(only, args.family, args.settings, retentions):
         run = lambda r=reducer: run_without_model(r, x, grid)  # noqa: E731
-        times, plan = _time(run, args.repeats, device, args.warmup)
+        cpu: list[float] = []
+        times, plan = _time(run, args.repeats, device, args.warmup, cpu)
         line = {
             "method": method,
             "setting": setting,
@@ -230,6 +237,7 @@ def main() -> None:
             "threads": torch.get_num_threads(),
             "median_ms": round(statistics.median(times), 1),
             "min_ms": round(min(times), 1),
+            "median_cpu_ms": round(statistics.median(cpu), 1),
             "kept_ratio": round(plan.ratio, 4),
         }
         if isinstance(reducer, SttmExactReducer):
@@ -242,7 +250,7 @@ def main() -> None:
             line["threshold_sttm_ms"] = round(threshold_ms[reducer.retention], 1)
             line["overhead_x"] = round(line["median_ms"] / threshold_ms[reducer.retention], 2)
         print(json.dumps(line), flush=True)
-        medians.setdefault(_setting_key(setting), {})[method] = line["median_ms"]
+        medians.setdefault(_setting_key(setting), {})[method] = (line["median_ms"], line["median_cpu_ms"])
     print(json.dumps({"summary": vs_sttm(medians), "grid": list(grid), "family": args.family}), flush=True)
 
 
@@ -252,14 +260,20 @@ def _setting_key(setting: str) -> str:
     return " ".join(words[:2]) if words[0] == "exact" else words[0]
 
 
-def vs_sttm(medians: dict[str, dict[str, float]]) -> dict[str, dict[str, dict]]:
-    """Per setting, each method's median ms and its ratio to STTM's median at that setting (None
-    where STTM did not run)."""
+def vs_sttm(medians: dict[str, dict[str, tuple[float, float]]]) -> dict[str, dict[str, dict]]:
+    """Per setting, each method's median wall / CPU ms (``medians[setting][method]``) and their
+    ratios to STTM's at that setting (None where STTM did not run)."""
     out = {}
     for setting, by_method in medians.items():
         ref = by_method.get("sttm")
         out[setting] = {
-            m: {"median_ms": ms, "x_sttm": round(ms / ref, 2) if ref else None} for m, ms in by_method.items()
+            m: {
+                "median_ms": wall,
+                "median_cpu_ms": cpu,
+                "x_sttm": round(wall / ref[0], 2) if ref else None,
+                "cpu_x_sttm": round(cpu / ref[1], 2) if ref and ref[1] else None,
+            }
+            for m, (wall, cpu) in by_method.items()
         }
     return out
 
