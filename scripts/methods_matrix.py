@@ -17,7 +17,7 @@ question's (answer, tokens before, tokens after) equal the one-process run's.
 
 Usage: ``nice -n 10 .venv/bin/python scripts/methods_matrix.py --out matrix.json``
 (``--methods evs,fastvid``, ``--families qwen3_vl,internvl3_5``, ``--settings exact30`` narrow it;
-about 20-40 s per run on 2 idle CPU cores). Parts run separately (e.g. one process per group of
+about 12 s per run on 2 idle CPU cores, 90 runs and 30 two-process ones). Parts run separately (e.g. one process per group of
 families) combine with ``--merge part1.log part2.log ... --out matrix.json``: the cells are the
 JSON lines of the parts' output, a later line for the same (method, family, setting) replacing an
 earlier one.
