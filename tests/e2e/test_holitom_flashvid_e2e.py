@@ -1,6 +1,9 @@
 """``method=holitom`` and ``method=flashvid`` through ``python -m lmms_eval`` on the tiny checkpoints:
-exact 30% (within one point) and the authors' budgets, one and two processes identical. Both methods read the last prompt token's attention (their inner stage), so every
-question is prefilled on its own: no prefix is reused."""
+exact 30% (within one point) and the authors' budgets on the four older families, and exact 30% in
+one and two processes with identical results on a frame-block family each (HoliTom on InternVL3.5,
+FlashVID on Qwen3-VL with DeepStack; the whole matrix: ``scripts/methods_matrix.py``). Both methods
+read the last prompt token's attention (their inner stage), so every question is prefilled on its
+own: no prefix is reused."""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from lmms_sttm.data.tiny import build_tiny
 from tests.conftest import run_lmms_eval, torchrun, untimed
 
 pytestmark = pytest.mark.e2e
@@ -19,8 +21,10 @@ MODELS = {
     "llava_onevision_sttm": "llava_onevision",
     "qwen2_vl_sttm": "qwen2_vl",
     "qwen2_5_vl_sttm": "qwen2_5_vl",
+    "qwen3_vl_sttm": "qwen3_vl",
+    "internvl3_5_sttm": "internvl3_5",
 }
-#: (model, method args): both methods on two families each (four families in all), exact 30% and
+#: (model, method args): both methods on three families each (six families in all), exact 30% and
 #: the authors' budgets 50 / 30; ``python -m lmms_sttm.check_method holitom|flashvid`` runs both on
 #: every tiny family through the engine (tests/methods/test_conformance.py)
 RUNS = [
@@ -28,22 +32,17 @@ RUNS = [
     ("qwen2_5_vl_sttm", "method=holitom,budget=30"),
     ("qwen2_vl_sttm", "method=flashvid,budget_mode=exact,retention=0.3"),
     ("llava_onevision_sttm", "method=flashvid,budget=50"),
+    ("internvl3_5_sttm", "method=holitom,budget_mode=exact,retention=0.3"),
+    ("qwen3_vl_sttm", "method=flashvid,budget_mode=exact,retention=0.3"),
 ]
-#: the configurations also run in two processes
-TWO_PROCESSES = {RUNS[0], RUNS[2]}
+#: the configurations also run in two processes (the frame-block families)
+TWO_PROCESSES = {RUNS[4], RUNS[5]}
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """``checkpoint(model)``: the tiny checkpoint of ``model``, built on first use."""
-    root, built = tmp_path_factory.mktemp("tiny"), {}
-
-    def get(name: str) -> str:
-        if name not in built:
-            built[name] = str(build_tiny(MODELS[name], root / MODELS[name]))
-        return built[name]
-
-    return get
+def checkpoint(tiny_checkpoints):
+    """``checkpoint(model)``: the tiny checkpoint of ``model`` (built once per session)."""
+    return lambda name: tiny_checkpoints(MODELS[name])
 
 
 def _stats(out: Path) -> list[dict]:

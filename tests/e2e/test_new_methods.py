@@ -1,6 +1,9 @@
 """EVS, VidCom2 and FastVID through ``python -m lmms_eval`` on the tiny checkpoints: exact 30%
-retention in one and two processes with identical results (each method on another family, so the
-three families' position rules are all exercised), and FastVID's ``budget=30`` setting once."""
+retention in one and two processes with identical results on a frame-block family (Qwen3-VL with
+DeepStack, InternVL3.5; the methods alternate between them), and each method's ``budget=30``
+setting once on an older family (Qwen2.5-VL, LLaVA-Video, Qwen2-VL), so the position rules of five
+families are exercised. Every method x family x setting, each exact one also in two processes:
+``scripts/methods_matrix.py``."""
 
 from __future__ import annotations
 
@@ -9,13 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from lmms_sttm.data.tiny import build_tiny
 from tests.conftest import run_lmms_eval, torchrun, untimed
 
 pytestmark = pytest.mark.e2e
 TASK = "synthetic_needle_sttm"
-#: method -> (model, tiny architecture, the budget=30 knob and value it records)
-CASES = {
+#: method -> (model, tiny architecture) of its exact 30% run in one and two processes
+FRAME_BLOCK = {
+    "evs": ("qwen3_vl_sttm", "qwen3_vl"),
+    "vidcom2": ("internvl3_5_sttm", "internvl3_5"),
+    "fastvid": ("qwen3_vl_sttm", "qwen3_vl"),
+}
+#: method -> (model, tiny architecture, the budget=30 knob and value it records) of its native run
+NATIVE = {
     "evs": ("qwen2_5_vl_sttm", "qwen2_5_vl", ("video_pruning_rate", 0.7)),
     "vidcom2": ("llava_video_sttm", "llava_video", ("r_ratio", 0.3)),
     "fastvid": ("qwen2_vl_sttm", "qwen2_vl", ("fastvid_ratio", 0.3)),
@@ -34,16 +42,10 @@ def _by_question(samples: dict, stats: list[dict]) -> dict:
     return {qid[s["doc_id"]]: (s["answer"], s["visual_tokens"], s["visual_tokens_kept"]) for s in stats}
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_new_methods")
-    return {arch: str(build_tiny(arch, root / arch)) for _, arch, _ in CASES.values()}
-
-
-@pytest.mark.parametrize("method", sorted(CASES))
-def test_exact_30_in_one_and_two_processes(method, checkpoints, tmp_path, offline_env):
-    model, arch, _ = CASES[method]
-    margs = f"pretrained={checkpoints[arch]},method={method},budget_mode=exact,retention=0.3"
+@pytest.mark.parametrize("method", sorted(FRAME_BLOCK))
+def test_exact_30_in_one_and_two_processes(method, tiny_checkpoints, tmp_path, offline_env):
+    model, arch = FRAME_BLOCK[method]
+    margs = f"pretrained={tiny_checkpoints(arch)},method={method},budget_mode=exact,retention=0.3"
     args = ["--model", model, "--model_args", margs, "--tasks", TASK]
     one, one_samples = run_lmms_eval(args, tmp_path / "one", offline_env)
     two, two_samples = run_lmms_eval(args, tmp_path / "two", offline_env, torchrun())
@@ -63,12 +65,12 @@ def test_exact_30_in_one_and_two_processes(method, checkpoints, tmp_path, offlin
     assert sum(s["prefix_reused"] for s in one_stats) == 8
 
 
-def test_budget_30_records_the_authors_setting(checkpoints, tmp_path, offline_env):
-    """One native run (FastVID, the most involved rule); the other methods' budget binding is
-    covered without a model by ``tests/merging/test_token_pruning_2025.py``."""
-    method = "fastvid"
-    model, arch, (knob, value) = CASES[method]
-    margs = f"pretrained={checkpoints[arch]},method={method},budget=30"
+@pytest.mark.parametrize("method", sorted(NATIVE))
+def test_budget_30_records_the_authors_setting(method, tiny_checkpoints, tmp_path, offline_env):
+    """One native run per method on an older family; the budget binding itself is covered without
+    a model by ``tests/merging/test_token_pruning_2025.py``."""
+    model, arch, (knob, value) = NATIVE[method]
+    margs = f"pretrained={tiny_checkpoints(arch)},method={method},budget=30"
     run_lmms_eval(["--model", model, "--model_args", margs, "--tasks", TASK], tmp_path / "out", offline_env)
     stats = _stats(tmp_path / "out")
     assert len(stats) == 16
