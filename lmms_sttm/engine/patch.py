@@ -105,11 +105,13 @@ class ReductionEngine:
         *,
         prompt_ends: bool = True,
         timestamps: tuple[float, ...] | None = None,
+        vision_scores: torch.Tensor | None = None,
     ) -> Iterator[ReductionEngine]:
         """Within the block, the first forward on an empty cache reduces this video's span.
 
         ``reducer``: a one-stage reducer or a staged method. ``prompt_ends=False`` when that forward
         is only a prefix (the caller then ends the prompt with ``cache.end_prompt``).
+        ``timestamps`` / ``vision_scores``: per grid frame, given to the stages (``VideoSpec``).
         """
         self._require_live()
         if self._video is not None:
@@ -118,7 +120,7 @@ class ReductionEngine:
             raise ValueError(
                 f"{reducer!r} reads layer k-1's attention and needs a reduction layer k >= 1, got {self.layer}"
             )
-        self._video = VideoSpec(tuple(grid), reducer, span_start, prompt_ends, timestamps)
+        self._video = VideoSpec(tuple(grid), reducer, span_start, prompt_ends, timestamps, vision_scores)
         try:
             yield self
         finally:

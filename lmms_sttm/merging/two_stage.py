@@ -5,8 +5,8 @@ inner stage at the input of layer ``k`` that reads the last prompt token's atten
 The outer stage is ``outer(hidden [T*H*W, C], grid, vision_scores) -> Reduction``; the inner one
 ``inner(hidden [n, C], scores [n], grid (1, 1, n), n_original) -> Reduction`` over the ``n`` tokens
 the outer stage left. ``vision_scores [T, H*W]`` is the vision tower's per-token attention on the
-LLM's token grid, read from ``context.vision_scores`` when the engine provides it (it does not
-yet: None). Positions: the outer stage takes the model family's rule (LLaVA renumbers the reduced
+LLM's token grid, read from ``context.vision_scores`` (the model computes it while encoding the
+video for a method that declares the read ``vision_attention``; None otherwise). Positions: the outer stage takes the model family's rule (LLaVA renumbers the reduced
 sequence, Qwen keeps M-RoPE ids), the inner stage keeps the positions the tokens have (both
 authors index their position ids with the kept rows).
 

@@ -25,10 +25,20 @@ from typing import Any
 #: MLP), or at every decode step
 WHERE = ("input", "attention", "decode")
 #: what a stage reads: the video tokens' hidden states, the frame grid, the frames' timestamps
-#: (``StageContext.timestamps``), the composed plan of the earlier stages, the last prompt token's
-#: attention at the split (the prompt holds the question), the generated token's attention at
-#: decode time (it follows the question)
-READS = ("hidden", "grid", "timestamps", "tokens", "prompt_attention", "decode_attention")
+#: (``StageContext.timestamps``), the composed plan of the earlier stages, the vision tower's
+#: received attention per grid token (``StageContext.vision_scores [T, H*W]``: the video is then
+#: encoded with the scoring hook, ``models/vision_attention.py``; given to the first stage), the last prompt
+#: token's attention at the split (the prompt holds the question), the generated token's attention
+#: at decode time (it follows the question)
+READS = (
+    "hidden",
+    "grid",
+    "timestamps",
+    "tokens",
+    "vision_attention",
+    "prompt_attention",
+    "decode_attention",
+)
 QUESTION_READS = frozenset({"prompt_attention", "decode_attention"})
 #: model families and their position mode: 1-D RoPE positions can be reassigned, M-RoPE ids survive
 FAMILIES = {"llava": "reassign", "qwen": "survive", "qwen3_vl": "survive", "internvl": "reassign"}
@@ -67,6 +77,10 @@ class StageSpec:
             raise ValueError(f"a {self.where} stage cannot read the prompt's attention")
         if "decode_attention" in reads and self.where != "decode":
             raise ValueError("only a decode stage reads the generated token's attention")
+        if "vision_attention" in reads and self.where == "decode":
+            raise ValueError(
+                "a decode stage cannot read the vision tower's attention (given to the first stage)"
+            )
 
     @property
     def reads_question(self) -> bool:
@@ -86,7 +100,10 @@ class BuildContext:
     k and the model's depth, the budget the user asked for, and which model it is: the lmms-eval
     model name (``model``) and the checkpoint's configuration fingerprint (``checkpoint``,
     ``models/identity.config_fingerprint``; what STTM's calibrated ``thresholds=FILE`` is checked
-    against). The lmms-eval models set both; None elsewhere."""
+    against). The lmms-eval models set both; None elsewhere. ``vision_attention``: the run gives the
+    first stage the vision tower's attention (``StageContext.vision_scores``); the lmms-eval models
+    set it for a method that reads it when the video is encoded here (not from ``features=`` files);
+    a method's defaults that need the scores fall back to attention-free ones without them."""
 
     family: str
     paper_model: str
@@ -98,6 +115,7 @@ class BuildContext:
     retention: float | None = None
     model: str | None = None
     checkpoint: str | None = None
+    vision_attention: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,6 +202,12 @@ class MethodSpec:
     def query_agnostic(self) -> bool:
         """No stage reads the question: one prefilled video prefix can serve every question."""
         return not any(s.reads_question for s in self.stages)
+
+    @property
+    def reads_vision_attention(self) -> bool:
+        """Some stage reads the vision tower's attention: the model encodes the video with the
+        scoring hook (its time counts as vision time); other methods pay nothing."""
+        return any("vision_attention" in s.reads for s in self.stages)
 
     @property
     def reduces(self) -> bool:

@@ -94,6 +94,9 @@ class SttmVideoModel(GenerateOnlyLmms):
             self.merge_layer = (
                 spec.default_layer if spec.default_layer is not None else MERGE_LAYER[self.paper_key]
             )
+        # the vision tower's attention for a method whose stage reads it, when the video is encoded
+        # here (stored features carry none: the method's defaults then fall back)
+        self.vision_attention = spec.reads_vision_attention and s.features is None
         self.num_layers = n_layers = self._model.config.get_text_config().num_hidden_layers
         if not 0 <= self.merge_layer < n_layers:
             raise ValueError(f"merge_layer={self.merge_layer} outside 0..{n_layers - 1} for this checkpoint")
@@ -152,6 +155,7 @@ class SttmVideoModel(GenerateOnlyLmms):
             retention=s.retention,
             model=self.model_name,
             checkpoint=config_fingerprint(self._model.config),
+            vision_attention=self.vision_attention,
         )
         return bind(self.spec, s.method_settings, ctx, s.decode_positions)
 
@@ -180,7 +184,16 @@ class SttmVideoModel(GenerateOnlyLmms):
         fam = self.protocol
         if fam.pairs:
             frames, idx = even_frames(frames, idx)
-        video = fam.encode(self._model, self.processor, frames, idx, info, fetched.pixels, self.settings)
+        video = fam.encode(
+            self._model,
+            self.processor,
+            frames,
+            idx,
+            info,
+            fetched.pixels,
+            self.settings,
+            self.vision_attention,
+        )
         per_grid = fam.per_grid(self.processor)
         seconds = [i / info.fps for i in idx]  # of each sampled frame
         if self.use_time_instruction:  # LLaVA-Video only (refused for Qwen at start-up)
@@ -341,7 +354,14 @@ class SttmVideoModel(GenerateOnlyLmms):
             if self.settings.kv_reuse and method.query_agnostic:
                 if prefix is None:
                     inputs, _ = self.prefix_inputs(prompt.prefix, video)
-                    prefix = session.prefill(self.engine, inputs, reducer, grid, timestamps=video.timestamps)
+                    prefix = session.prefill(
+                        self.engine,
+                        inputs,
+                        reducer,
+                        grid,
+                        timestamps=video.timestamps,
+                        vision_scores=video.vision_scores,
+                    )
                 ans = session.answer(
                     self.engine,
                     prefix,
@@ -369,6 +389,7 @@ class SttmVideoModel(GenerateOnlyLmms):
                     pick=pick,
                     kv_pruning=method.decode,
                     timestamps=video.timestamps if reducer is not None else None,
+                    vision_scores=video.vision_scores if reducer is not None else None,
                 )
             text = self.tokenizer.decode(ans.tokens.tolist(), skip_special_tokens=True)
             for stop in until:

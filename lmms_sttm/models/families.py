@@ -36,7 +36,9 @@ class ModelFamily:
         frames: ``(target fps, frame cap, frame cap on VNBench)`` of its protocol.
         pairs: frames are padded to an even count (temporal patches of two frames).
         pixels: ``(processor, frames [F, H, W, 3]) -> preprocessed`` (CPU, decode-ahead).
-        encode: ``(model, processor, frames, indices, info, pixels, settings) -> VideoInputs``.
+        encode: ``(model, processor, frames, indices, info, pixels, settings, vision_attention) ->
+            VideoInputs``; ``vision_attention``: also the vision tower's received attention on the
+            grid (``VideoInputs.vision_scores``, for a method whose stage reads ``vision_attention``).
         per_grid: ``processor -> sampled frames per grid frame``.
         prompt: ``(ctx, time_text) -> Prompt``.
         token_types: the model needs ``mm_token_type_ids`` (2 at video placeholders).
@@ -72,7 +74,7 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
             FRAMES["llava"],
             pairs=False,
             pixels=llava_pixels,
-            encode=lambda m, p, f, idx, info, px, s: encode_llava(m, p, f, s.newline, px),
+            encode=lambda m, p, f, idx, info, px, s, va: encode_llava(m, p, f, s.newline, px, va),
             per_grid=_one,
             prompt=lambda ctx, time_text: llava_prompt(ctx, "<video>", time_text),
             llava_options=True,
@@ -83,7 +85,9 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
             pairs=True,
             pixels=qwen_pixels,
             # Qwen2.5-VL's time scale: the rate of the frames actually sampled
-            encode=lambda m, p, f, idx, info, px, s: encode_qwen(m, p, f, sampled_fps(len(idx), info), px),
+            encode=lambda m, p, f, idx, info, px, s, va: encode_qwen(
+                m, p, f, sampled_fps(len(idx), info), px, va
+            ),
             per_grid=_temporal_patch,
             prompt=lambda ctx, time_text: qwen_prompt(ctx),
             token_types=True,
@@ -94,7 +98,7 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
             (2.0, 32, 32),
             pairs=True,
             pixels=qwen_pixels,
-            encode=lambda m, p, f, idx, info, px, s: encode_qwen3_vl(m, p, f, idx, info.fps, px),
+            encode=lambda m, p, f, idx, info, px, s, va: encode_qwen3_vl(m, p, f, idx, info.fps, px, va),
             per_grid=_temporal_patch,
             prompt=lambda ctx, time_text: qwen3_vl_prompt(ctx),
             token_types=True,
@@ -105,7 +109,7 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
             (1.0, 32, 32),
             pairs=False,
             pixels=internvl_pixels,
-            encode=lambda m, p, f, idx, info, px, s: encode_internvl(m, p, f, px),
+            encode=lambda m, p, f, idx, info, px, s, va: encode_internvl(m, p, f, px, va),
             per_grid=_one,
             prompt=lambda ctx, time_text: internvl_prompt(ctx),
             stored_features=False,

@@ -17,12 +17,14 @@ temporal patch or frame, with the model's own text around each block.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from lmms_sttm.models.video_inputs import VideoInputs, _clock, qwen_pixels
+from lmms_sttm.models import vision_attention as vision_attention_scores
+from lmms_sttm.models.video_inputs import VideoInputs, _clock, qwen_pixels, qwen_tower
 
 
 @dataclass(frozen=True)
@@ -36,17 +38,23 @@ class Layout:
 
 @torch.no_grad()
 def encode_qwen3_vl(
-    model, processor, frames: np.ndarray, indices: list[int], fps: float, pixels=None
+    model,
+    processor,
+    frames: np.ndarray,
+    indices: list[int],
+    fps: float,
+    pixels=None,
+    vision_attention: bool = False,
 ) -> VideoInputs:
     """``frames [F, H, W, 3]`` uint8 (F even; ``indices`` their frame numbers in a video of ``fps``)
-    -> features, DeepStack features, grid and the block layout."""
+    -> features, DeepStack features, grid and the block layout; with ``vision_attention`` also the
+    last vision block's received attention on the merged grid (``vision_scores [t, h'*w']``, timed
+    with the tower)."""
     device = model.device
     enc = qwen_pixels(processor, frames) if pixels is None else pixels
     thw = enc["video_grid_thw"]
     began = _clock(model)
-    out = model.model.get_video_features(
-        enc["pixel_values_videos"].to(device, model.dtype), thw.to(device), return_dict=True
-    )
+    out, scores = qwen_tower(model, enc["pixel_values_videos"], thw, vision_attention)
     seconds = _clock(model) - began
     feats = torch.cat(list(out.pooler_output), dim=0)
     deepstack = [torch.cat(list(level), dim=0) for level in out.deepstack_features]
@@ -65,6 +73,7 @@ def encode_qwen3_vl(
         vision_s=seconds,
         layout=layout,
         deepstack=deepstack,
+        vision_scores=scores,
     )
 
 
@@ -75,18 +84,29 @@ def internvl_pixels(processor, frames: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_internvl(model, processor, frames: np.ndarray, pixels: torch.Tensor | None = None) -> VideoInputs:
-    """``frames [F, H, W, 3]`` uint8 -> ``[F*s*s, D]`` features, grid ``(F, s, s)`` and the frame layout."""
+def encode_internvl(
+    model,
+    processor,
+    frames: np.ndarray,
+    pixels: torch.Tensor | None = None,
+    vision_attention: bool = False,
+) -> VideoInputs:
+    """``frames [F, H, W, 3]`` uint8 -> ``[F*s*s, D]`` features, grid ``(F, s, s)`` and the frame layout;
+    with ``vision_attention`` also InternViT's received attention on the grid (``vision_scores
+    [F, s*s]``, timed with the tower)."""
     device = model.device
     pixels = internvl_pixels(processor, frames) if pixels is None else pixels
     config = model.config
     began = _clock(model)
-    out = model.model.get_image_features(
-        pixel_values=pixels.to(device, model.dtype),
-        vision_feature_layer=config.vision_feature_layer,
-        vision_feature_select_strategy=config.vision_feature_select_strategy,
-        return_dict=True,
-    )
+    hook = vision_attention_scores.recorder(model, "internvl") if vision_attention else nullcontext()
+    with hook:
+        out = model.model.get_image_features(
+            pixel_values=pixels.to(device, model.dtype),
+            vision_feature_layer=config.vision_feature_layer,
+            vision_feature_select_strategy=config.vision_feature_select_strategy,
+            return_dict=True,
+        )
+    scores = vision_attention_scores.internvl_grid_scores(model, hook.scores) if vision_attention else None
     seconds = _clock(model) - began
     pooled = out.pooler_output  # [F, s*s, D]
     f, n, dim = pooled.shape
@@ -96,4 +116,6 @@ def encode_internvl(model, processor, frames: np.ndarray, pixels: torch.Tensor |
         f"Frame{i + 1}: {processor.start_image_token}{token * n}{processor.end_image_token}" for i in range(f)
     )
     layout = Layout(processor.video_token, "\n".join(lines))
-    return VideoInputs(pooled.reshape(f * n, dim), (f, side, side), vision_s=seconds, layout=layout)
+    return VideoInputs(
+        pooled.reshape(f * n, dim), (f, side, side), vision_s=seconds, layout=layout, vision_scores=scores
+    )
