@@ -314,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"unknown run tags {unknown}; known: {', '.join(sorted(known))}")
         runs = [r for r in runs if r[0] in wanted]
         side_runs = [r for r in side_runs if r[0] in wanted]
+        if not runs and not (out / "runs").is_dir():
+            p.error(
+                "the leaderboard needs main runs: add one of them to --runs (e.g. none), or use an --out holding them"
+            )
     print(
         f"[demo] checkpoint {args.checkpoint}; {3 * 4 * args.per_family} questions; {len(runs)} runs",
         flush=True,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 import lmms_sttm.demo as demo
 
 
@@ -70,3 +72,13 @@ def test_findings_paragraph_reports_each_band_best_first(tmp_path):
         findings(_board(tmp_path / "noref.csv", [["tome", "budget=30", "60.0", "75.0", "55.0", "30.1"]]))
         == ""
     )
+
+
+def test_side_runs_alone_need_main_runs_for_the_leaderboard(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(demo, "write_benchmark", lambda root, n: None)
+    monkeypatch.setattr(demo.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
+    argv = ["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--runs", "qwen3vl_none"]
+    with pytest.raises(SystemExit) as stop:
+        demo.main(argv)
+    assert stop.value.code == 2
+    assert "the leaderboard needs main runs" in capsys.readouterr().err
