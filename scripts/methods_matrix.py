@@ -164,7 +164,9 @@ def cell(method: str, arch: str, setting: str, r: dict, target: float | None) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument(
+        "--methods", default=",".join(METHODS), help="any built-in methods (default: the 2025-26 ones)"
+    )
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--two-processes", default="exact30", help="settings also run in 2 processes ('' none)")
@@ -184,7 +186,11 @@ def main() -> None:
     archs = [a for a in args.families.split(",") if a]
     settings = [s for s in args.settings.split(",") if s]
     two = {s for s in args.two_processes.split(",") if s}
-    unknown = set(archs) - set(FAMILIES) | set(settings) - set(SETTINGS) | set(methods) - set(METHODS)
+    from lmms_sttm.methods import registry
+
+    unknown = (
+        set(archs) - set(FAMILIES) | set(settings) - set(SETTINGS) | set(methods) - set(registry.BUILTIN)
+    )
     if unknown:
         raise SystemExit(f"unknown: {sorted(unknown)}")
     with tempfile.TemporaryDirectory() as tmp:
