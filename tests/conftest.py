@@ -140,6 +140,21 @@ def read_run(out_dir: Path, returncode: int = 0, log: str = ""):
     return results, samples
 
 
+def stats_rows(out: Path) -> list[dict]:
+    """Every per-answer statistics row a run under ``out`` wrote (``sttm_stats/*_rank*.jsonl``)."""
+    rows = []
+    for f in sorted((out / "sttm_stats").glob("*_rank*.jsonl")):
+        rows += [json.loads(line) for line in f.read_text().splitlines()]
+    return rows
+
+
+def by_question(samples: dict, stats: list[dict], task: str) -> dict:
+    """question_id -> (answer, visual tokens, kept) of ``task``'s answers: doc_ids differ between
+    world sizes, question ids do not."""
+    qid = {r["doc_id"]: r["sttm_acc"]["question_id"] for r in samples[task]}
+    return {qid[s["doc_id"]]: (s["answer"], s["visual_tokens"], s["visual_tokens_kept"]) for s in stats}
+
+
 def untimed(results: dict) -> dict:
     """``results`` without the timing metrics (``ttft_ms``, ``merge_ms``: wall times differ run to run)."""
     return {

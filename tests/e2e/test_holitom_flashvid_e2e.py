@@ -7,12 +7,9 @@ own: no prefix is reused."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import run_lmms_eval, torchrun, untimed
+from tests.conftest import by_question, run_lmms_eval, stats_rows, torchrun, untimed
 
 pytestmark = pytest.mark.e2e
 TASK = "synthetic_needle_sttm"
@@ -45,25 +42,13 @@ def checkpoint(tiny_checkpoints):
     return lambda name: tiny_checkpoints(MODELS[name])
 
 
-def _stats(out: Path) -> list[dict]:
-    rows = []
-    for f in sorted((out / "sttm_stats").glob("*_rank*.jsonl")):
-        rows += [json.loads(line) for line in f.read_text().splitlines()]
-    return rows
-
-
-def _by_question(samples: dict, stats: list[dict]) -> dict:
-    qid = {r["doc_id"]: r["sttm_acc"]["question_id"] for r in samples[TASK]}
-    return {qid[s["doc_id"]]: (s["answer"], s["visual_tokens"], s["visual_tokens_kept"]) for s in stats}
-
-
 @pytest.mark.parametrize(
     ("model", "margs"), RUNS, ids=[f"{m}-{a.split(',', 1)[0][7:]}-{a.split(',')[1]}" for m, a in RUNS]
 )
 def test_method_runs_through_lmms_eval(model, margs, checkpoint, tmp_path, offline_env):
     args = ["--model", model, "--model_args", f"pretrained={checkpoint(model)},{margs}", "--tasks", TASK]
     results, samples = run_lmms_eval(args, tmp_path / "one", offline_env)
-    stats = _stats(tmp_path / "one")
+    stats = stats_rows(tmp_path / "one")
     method = margs.split(",")[0].removeprefix("method=")
     assert results["n-samples"][TASK]["effective"] == 16 and len(stats) == 16
     for s in stats:
@@ -74,7 +59,7 @@ def test_method_runs_through_lmms_eval(model, margs, checkpoint, tmp_path, offli
     assert sum(s["prefix_reused"] for s in stats) == 0  # query-aware: a prefill per question
     if (model, margs) in TWO_PROCESSES:
         two, two_samples = run_lmms_eval(args, tmp_path / "two", offline_env, torchrun())
-        two_stats = _stats(tmp_path / "two")
+        two_stats = stats_rows(tmp_path / "two")
         assert {s["rank"] for s in two_stats} == {0, 1}
         assert untimed(results["results"]) == untimed(two["results"])
-        assert _by_question(samples, stats) == _by_question(two_samples, two_stats)
+        assert by_question(samples, stats, TASK) == by_question(two_samples, two_stats, TASK)

@@ -7,12 +7,9 @@ families are exercised. Every method x family x setting, each exact one also in 
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import run_lmms_eval, torchrun, untimed
+from tests.conftest import by_question, run_lmms_eval, stats_rows, torchrun, untimed
 
 pytestmark = pytest.mark.e2e
 TASK = "synthetic_needle_sttm"
@@ -30,18 +27,6 @@ NATIVE = {
 }
 
 
-def _stats(out: Path) -> list[dict]:
-    rows = []
-    for f in sorted((out / "sttm_stats").glob("*_rank*.jsonl")):
-        rows += [json.loads(line) for line in f.read_text().splitlines()]
-    return rows
-
-
-def _by_question(samples: dict, stats: list[dict]) -> dict:
-    qid = {r["doc_id"]: r["sttm_acc"]["question_id"] for r in samples[TASK]}
-    return {qid[s["doc_id"]]: (s["answer"], s["visual_tokens"], s["visual_tokens_kept"]) for s in stats}
-
-
 @pytest.mark.parametrize("method", sorted(FRAME_BLOCK))
 def test_exact_30_in_one_and_two_processes(method, tiny_checkpoints, tmp_path, offline_env):
     model, arch = FRAME_BLOCK[method]
@@ -49,13 +34,13 @@ def test_exact_30_in_one_and_two_processes(method, tiny_checkpoints, tmp_path, o
     args = ["--model", model, "--model_args", margs, "--tasks", TASK]
     one, one_samples = run_lmms_eval(args, tmp_path / "one", offline_env)
     two, two_samples = run_lmms_eval(args, tmp_path / "two", offline_env, torchrun())
-    one_stats, two_stats = _stats(tmp_path / "one"), _stats(tmp_path / "two")
+    one_stats, two_stats = stats_rows(tmp_path / "one"), stats_rows(tmp_path / "two")
     # the aggregated means may differ in the last place (the ranks' rows are summed in another order)
     a, b = untimed(one["results"])[TASK], untimed(two["results"])[TASK]
     assert a.keys() == b.keys()
     for key, value in a.items():
         assert b[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
-    assert _by_question(one_samples, one_stats) == _by_question(two_samples, two_stats)
+    assert by_question(one_samples, one_stats, TASK) == by_question(two_samples, two_stats, TASK)
     assert {s["rank"] for s in two_stats} == {0, 1} and len(one_stats) == 16
     for s in one_stats:
         assert s["error"] is None and s["method"] == method
@@ -72,7 +57,7 @@ def test_budget_30_records_the_authors_setting(method, tiny_checkpoints, tmp_pat
     model, arch, (knob, value) = NATIVE[method]
     margs = f"pretrained={tiny_checkpoints(arch)},method={method},budget=30"
     run_lmms_eval(["--model", model, "--model_args", margs, "--tasks", TASK], tmp_path / "out", offline_env)
-    stats = _stats(tmp_path / "out")
+    stats = stats_rows(tmp_path / "out")
     assert len(stats) == 16
     for s in stats:
         assert s["error"] is None and s["params"][knob] == value and s["params"]["budget"] == 30
