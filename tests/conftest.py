@@ -51,8 +51,8 @@ def tiny_checkpoints(tmp_path_factory):
     """``get(arch) -> folder``: tiny random checkpoints, each built once per session (offline, deterministic).
 
     Any arch of ``lmms_sttm.data.tiny.ARCHS`` (``llava_video``, ``llava_onevision``, ``qwen2_vl``,
-    ``qwen2_5_vl``, ``qwen3_vl``, ``qwen3_vl_moe``, ``internvl3_5``); an arch is built on its first
-    ``get``, so a session builds only the archs its tests ask for.
+    ``qwen2_5_vl``, ``qwen3_vl``, ``qwen3_vl_moe``, ``qwen3_5``, ``qwen3_5_moe``, ``internvl3_5``); an
+    arch is built on its first ``get``, so a session builds only the archs its tests ask for.
     """
     from lmms_sttm.data.tiny import build_tiny
 
