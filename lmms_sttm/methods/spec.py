@@ -42,6 +42,21 @@ READS = (
 QUESTION_READS = frozenset({"prompt_attention", "decode_attention"})
 #: model families and their position mode: 1-D RoPE positions can be reassigned, M-RoPE ids survive
 FAMILIES = {"llava": "reassign", "qwen": "survive", "qwen3_vl": "survive", "internvl": "reassign"}
+#: model families whose methods run as another family's: Qwen3.5 / Qwen3.6 lay a video out exactly
+#: as Qwen3-VL does (one timestamped frame block per temporal patch, interleaved M-RoPE whose ids
+#: survive a reduction; no DeepStack), so a method gets Qwen3-VL's position rule and per-family
+#: defaults there. That their decoder is hybrid (Gated DeltaNet layers) is the engine's concern.
+METHOD_FAMILY_OF = {"qwen3_5": "qwen3_vl"}
+
+
+def method_family(model_family: str) -> str:
+    """The method family (a key of ``FAMILIES``) of a model family (``models/families.py``)."""
+    family = METHOD_FAMILY_OF.get(model_family, model_family)
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {model_family!r}; known: {[*FAMILIES, *METHOD_FAMILY_OF]}")
+    return family
+
+
 POSITION_RULES = ("renumber", "original")
 BUDGET_MODES = ("native", "exact")
 

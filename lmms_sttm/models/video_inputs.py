@@ -217,13 +217,21 @@ def even_frames(frames: np.ndarray, indices: list[int]) -> tuple[np.ndarray, lis
 def qwen_pixels(processor, frames: np.ndarray) -> dict:
     """CPU preprocessing of Qwen: ``frames [F, H, W, 3]`` uint8 (F even) resized to the protocol's
     size -> the video processor's ``pixel_values_videos`` ``[t*h*w, C*2*p*p]`` and ``video_grid_thw`` ``[1, 3]``."""
-    from torchvision.transforms.functional import InterpolationMode, resize
-
     vp = processor.video_processor
     factor = vp.patch_size * vp.merge_size
     h, w = qwen_frame_size(frames.shape[1], frames.shape[2], frames.shape[0], factor)
+    return resized_pixels(processor, frames, h, w)
+
+
+def resized_pixels(processor, frames: np.ndarray, height: int, width: int) -> dict:
+    """``frames [F, H, W, 3]`` uint8 resized to ``height x width`` (bicubic, antialiased: qwen-vl-utils'
+    resize), then the Qwen video processor without its own resize -> ``pixel_values_videos``,
+    ``video_grid_thw``."""
+    from torchvision.transforms.functional import InterpolationMode, resize
+
     video = torch.from_numpy(frames).permute(0, 3, 1, 2)
-    video = resize(video, [h, w], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    video = resize(video, [height, width], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    vp = processor.video_processor
     return dict(vp(videos=[video], do_resize=False, do_sample_frames=False, return_tensors="pt"))
 
 
@@ -303,8 +311,9 @@ def qwen_from_features(model, processor, stored: torch.Tensor, fps: float) -> Vi
 
 
 def as_encoder_outputs(video: VideoInputs, family: str) -> dict:
-    """``mm_encoder_outputs`` for the model forward: LLaVA reads ``[1, K, D]``; Qwen a tuple of ``[K, D]``
-    (Qwen3-VL with its DeepStack features); InternVL the frames as ``image`` features ``[K, D]``."""
+    """``mm_encoder_outputs`` for the model forward: LLaVA reads ``[1, K, D]``; Qwen (2-VL, 2.5-VL, 3.5)
+    a tuple of ``[K, D]`` (Qwen3-VL with its DeepStack features); InternVL the frames as ``image``
+    features ``[K, D]``."""
     if family == "qwen3_vl":
         from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
 
@@ -314,7 +323,7 @@ def as_encoder_outputs(video: VideoInputs, family: str) -> dict:
         return {"video": out}
     if family == "internvl":
         return {"image": BaseModelOutputWithPooling(pooler_output=video.features)}
-    pooled = (video.features,) if family == "qwen" else video.features[None]
+    pooled = (video.features,) if family in ("qwen", "qwen3_5") else video.features[None]
     return {"video": BaseModelOutputWithPooling(pooler_output=pooled)}
 
 

@@ -16,7 +16,7 @@ Per family (the layer read, then the mapping to the LLM's grid, the same as the 
   layer's attention input (after ``layer_norm1``), ``scale``. ``[F, 729]`` (a ``[CLS]`` key dropped
   with ``vision_feature_select_strategy=default``), then the model's own ``apply_pooling`` (bilinear
   27 x 27 -> 14 x 14, as the projected features) on the map as one channel: ``[F, 14*14]``.
-- Qwen2-VL / Qwen2.5-VL / Qwen3-VL: the last vision block, per chunk of the ``cu_seqlens`` it is
+- Qwen2-VL / Qwen2.5-VL / Qwen3-VL / Qwen3.5 (Qwen3-VL's tower without DeepStack taps): the last vision block, per chunk of the ``cu_seqlens`` it is
   given (one temporal patch each: the last block attends over the whole patch), ``Q``/``K``: ``qkv``
   and the model's ``apply_rotary_pos_emb_vision`` with the block's ``position_embeddings``,
   ``scaling``. ``[t*h*w]`` in the tower's token order, in which every 4 consecutive tokens are one
@@ -146,7 +146,7 @@ def internvl_attention_module(model) -> nn.Module:
 
 
 def qwen_attention_module(model) -> nn.Module:
-    """The last vision block's attention (Qwen2-VL, Qwen2.5-VL, Qwen3-VL)."""
+    """The last vision block's attention (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Qwen3.5)."""
     return model.model.visual.blocks[-1].attn
 
 

@@ -14,11 +14,17 @@ import torch
 
 from lmms_sttm.models import vision_attention as va
 from lmms_sttm.models.checkpoints import load_checkpoint
-from lmms_sttm.models.video_blocks import encode_internvl, encode_qwen3_vl, internvl_pixels
+from lmms_sttm.models.video_blocks import (
+    encode_internvl,
+    encode_qwen3_5,
+    encode_qwen3_vl,
+    internvl_pixels,
+    qwen3_5_pixels,
+)
 from lmms_sttm.models.video_inputs import encode_llava, encode_qwen, llava_pixels, qwen_pixels
 
 TOL = 1e-5
-QWEN = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+QWEN = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_5")
 
 
 def _frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -173,7 +179,7 @@ def test_qwen_hook_equals_eager_weights_and_merges_like_a_loop(arch, tiny_checkp
     frames = _frames(4, 112, 176, seed=1)
     model, processor = _load(tiny_checkpoints, arch, "sdpa")
     eager, _ = _load(tiny_checkpoints, arch, "eager")
-    enc = qwen_pixels(processor, frames)
+    enc = (qwen3_5_pixels if arch == "qwen3_5" else qwen_pixels)(processor, frames)
     thw = enc["video_grid_thw"]
     with EagerRecorder(eager.model.visual.blocks[-1].attn) as rec, torch.no_grad():
         eager.model.get_video_features(enc["pixel_values_videos"], thw)
@@ -182,10 +188,9 @@ def test_qwen_hook_equals_eager_weights_and_merges_like_a_loop(arch, tiny_checkp
     with va.recorder(model, "qwen") as hook, torch.no_grad():
         model.model.get_video_features(enc["pixel_values_videos"], thw)
     assert torch.allclose(hook.scores, reference, atol=TOL, rtol=0)
-    if arch == "qwen3_vl":
-        video = encode_qwen3_vl(
-            model, processor, frames, [0, 1, 2, 3], 2.0, pixels=enc, vision_attention=True
-        )
+    if arch in ("qwen3_vl", "qwen3_5"):
+        encode = encode_qwen3_vl if arch == "qwen3_vl" else encode_qwen3_5
+        video = encode(model, processor, frames, [0, 1, 2, 3], 2.0, pixels=enc, vision_attention=True)
     else:
         video = encode_qwen(model, processor, frames, 2.0, pixels=enc, vision_attention=True)
     t, rows, cols = video.grid
