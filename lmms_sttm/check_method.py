@@ -2,7 +2,7 @@
 
 ``NAME``: a built-in, an entry point of group ``lmms_sttm.methods``, or ``package.module:SPEC``.
 On the tiny random model of every supported family (LLaVA-OneVision/LLaVA-Video, Qwen2-VL,
-Qwen2.5-VL), rule by rule:
+Qwen2.5-VL, Qwen3-VL dense and MoE, InternVL3.5, the hybrid Qwen3.5 dense and MoE), rule by rule:
 
 - ``spec``: the spec is well formed and its stages split at distinct layers (before any forward);
 - ``plans_valid``: every stage returns a valid plan (token map, representatives, sizes);
@@ -28,7 +28,16 @@ import subprocess
 import sys
 import time
 
-FAMILIES = ("llava_onevision", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "internvl")
+FAMILIES = (
+    "llava_onevision",
+    "qwen2_vl",
+    "qwen2_5_vl",
+    "qwen3_vl",
+    "qwen3_vl_moe",
+    "internvl",
+    "qwen3_5",
+    "qwen3_5_moe",
+)
 
 
 def _spec_problem(name: str):

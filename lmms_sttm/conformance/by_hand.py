@@ -51,13 +51,29 @@ def causal_float_mask(n: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.zeros(n, n, dtype=dtype).masked_fill(upper, torch.finfo(dtype).min)[None, None]
 
 
+def is_linear(layer) -> bool:
+    """Whether a decoder layer mixes tokens with linear attention (Qwen3.5's Gated DeltaNet)."""
+    return getattr(layer, "linear_attn", None) is not None
+
+
 def run_layers(text, hidden, pos, layers):
-    """``layers`` of decoder ``text`` on ``hidden`` ``[1, q, C]`` with ``pos``'s rotary and a causal mask."""
+    """``layers`` of decoder ``text`` on ``hidden`` ``[1, q, C]`` with ``pos``'s rotary and a causal mask
+    (no mask for a linear-attention layer: no padding). Cache-less: every linear layer starts from a
+    zero state and absorbs the ``q`` tokens in sequence order."""
     rotary = text.rotary_emb(hidden, pos)
     mask = causal_float_mask(hidden.shape[1], hidden.dtype)
     for layer in layers:
-        hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary, position_ids=None)
+        own = None if is_linear(layer) else mask
+        hidden = layer(hidden, attention_mask=own, position_embeddings=rotary, position_ids=None)
     return hidden
+
+
+def token_mixer(block, hidden: torch.Tensor, rotary, mask: torch.Tensor) -> torch.Tensor:
+    """The output of ``block``'s attention (or linear attention) on ``hidden [1, q, C]``, before the residual."""
+    normed = block.input_layernorm(hidden)
+    if is_linear(block):
+        return block.linear_attn(normed, attention_mask=None)
+    return block.self_attn(normed, attention_mask=mask, position_embeddings=rotary)[0]
 
 
 @torch.no_grad()
@@ -165,6 +181,7 @@ def method_logits_by_hand(
     default when the stage has none (``mode``: ``reassign`` -> renumber, ``survive`` -> original).
     Returns logits ``[1, q', V]``.
     """
+    from lmms_sttm.engine.hybrid import layer_kinds
     from lmms_sttm.engine.query_aware import AttentionContext
     from lmms_sttm.engine.stages import compose, start_run
 
@@ -173,7 +190,7 @@ def method_logits_by_hand(
     n = grid[0] * grid[1] * grid[2]
     rows, blocks = (list(range(video, video + n)), [0] * n) if isinstance(video, int) else video
     side = [d.clone() for d in deepstack or []]
-    run = start_run(method, grid, len(layers), layer)
+    run = start_run(method, grid, len(layers), layer, layer_kinds(text))
     hidden, pos, done = embeds, positions, 0
     stage_grid, composed = tuple(grid), None
 
@@ -203,12 +220,7 @@ def method_logits_by_hand(
             block = layers[stage.layer]
             rotary = text.rotary_emb(hidden, pos)
             mask = causal_float_mask(hidden.shape[1], hidden.dtype)
-            hidden = (
-                hidden
-                + block.self_attn(
-                    block.input_layernorm(hidden), attention_mask=mask, position_embeddings=rotary
-                )[0]
-            )
+            hidden = hidden + token_mixer(block, hidden, rotary, mask)
         context = AttentionContext(scores, stage.layer, len(layers), tokens=composed)
         plan = run.run(hidden[0, rows], stage_grid, context)
         items, new_rows, new_blocks = _rebuild(hidden.shape[1], rows, blocks, plan)

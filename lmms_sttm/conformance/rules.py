@@ -14,21 +14,26 @@ import torch
 
 from lmms_sttm.conformance.by_hand import decoder_inputs, decoder_side, method_logits_by_hand, video_blocks
 from lmms_sttm.conformance.plans import Recorded
-from lmms_sttm.conformance.tiny import build_model, make_inputs, text_tokens
+from lmms_sttm.conformance.tiny import HYBRID, build_model, make_inputs, text_tokens
 from lmms_sttm.engine import apply_reduction, session
 from lmms_sttm.engine.families import family_of
 from lmms_sttm.methods.bind import EXACT_TOL, bind
 from lmms_sttm.methods.spec import BuildContext, MethodSpec
 
 #: engine family of each tiny model, and the paper's model key its thresholds come from
-#: (the paper tuned no thresholds for Qwen3-VL / InternVL3.5: their checks borrow Qwen2-VL's / LLaVA-OV's)
+#: (the paper tuned no thresholds for Qwen3-VL / InternVL3.5 / Qwen3.5: their checks borrow Qwen2-VL's /
+#: LLaVA-OV's; Qwen3.5 takes Qwen3-VL's method family: the same frame blocks and M-RoPE)
 FAMILY = {"llava_onevision": ("llava", "llava_onevision_7b"), "qwen2_vl": ("qwen", "qwen2_vl_7b"),
           "qwen2_5_vl": ("qwen", "qwen2_vl_7b"), "qwen3_vl": ("qwen3_vl", "qwen2_vl_7b"),
-          "qwen3_vl_moe": ("qwen3_vl", "qwen2_vl_7b"), "internvl": ("internvl", "llava_onevision_7b")}  # fmt: skip
+          "qwen3_vl_moe": ("qwen3_vl", "qwen2_vl_7b"), "internvl": ("internvl", "llava_onevision_7b"),
+          "qwen3_5": ("qwen3_vl", "qwen2_vl_7b"), "qwen3_5_moe": ("qwen3_vl", "qwen2_vl_7b")}  # fmt: skip
 TASK = "videomme_sttm"
 TOL = 1e-5
-#: decoder layers of the check's tiny models (FrameFusion's cost budget needs more than 4)
+#: decoder layers of the check's tiny models (FrameFusion's cost budget needs more than 4); the hybrids
+#: take 16 (full attention at 3, 7, 11, 15) so that HoliTom's and FlashVID's default layers (18 and 20
+#: of 28, scaled) find a full-attention layer to read with a layer after it, as on the real depths
 LAYERS = 8
+HYBRID_LAYERS = 16
 
 
 @dataclass
@@ -48,7 +53,8 @@ class Case:
 
 
 def make_case(family: str, spec: MethodSpec) -> Case:
-    model = build_model(family, attn="eager", seed=0, large=True, layers=LAYERS)
+    layers = HYBRID_LAYERS if family in HYBRID else LAYERS
+    model = build_model(family, attn="eager", seed=0, large=True, layers=layers)
     layer = spec.default_layer if spec.default_layer is not None else 2
     engine = apply_reduction(model, layer=layer)
     return Case(family, model, engine, make_inputs(family, seed=0, large=True), layer)

@@ -221,7 +221,7 @@ class ReductionEngine:
         driver = None
         if cache is None or cache.logical_length == 0:
             if video is not None:
-                run = start_run(video.reducer, video.grid, len(module.layers), self.layer)
+                run = start_run(video.reducer, video.grid, len(module.layers), self.layer, self._layer_types)
                 rows = self._locate_video(input_ids, video, q)
                 # every GPU the timed stages must wait for
                 driver = StageDriver(video, run, rows, len(module.layers), mode, model_devices(module))

@@ -79,11 +79,15 @@ class OneStage:
         return self.reducer(hidden, grid)
 
 
-def start_run(method, grid, num_layers: int, layer: int) -> StageRun:
-    """A fresh run of ``method`` for one prefill (``layer``: the engine's default stage layer)."""
-    if is_staged(method):
-        return method.start(tuple(grid), num_layers, layer)
-    return OneStage(method, layer)
+def start_run(method, grid, num_layers: int, layer: int, kinds: list[str] | None = None) -> StageRun:
+    """A fresh run of ``method`` for one prefill (``layer``: the engine's default stage layer).
+
+    ``kinds``: the decoder's layer types; on a hybrid decoder a stage reading attention reads it
+    from the nearest full-attention layer (``engine/hybrid.py``)."""
+    from lmms_sttm.engine.hybrid import HybridRun, is_hybrid
+
+    run = method.start(tuple(grid), num_layers, layer) if is_staged(method) else OneStage(method, layer)
+    return HybridRun(run, kinds) if kinds and is_hybrid(kinds) else run
 
 
 def compose(first: Reduction | None, plan: Reduction) -> Reduction:
