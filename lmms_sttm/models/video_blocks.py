@@ -59,7 +59,8 @@ def encode_qwen3_vl(
     -> features, DeepStack features, grid and the block layout; with ``vision_attention`` also the
     last vision block's received attention on the merged grid (``vision_scores [t, h'*w']``, timed
     with the tower)."""
-    video, out = _encode_blocks(model, processor, frames, indices, fps, pixels, vision_attention)
+    pixels = qwen_pixels(processor, frames) if pixels is None else pixels
+    video, out = _encode_blocks(model, processor, indices, fps, pixels, vision_attention)
     return replace(video, deepstack=[torch.cat(list(level), dim=0) for level in out.deepstack_features])
 
 
@@ -76,14 +77,15 @@ def encode_qwen3_5(
     """Qwen3.5 / Qwen3.6 (dense and MoE): Qwen3-VL's blocks without DeepStack (the tower has no
     taps); ``pixels`` from :func:`qwen3_5_pixels` (lmms-eval's ``qwen3_5`` budgets). Shapes as
     :func:`encode_qwen3_vl`."""
-    video, _ = _encode_blocks(model, processor, frames, indices, fps, pixels, vision_attention)
+    pixels = qwen3_5_pixels(processor, frames) if pixels is None else pixels
+    video, _ = _encode_blocks(model, processor, indices, fps, pixels, vision_attention)
     return video
 
 
-def _encode_blocks(model, processor, frames, indices, fps, pixels, vision_attention):
-    """The Qwen3-VL-style tower and block layout: ``(VideoInputs without DeepStack, tower output)``."""
+def _encode_blocks(model, processor, indices, fps, enc, vision_attention):
+    """The Qwen3-VL-style tower on preprocessed ``enc`` and the block layout: ``(VideoInputs
+    without DeepStack, tower output)``."""
     device = model.device
-    enc = qwen_pixels(processor, frames) if pixels is None else pixels
     thw = enc["video_grid_thw"]
     began = _clock(model)
     out, scores = qwen_tower(model, enc["pixel_values_videos"], thw, vision_attention)

@@ -261,15 +261,17 @@ def _outer_plan(m, clip: str, selection_or_d: dict):
         ("qwen2_5_vl", "holitom", {"inner_merge": False}, ("contextual", 0.0), {"contextual": 1.0}),
         ("qwen3_vl", "flashvid", {"llm_prune": False}, ("selection", "attn_div_v2"), {"selection": "div"}),
         ("internvl3_5", "flashvid", {"llm_prune": False}, ("selection", "attn_div_v2"), {"selection": "div"}),
+        ("qwen3_5", "flashvid", {"llm_prune": False}, ("selection", "attn_div_v2"), {"selection": "div"}),
     ],
 )
 def test_model_class_hands_the_scores_to_the_method(
     arch, method, args, read, fallback, tiny_checkpoints, clip, tmp_path
 ):
+    from lmms_sttm.models.qwen3_5_sttm import Qwen35Sttm
     from lmms_sttm.models.qwen3_vl_sttm import InternVL35Sttm, Qwen3VLSttm
     from tests.models.test_model_layer import CLASSES
 
-    classes = {**CLASSES, "qwen3_vl": Qwen3VLSttm, "internvl3_5": InternVL35Sttm}
+    classes = {**CLASSES, "qwen3_vl": Qwen3VLSttm, "internvl3_5": InternVL35Sttm, "qwen3_5": Qwen35Sttm}
     m = classes[arch](
         pretrained=tiny_checkpoints(arch), method=method, budget=30, stats_dir=str(tmp_path), **args
     )
