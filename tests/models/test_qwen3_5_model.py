@@ -159,3 +159,18 @@ def test_the_answer_follows_the_thinking_block(tiny_checkpoints, clips, tmp_path
 def test_features_are_refused_with_the_reason(tiny_checkpoints, tmp_path):
     with pytest.raises(ValueError, match=r"features= \(two-stage runs\) is not supported for qwen3_5_sttm"):
         model("qwen3_5", tiny_checkpoints, features=str(tmp_path))
+
+
+@pytest.mark.parametrize(("method", "layer"), [("flashvid", 6), ("holitom", 5)])
+def test_an_inner_stage_with_no_full_attention_layer_to_read_is_refused(
+    method, layer, tiny_checkpoints, clips, capfd
+):
+    """8 layers, full attention at 3 and 7: the inner stage at its default layer (20 / 18 of 28,
+    scaled) reads layer 7, the last; the run stops with the reason (e2e runs pass an earlier layer)."""
+    from lmms_sttm.models.failures import RunStopped
+
+    m = model("qwen3_5", tiny_checkpoints, method=method, budget=30, enable_thinking=False)
+    with pytest.raises(RunStopped):
+        _run(m, {0: clips[0]})
+    expected = f"a stage at layer {layer} reads attention; the nearest full-attention layer is 7, with no layer after"
+    assert expected in capfd.readouterr().err
