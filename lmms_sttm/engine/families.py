@@ -165,6 +165,8 @@ FAMILIES: dict[str, Family] = {
         ),
         # Text-only Qwen2 decoder (benchmarks, LLaVA's language model on its own): the caller gives the span.
         Family("qwen2", "qwen2", "reassign", multimodal=False),
+        # Text-only Qwen3.5 hybrid decoder (the prefill benchmark): 1-D positions, the caller gives the span.
+        Family("qwen3_5_text", "qwen3_5_text", "reassign", multimodal=False),
     )
 }
 

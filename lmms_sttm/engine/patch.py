@@ -17,6 +17,9 @@ forwards run exactly as unpatched. In an active forward (batch 1, no padding):
 - each stage opens a segment with its own positions (the method's rule, ``positions.py``),
   rotary recomputed by the decoder's ``rotary_emb``, and its own causal mask sized by its own cache
   length; later chunks (question, decoding) open the same segments at the cache's split layers.
+- hybrid decoders (Qwen3.5): Gated DeltaNet layers run in their segment like any layer (on the
+  sequence that segment sees, in order) with no mask; stages reading attention are placed on
+  full-attention layers (``hybrid.py``); the cache snapshots their states (``segmented_cache.py``).
 
 Decoding (``decode_positions``): ``"authors"`` (default) continues generated token ``i`` at
 ``N + i`` in every layer (``N`` the unreduced prompt length), as the STTM authors' ``generate``
@@ -405,8 +408,9 @@ def apply_reduction(
     """Patches ``model`` (an instance) to reduce video tokens; one-stage reducers run before decoder
     layer ``layer`` (0-based), staged methods at their own layers.
 
-    Dispatches on ``model.config.model_type`` (``llava_onevision``, ``qwen2_vl``, ``qwen2_5_vl``,
-    text-only ``qwen2``); an unknown type raises ``ValueError``. ``video_token_id`` overrides the
+    Dispatches on ``model.config.model_type`` (the rows of ``engine/families.py``: LLaVA-OneVision,
+    Qwen2-VL, Qwen2.5-VL, Qwen3-VL dense and MoE, InternVL, the hybrid Qwen3.5 dense and MoE, and the
+    text-only ``qwen2`` / ``qwen3_5_text`` decoders); an unknown type raises ``ValueError``. ``video_token_id`` overrides the
     config's placeholder id. ``decode_positions``: ``"authors"`` or ``"compact"`` (module
     docstring). A model can carry one engine at a time.
     """
