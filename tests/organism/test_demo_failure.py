@@ -40,6 +40,25 @@ def test_demo_runs_cover_every_method_and_setting():
     assert all("pretrained=lmms_sttm/organism/weights" in a for _, a in demo.demo_runs())
 
 
+def test_side_sections_cover_every_method_at_exact_30():
+    """Qwen3-VL and Qwen3.5 sections: unreduced, then STTM and every baseline at an exact 30%; the
+    tiny hybrid runs with thinking off and HoliTom / FlashVID reading its first full-attention layer."""
+    assert [s.name for s in demo.SIDES] == ["qwen3_vl", "qwen3_5"]
+    for side in demo.SIDES:
+        runs = side.runs("ckpt")
+        prefix = {"qwen3_vl": "qwen3vl", "qwen3_5": "qwen35"}[side.name]
+        assert [t for t, _ in runs] == [
+            f"{prefix}_none",
+            *(f"{prefix}_{m}_exact30" for m in ("sttm", *demo.BASELINES)),
+        ]
+        for tag, args in runs[1:]:
+            assert "budget_mode=exact,retention=0.3" in args and args.startswith("pretrained=ckpt")
+    hybrid = dict(demo.qwen3_5_runs("ckpt"))
+    assert all("enable_thinking=false" in a for a in hybrid.values())
+    assert hybrid["qwen35_holitom_exact30"].endswith("inner_layer=4")
+    assert hybrid["qwen35_flashvid_exact30"].endswith("prune_layer=4")
+
+
 def _board(path, rows):
     import csv
 
