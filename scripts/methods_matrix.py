@@ -3,7 +3,7 @@
 The matrix the test suite only samples (``tests/e2e/test_new_methods.py``,
 ``tests/e2e/test_holitom_flashvid_e2e.py``): each method (``evs``, ``vidcom2``, ``fastvid``,
 ``holitom``, ``flashvid``) x each family (LLaVA-Video, LLaVA-OneVision, Qwen2-VL, Qwen2.5-VL,
-Qwen3-VL, InternVL3.5) x each setting (``budget=50``, ``budget=30``,
+Qwen3-VL, InternVL3.5, the Qwen3.5 hybrid) x each setting (``budget=50``, ``budget=30``,
 ``budget_mode=exact,retention=0.3``) on ``synthetic_needle_sttm`` (16 questions on 8 clips, no
 downloads), in one process; the settings named by ``--two-processes`` (default: the exact one) also
 in two (``torch.distributed.run``, gloo) and compared with the one-process run.
@@ -47,7 +47,13 @@ FAMILIES = {
     "qwen2_5_vl": "qwen2_5_vl_sttm",
     "qwen3_vl": "qwen3_vl_sttm",
     "internvl3_5": "internvl3_5_sttm",
+    "qwen3_5": "qwen3_5_sttm",
 }
+#: model args a family always takes: the tiny Qwen3.5 hybrid answers without thinking (an untrained
+#: model never closes the block) and, with full attention at layers 3 and 7 of 8, runs HoliTom's and
+#: FlashVID's inner stages at layer 4 (their default layers would read layer 7, the last)
+FAMILY_ARGS = {"qwen3_5": ",enable_thinking=false"}
+METHOD_ARGS = {("qwen3_5", "holitom"): ",inner_layer=4", ("qwen3_5", "flashvid"): ",prune_layer=4"}
 #: setting name -> (model args, the retention an exact run must reach or None)
 SETTINGS = {
     "budget50": ("budget=50", None),
@@ -202,7 +208,8 @@ def main() -> None:
             for method in methods:
                 for setting in settings:
                     extra, target = SETTINGS[setting]
-                    margs = f"pretrained={ckpt},method={method},{extra}"
+                    margs = f"pretrained={ckpt},method={method},{extra}{FAMILY_ARGS.get(arch, '')}"
+                    margs += METHOD_ARGS.get((arch, method), "")
                     base = root / "runs" / f"{arch}-{method}-{setting}"
                     base.mkdir(parents=True, exist_ok=True)
                     one = run(FAMILIES[arch], margs, base / "one", env, 1)
