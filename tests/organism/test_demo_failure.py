@@ -51,7 +51,7 @@ def test_side_sections_cover_every_method_at_exact_30():
             f"{prefix}_none",
             *(f"{prefix}_{m}_exact30" for m in ("sttm", *demo.BASELINES)),
         ]
-        for tag, args in runs[1:]:
+        for _tag, args in runs[1:]:
             assert "budget_mode=exact,retention=0.3" in args and args.startswith("pretrained=ckpt")
     hybrid = dict(demo.qwen3_5_runs("ckpt"))
     assert all("enable_thinking=false" in a for a in hybrid.values())
