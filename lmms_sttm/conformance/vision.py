@@ -12,9 +12,11 @@ import torch
 
 from lmms_sttm.models import vision_attention as va
 
-#: the hook's family of each tiny model of the check (a family not listed gets no scores)
+#: the hook's family of each tiny model of the check (a family not listed gets no scores; Qwen3.5's
+#: vision tower is Qwen3-VL's)
 HOOK_FAMILY = {"llava_onevision": "llava", "qwen2_vl": "qwen", "qwen2_5_vl": "qwen", "qwen3_vl": "qwen3_vl",
-               "qwen3_vl_moe": "qwen3_vl", "internvl": "internvl"}  # fmt: skip
+               "qwen3_vl_moe": "qwen3_vl", "internvl": "internvl", "qwen3_5": "qwen3_vl",
+               "qwen3_5_moe": "qwen3_vl"}  # fmt: skip
 
 
 @torch.no_grad()
