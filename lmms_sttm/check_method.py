@@ -14,6 +14,9 @@ Qwen2.5-VL, Qwen3-VL dense and MoE, InternVL3.5, the hybrid Qwen3.5 dense and Mo
   family's expected positions (1e-5);
 - ``processes``: the same runs split over 2 processes give bit-identical plans and logits;
 
+a method whose stage reads ``vision_attention`` runs every rule with the scores of the tiny
+model's own vision tower (the kind its spec declares; ``vision_scores`` in the report, per family),
+
 then times the method's stages on a LLaVA-Video-sized input (128 frames x 14 x 14 tokens, 3584
 channels; ``--timing-channels`` to change, 0 to skip). Exits 1 naming the first broken rule.
 """
@@ -53,7 +56,7 @@ def _spec_problem(name: str):
 def _processes_rule(name: str, in_process: dict[tuple[str, int], dict]) -> str | None:
     """The fingerprints of 2 spawned processes (one video each per family) equal the in-process ones."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), OMP_NUM_THREADS="1")
-    for family in FAMILIES:
+    for family in dict.fromkeys(f for f, _ in in_process):  # the checked families, in order
         procs = {
             seed: subprocess.Popen(
                 [sys.executable, "-m", "lmms_sttm.conformance.worker", name, family, str(seed)],
@@ -126,6 +129,13 @@ def check(name: str, families=FAMILIES, processes: bool = True, timing_channels:
         except ValueError as e:
             fail("spec", family, str(e))
             continue
+        if case.vision_kind is not None:
+            try:
+                got = case.vision_scores() is not None
+            except Exception as e:  # the tower's hook fails: the method's read is broken on this family
+                fail("spec", family, f"vision scores: {type(e).__name__}: {e}")
+                continue
+            report.setdefault("vision_scores", {})[family] = case.vision_kind if got else "none (no hook)"
         for rule, fn in rules.RULES.items():
             try:
                 message = fn(spec, settings, case)
@@ -172,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for rule, where in report["rules"].items():
             print(f"{rule:18s} " + "  ".join(f"{k}: {v}" for k, v in where.items()))
+        if "vision_scores" in report:
+            print(
+                f"{'vision scores':18s} " + "  ".join(f"{k}: {v}" for k, v in report["vision_scores"].items())
+            )
         if "ms_per_video" in report:
             print(f"{'ms per video':18s} {report['ms_per_video']} ({report['timing_input']})")
         print("PASS" if report["ok"] else f"FAIL: {report['first_failure']}")

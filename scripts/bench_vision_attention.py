@@ -1,5 +1,6 @@
-"""Cost of the vision-attention scores (FlashVID's / HoliTom's vision-side input) next to the vision
-tower they are read from; prints one JSON line per family.
+"""Cost of the vision-attention scores (FlashVID's / HoliTom's vision-side input, ``--kind received``;
+FastVID's saliency, ``--kind frame_query``) next to the vision tower they are read from; prints one
+JSON line per family.
 
 Random-weight towers with the released 7B models' vision geometry (SigLIP of LLaVA-OneVision /
 LLaVA-Video: 26 layers, width 1152, 16 heads, 384 px / 14 -> 729 tokens a frame; Qwen2.5-VL's
@@ -10,7 +11,7 @@ milliseconds over the repeats, and the overhead in percent. In the model classes
 ``vision_ms``.
 
 Usage: ``.venv/bin/python scripts/bench_vision_attention.py [--frames F] [--layers L] [--repeats R]
-[--device cpu|cuda] [--dtype float32|bfloat16]`` (``--layers`` shortens the towers for a quick run;
+[--device cpu|cuda] [--dtype float32|bfloat16] [--kind received|frame_query]`` (``--layers`` shortens the towers for a quick run;
 the hook's cost does not depend on it).
 """
 
@@ -44,7 +45,7 @@ def _median_ms(fn, repeats: int, device: str) -> float:
     return statistics.median(times)
 
 
-def siglip_case(frames: int, layers: int, dtype, device: str):
+def siglip_case(frames: int, layers: int, dtype, device: str, kind: str = "received"):
     from transformers import SiglipVisionConfig, SiglipVisionModel
     from transformers.models.llava_onevision.modeling_llava_onevision import LlavaOnevisionModel
 
@@ -64,14 +65,14 @@ def siglip_case(frames: int, layers: int, dtype, device: str):
             tower(pixels)
 
     def scored():
-        with va.recorder(model, "llava") as hook, torch.no_grad():
+        with va.recorder(model, "llava", kind) as hook, torch.no_grad():
             tower(pixels)
         return va.llava_grid_scores(model, hook.scores)
 
     return plain, scored, {"tokens_per_frame": 729, "grid": [frames, 14, 14]}
 
 
-def qwen25_case(frames: int, layers: int, dtype, device: str):
+def qwen25_case(frames: int, layers: int, dtype, device: str, kind: str = "received"):
     from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
 
@@ -93,7 +94,7 @@ def qwen25_case(frames: int, layers: int, dtype, device: str):
             visual(patches, grid_thw=thw)
 
     def scored():
-        with va.recorder(model, "qwen") as hook, torch.no_grad():
+        with va.recorder(model, "qwen", kind) as hook, torch.no_grad():
             visual(patches, grid_thw=thw)
         return va.qwen_grid_scores(model, hook.scores, thw)
 
@@ -107,18 +108,19 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--kind", default="received", choices=list(va.KINDS), help="the score computed")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     dtype = getattr(torch, args.dtype)
     for name, case, depth in (("llava_siglip", siglip_case, 26), ("qwen2_5_vl_vit", qwen25_case, 32)):
         layers = args.layers or depth
-        plain, scored, facts = case(args.frames, layers, dtype, args.device)
+        plain, scored, facts = case(args.frames, layers, dtype, args.device, args.kind)
         plain(), scored()  # warm-up
         base = _median_ms(plain, args.repeats, args.device)
         hooked = _median_ms(scored, args.repeats, args.device)
         line = {
             "tower": name, "frames": args.frames, "layers": layers, "device": args.device,
-            "dtype": args.dtype, "threads": torch.get_num_threads(), **facts,
+            "dtype": args.dtype, "kind": args.kind, "threads": torch.get_num_threads(), **facts,
             "tower_ms": round(base, 2), "tower_with_scores_ms": round(hooked, 2),
             "overhead_pct": round(100 * (hooked - base) / base, 2), "repeats": args.repeats,
             "load_avg_1min": round(os.getloadavg()[0], 2),

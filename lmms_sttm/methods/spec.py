@@ -39,6 +39,8 @@ READS = (
     "prompt_attention",
     "decode_attention",
 )
+#: the kinds of vision-tower score a method may read (``models/vision_attention.KINDS``)
+VISION_SCORES = ("received", "frame_query")
 QUESTION_READS = frozenset({"prompt_attention", "decode_attention"})
 #: model families and their position mode: 1-D RoPE positions can be reassigned, M-RoPE ids survive
 FAMILIES = {"llava": "reassign", "qwen": "survive", "qwen3_vl": "survive", "internvl": "reassign"}
@@ -158,6 +160,9 @@ class MethodSpec:
         default_layer: k when ``merge_layer=`` is not given (None: the model's paper layer).
         params: ``(settings, ctx) -> dict`` recorded with every answer (None: the settings' fields).
         reference: one line: the method's source (paper, repository).
+        vision_score: the kind of vision-tower score a stage reading ``vision_attention`` gets
+            (``models/vision_attention.KINDS``: ``received``, the attention each token receives,
+            mean over queries; ``frame_query``, the attention of each frame's mean query).
     """
 
     name: str
@@ -175,6 +180,7 @@ class MethodSpec:
     default_layer: int | None = None
     params: Callable[[Any, BuildContext], dict] | None = None
     reference: str = ""
+    vision_score: str = "received"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or "," in self.name or "=" in self.name:
@@ -183,6 +189,10 @@ class MethodSpec:
         for stage in self.stages:
             if not isinstance(stage, StageSpec):
                 raise TypeError(f"method {self.name}: stages must be StageSpec, got {stage!r}")
+        if self.vision_score not in VISION_SCORES:
+            raise ValueError(
+                f"method {self.name}: vision_score {self.vision_score!r} not in {list(VISION_SCORES)}"
+            )
         if self.stages and self.build is None:
             raise ValueError(f"method {self.name}: declares stages but has no build function")
         decode = [s for s in self.stages if s.where == "decode"]

@@ -202,7 +202,7 @@ class SttmVideoModel(GenerateOnlyLmms):
             info,
             fetched.pixels,
             self.settings,
-            self.vision_attention,
+            self.spec.vision_score if self.vision_attention else False,  # the kind the method reads
         )
         per_grid = fam.per_grid(self.processor)
         seconds = [i / info.fps for i in idx]  # of each sampled frame

@@ -158,7 +158,8 @@ def encode_internvl(
     pixels = internvl_pixels(processor, frames) if pixels is None else pixels
     config = model.config
     began = _clock(model)
-    hook = vision_attention_scores.recorder(model, "internvl") if vision_attention else nullcontext()
+    kind = vision_attention  # a score kind of models/vision_attention.KINDS, True, or False
+    hook = vision_attention_scores.recorder(model, "internvl", kind) if kind else nullcontext()
     with hook:
         out = model.model.get_image_features(
             pixel_values=pixels.to(device, model.dtype),

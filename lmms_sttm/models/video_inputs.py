@@ -144,17 +144,18 @@ def encode_llava(
     frames: np.ndarray,
     newline: str,
     pixels: torch.Tensor | None = None,
-    vision_attention: bool = False,
+    vision_attention: bool | str = False,
 ) -> VideoInputs:
     """``frames [F, H, W, 3]`` uint8 -> LLaVA video features (see module docstring).
 
-    ``vision_attention``: also the SigLIP layer's received attention on the grid (``vision_scores``,
+    ``vision_attention``: also the SigLIP layer's attention scores on the grid (a kind of
+    ``models/vision_attention.KINDS``; ``True``: ``received``) (``vision_scores``,
     ``[F, h*w]``; its time counts in ``vision_s``); only with a grid (``newline=no_token``).
     """
     if not vision_attention:
         tower, seconds = llava_tower(model, processor, frames, pixels)
         return llava_from_tower(model, tower, newline, vision_s=seconds)
-    with vision_attention_scores.recorder(model, "llava") as hook:
+    with vision_attention_scores.recorder(model, "llava", vision_attention) as hook:
         tower, seconds = llava_tower(
             model, processor, frames, pixels
         )  # the hook runs inside the timed forward
@@ -242,13 +243,14 @@ def encode_qwen(
     frames: np.ndarray,
     fps: float,
     pixels: dict | None = None,
-    vision_attention: bool = False,
+    vision_attention: bool | str = False,
 ) -> VideoInputs:
     """``frames [F, H, W, 3]`` uint8 (F even) -> Qwen2-VL / 2.5-VL video features and grid.
 
     ``fps``: the sampled frames' rate (``sampled_fps``), which sets ``second_per_grid_ts``.
     ``pixels``: :func:`qwen_pixels` of the frames when already computed (decode-ahead).
-    ``vision_attention``: also the last vision block's received attention on the merged grid
+    ``vision_attention``: also the last vision block's attention scores (a kind of
+    ``models/vision_attention.KINDS``; ``True``: ``received``) on the merged grid
     (``vision_scores [t, h'*w']``, timed with the tower).
     """
     enc = qwen_pixels(processor, frames) if pixels is None else pixels
@@ -266,7 +268,7 @@ def encode_qwen(
     return replace(_qwen_inputs(model, processor, feats, (t, gh, gw), fps, seconds), vision_scores=scores)
 
 
-def qwen_tower(model, pixel_values: torch.Tensor, thw: torch.Tensor, vision_attention: bool = False):
+def qwen_tower(model, pixel_values: torch.Tensor, thw: torch.Tensor, vision_attention: bool | str = False):
     """``get_video_features`` of a Qwen model (2-VL, 2.5-VL, 3-VL), and with ``vision_attention`` the
     last vision block's received attention on the merged grid ``[t, h'*w']`` (else None)."""
     device = model.device
@@ -275,7 +277,7 @@ def qwen_tower(model, pixel_values: torch.Tensor, thw: torch.Tensor, vision_atte
             pixel_values.to(device, model.dtype), thw.to(device), return_dict=True
         )
         return out, None
-    with vision_attention_scores.recorder(model, "qwen") as hook:
+    with vision_attention_scores.recorder(model, "qwen", vision_attention) as hook:
         out = model.model.get_video_features(
             pixel_values.to(device, model.dtype), thw.to(device), return_dict=True
         )

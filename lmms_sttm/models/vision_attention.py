@@ -29,11 +29,25 @@ Per family (the layer read, then the mapping to the LLM's grid, the same as the 
   as one channel and the mean of each 2 x 2 group it stacks: ``[F, s*s]``.
 
 Precision: ``Q``/``K`` in the model's dtype (its projections), logits and softmax in float32.
+
+Two kinds of score (``KINDS``), from the same hook on the same layer:
+
+- ``received`` (above): every query's attention, averaged over heads and queries (FlashVID, HoliTom).
+- ``frame_query``: the attention of one query per frame, the mean of the frame's queries ``q_bar``
+  (FastVID's Qwen2.5-VL code): ``softmax(q_bar K^T * scale)`` over the frame's keys, mean over heads.
+  On Qwen (FastVID's own computation) ``q_bar`` averages the frame's RoPE'd queries of the last
+  block and each key is the mean of its 2 x 2 merge unit's 4 keys, so the softmax runs over the
+  merge units; every token gets its unit's score, so the mapping to the grid (the mean over each
+  unit) is the same as above. On SigLIP / InternViT (generalised: FastVID's LLaVA code reads the
+  attention of SigLIP's pooling head, a learned probe query, but LLaVA checkpoints ship without
+  that head) ``q_bar`` averages the queries of all the frame's tokens at the same layer as above
+  and the keys are per token; the map then goes through the same pooling as above.
 """
 
 from __future__ import annotations
 
 import sys
+from functools import partial
 
 import torch
 from torch import nn
@@ -42,19 +56,40 @@ from torch import nn
 CHUNK = 8
 
 
+#: the score kinds (module docstring); a method declares the one it reads (``MethodSpec.vision_score``)
+KINDS = ("received", "frame_query")
+
+
 def received(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
     """``q, k [B, H, n, d]`` -> ``[B, n]`` float32: ``softmax(q k^T * scale)`` mean over heads and queries."""
     logits = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale
     return logits.softmax(dim=-1).mean(dim=(1, 2))
 
 
+def frame_query(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
+    """``q [B, H, n, d]``, ``k [B, H, m, d]`` -> ``[B, m]`` float32: ``softmax(q_bar k^T * scale)`` of the
+    mean query ``q_bar`` (over the ``n`` queries), mean over heads."""
+    q_bar = q.float().mean(dim=2, keepdim=True)  # [B, H, 1, d]
+    logits = torch.matmul(q_bar, k.float().transpose(-1, -2)) * scale
+    return logits.softmax(dim=-1).mean(dim=(1, 2))
+
+
+def _kind(kind) -> str:
+    """``True`` (a plain request) is ``received``."""
+    kind = "received" if kind is True else kind
+    if kind not in KINDS:
+        raise ValueError(f"vision attention score kind {kind!r}; use one of {list(KINDS)}")
+    return kind
+
+
 def _first(args: tuple, kwargs: dict, name: str, index: int):
     return args[index] if len(args) > index else kwargs.get(name)
 
 
-def projection_scores(attn: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor:
+def projection_scores(attn: nn.Module, args: tuple, kwargs: dict, kind: str = "received") -> torch.Tensor:
     """SigLIP / InternViT attention (separate ``q_proj``/``k_proj``, optional ``q_norm``/``k_norm`` over
-    the whole width): its input ``[B, n, C]`` -> ``[B, n]``."""
+    the whole width): its input ``[B, n, C]`` -> ``[B, n]`` of score ``kind``."""
+    score = received if kind == "received" else frame_query
     hidden = _first(args, kwargs, "hidden_states", 0)
     if _first(args, kwargs, "attention_mask", 1) is not None:
         raise ValueError(
@@ -71,13 +106,16 @@ def projection_scores(attn: nn.Module, args: tuple, kwargs: dict) -> torch.Tenso
             if getattr(attn, norm, None) is not None:
                 y = getattr(attn, norm)(y)
             heads.append(y.view(x.shape[0], n, -1, attn.head_dim).transpose(1, 2))
-        out.append(received(heads[0], heads[1], scale))
+        out.append(score(heads[0], heads[1], scale))
     return torch.cat(out)
 
 
-def qkv_scores(attn: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor:
+def qkv_scores(
+    attn: nn.Module, args: tuple, kwargs: dict, kind: str = "received", unit: int = 4
+) -> torch.Tensor:
     """Qwen vision attention (fused ``qkv``, vision RoPE, ``cu_seqlens`` chunks): its input ``[n, C]`` ->
-    ``[n]``, each chunk's tokens scored within the chunk."""
+    ``[n]``, each chunk's tokens scored within the chunk; ``frame_query``: over the chunk's merge units
+    (``unit`` consecutive tokens, keys averaged), each token given its unit's score."""
     hidden = _first(args, kwargs, "hidden_states", 0)
     cu = _first(args, kwargs, "cu_seqlens", 1)
     cos, sin = kwargs["position_embeddings"]
@@ -86,10 +124,14 @@ def qkv_scores(attn: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor:
     rope = sys.modules[type(attn).__module__].apply_rotary_pos_emb_vision
     q, k = rope(q, k, cos, sin)  # [n, H, d]
     bounds = [int(v) for v in cu]
-    out = [
-        received(q[a:b].transpose(0, 1)[None], k[a:b].transpose(0, 1)[None], attn.scaling)[0]
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-    ]
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        qc, kc = q[a:b].transpose(0, 1)[None], k[a:b].transpose(0, 1)[None]  # [1, H, b-a, d]
+        if kind == "received":
+            out.append(received(qc, kc, attn.scaling)[0])
+            continue
+        units = kc.reshape(*kc.shape[:2], -1, unit, kc.shape[-1]).mean(dim=3)  # [1, H, (b-a)/unit, d]
+        out.append(frame_query(qc, units, attn.scaling)[0].repeat_interleave(unit))
     return torch.cat(out)
 
 
@@ -150,14 +192,17 @@ def qwen_attention_module(model) -> nn.Module:
     return model.model.visual.blocks[-1].attn
 
 
-def recorder(model, family: str) -> ReceivedAttention:
-    """The hook that scores ``family``'s vision layer (enter it around the tower's forward)."""
+def recorder(model, family: str, kind: str | bool = "received") -> ReceivedAttention:
+    """The hook that scores ``family``'s vision layer with score ``kind`` (``KINDS``; ``True``:
+    ``received``); enter it around the tower's forward."""
+    kind = _kind(kind)
     if family == "llava":
-        return ReceivedAttention(llava_attention_module(model), projection_scores)
+        return ReceivedAttention(llava_attention_module(model), partial(projection_scores, kind=kind))
     if family == "internvl":
-        return ReceivedAttention(internvl_attention_module(model), projection_scores)
+        return ReceivedAttention(internvl_attention_module(model), partial(projection_scores, kind=kind))
     if family in ("qwen", "qwen3_vl"):
-        return ReceivedAttention(qwen_attention_module(model), qkv_scores)
+        unit = model.model.visual.spatial_merge_size**2
+        return ReceivedAttention(qwen_attention_module(model), partial(qkv_scores, kind=kind, unit=unit))
     raise ValueError(f"no vision attention scores for family {family!r}")
 
 

@@ -224,7 +224,7 @@ def test_only_methods_declaring_the_read_get_the_hook():
     from lmms_sttm.methods import registry
 
     readers = sorted(name for name in registry.BUILTIN if registry.get(name).reads_vision_attention)
-    assert readers == ["flashvid", "holitom"]
+    assert readers == ["fastvid", "flashvid", "holitom"]
 
 
 @pytest.fixture(scope="module")
