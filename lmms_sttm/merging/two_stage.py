@@ -68,6 +68,13 @@ class TwoStage:
             raise ValueError(f"{self.name} inner layer {self.layer} outside [1, {num_layers - 1}]")
         return self.layer
 
+    def planned_stages(self, num_layers: int, layer: int) -> list[Stage]:
+        """The stages every run takes (known before it runs: checked at start-up on hybrids)."""
+        stages = [Stage(0)]
+        if self.inner is not None:
+            stages.append(Stage(self.inner_layer(num_layers), needs_attention=True, position_rule="original"))
+        return stages
+
     def start(self, grid, num_layers: int, layer: int) -> TwoStageRun:
         inner_layer = self.inner_layer(num_layers) if self.inner is not None else None
         return TwoStageRun(self, tuple(grid), inner_layer)

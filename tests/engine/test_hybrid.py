@@ -161,3 +161,28 @@ def test_a_hybrid_cache_refuses_crop(engines):
         model(input_ids=text_tokens(3, seed=1)[None], cache=cache, use_cache=True)
     with pytest.raises(ValueError, match="linear-attention"):
         cache.crop(-1)
+
+
+def test_placement_is_checked_before_any_video():
+    """HoliTom's inner stage (18 of 28 scaled to 8 layers: 5) reads layer 4 -> 7, the last: refused;
+    at layer 4 it reads layer 3 and passes. KV pruning at layer 8 would score on 7 with nothing after;
+    the same settings on a decoder without linear layers are not this check's business."""
+    from types import SimpleNamespace
+
+    from lmms_sttm.engine.hybrid import check_placement
+    from lmms_sttm.merging.two_stage import TwoStage
+
+    def inner(hidden, scores, grid, original):
+        raise AssertionError("never run by the check")
+
+    with pytest.raises(ValueError, match="nearest full-attention layer is 7, with no layer after"):
+        check_placement(TwoStage(object(), inner, 18), None, KINDS, 2)
+    check_placement(TwoStage(object(), inner, 18, layer=4), None, KINDS, 2)
+    check_placement(TwoStage(object(), None, 18), None, KINDS, 2)  # no inner stage: nothing to read
+    check_placement(FastVReducer(0.3), None, KINDS, 2)  # reads 1 -> 3, reduces before 4
+    with pytest.raises(ValueError, match="no layer after it"):
+        check_placement(FastVReducer(0.3), None, KINDS, 6)  # reads 5 -> 7
+    with pytest.raises(ValueError, match="leaves no layer to prune"):
+        check_placement(None, SimpleNamespace(layer=5), KINDS, 2)  # scores 4 -> 7
+    check_placement(None, SimpleNamespace(layer=3), KINDS, 2)  # scores on 3, prunes from 4
+    check_placement(TwoStage(object(), inner, 18), None, ["full_attention"] * 8, 2)
