@@ -99,7 +99,7 @@ class DropBlock:
         return from_keep_mask(hidden, keep, grid)
 
 
-@pytest.mark.parametrize("family", ["qwen3_vl", "internvl", "qwen3_5"])
+@pytest.mark.parametrize("family", ["qwen3_vl", "internvl", "qwen3_5", "qwen3_5_moe"])
 def test_an_emptied_block_keeps_its_text(engines, family):
     model, video = _model(family), make_inputs(family, large=True)
     expected = _by_hand(model, video, DropBlock(), 2)[:, -1]
