@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmms_sttm.conformance.by_hand import decoder_inputs, method_logits_by_hand, video_blocks
+from lmms_sttm.conformance.by_hand import prompt_logits_by_hand
 from lmms_sttm.conformance.tiny import HYBRID, build_model, make_inputs, text_tokens
 from lmms_sttm.engine import answer, apply_reduction, generate, identity_reducer, prefill
 from lmms_sttm.engine.families import family_of
@@ -34,10 +34,7 @@ def _model(family: str, attn: str = "sdpa"):
 
 
 def _by_hand(model, video, method, layer):
-    family = family_of(model)
-    embeds, positions = decoder_inputs(model, video.inputs)
-    blocks = video_blocks(video.input_ids, family.video_token_id(model))
-    return method_logits_by_hand(model, embeds, positions, method, video.grid, blocks, layer, "survive")
+    return prompt_logits_by_hand(model, video.inputs, video.grid, method, layer)
 
 
 def test_the_tiny_hybrids_have_both_layer_kinds():
