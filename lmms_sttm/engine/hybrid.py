@@ -23,6 +23,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from lmms_sttm.engine.query_aware import needs_attention
 from lmms_sttm.merging.reduction import Reduction
 from lmms_sttm.merging.stage import Stage
 
@@ -73,8 +74,6 @@ def planned_stages(method, num_layers: int, layer: int) -> list[Stage]:
     """The stages ``method`` announces before it runs: a staged method's ``planned_stages(num_layers,
     layer)`` when it has one (TwoStage: HoliTom, FlashVID), one stage at ``layer`` for a plain
     reducer; [] when they depend on the data (FrameFusion): those are placed as they come."""
-    from lmms_sttm.engine.query_aware import needs_attention
-
     if method is None:
         return []
     if callable(getattr(method, "start", None)):
@@ -92,12 +91,20 @@ def check_placement(method, decode, kinds: list[str], layer: int) -> None:
     for stage in planned_stages(method, len(kinds), layer):
         hybrid_stage(stage, kinds)
     if decode is not None:
-        read = attention_layer_from(kinds, decode.layer - 1, "KV pruning scores")
-        if read + 1 >= len(kinds):
-            raise ValueError(
-                f"KV pruning at layer {decode.layer}: its scores come from layer {read}, the last layer, "
-                "which leaves no layer to prune; choose an earlier layer"
-            )
+        kv_pruning_layer(kinds, decode.layer)
+
+
+def kv_pruning_layer(kinds: list[str], layer: int) -> int:
+    """The first layer DyCoke's KV pruning set at ``layer`` prunes: right after the full-attention
+    layer its scores come from (``layer - 1``, or the nearest full-attention layer after it);
+    ``ValueError`` when that leaves no layer to prune."""
+    read = attention_layer_from(kinds, layer - 1, "KV pruning scores")
+    if read + 1 >= len(kinds):
+        raise ValueError(
+            f"KV pruning at layer {layer}: its scores come from layer {read}, the last layer, "
+            "which leaves no layer to prune; choose an earlier layer"
+        )
+    return read + 1
 
 
 class HybridRun:
