@@ -22,8 +22,10 @@ got:
   many threads it runs, and no overlap is possible; the speed-up is then about 1.
 - per setting, ``cpu_s`` (the process's CPU seconds), ``cores_used`` (``cpu_s`` / wall),
   ``model_thread_cpu_s`` and ``model_thread_runqueue_s`` (the thread running the model: on CPU,
-  and runnable but waiting for a CPU; Linux only, else null). With prefetching the model thread's
-  CPU is the model's alone; the rest of ``cpu_s`` is the reading (decoder threads included).
+  and runnable but waiting for a CPU; Linux only, else null) and ``model_thread_blocked_s`` (the
+  rest of the wall time: asleep, waiting for a read or for the GIL; when it equals ``gpu_idle_s``
+  the reader never held the GIL against the model). With prefetching the model thread's CPU is the
+  model's alone; the rest of ``cpu_s`` is the reading (decoder threads included).
 - ``speedup_ceiling``: (model CPU + reading CPU) / max(model CPU, reading CPU) from the
   prefetching runs, the speed-up of a perfect overlap on two free cores with the reading on one.
 - ``note``: set when fewer than 1.5 cores were available, i.e. when the speed-up cannot show.
@@ -132,6 +134,7 @@ def one_run(model, paths: list[str], questions: int) -> dict:
         "cores_used": cpu / wall,
         "model_thread_cpu_s": None if own is None else own[0],
         "model_thread_runqueue_s": None if own is None else own[1],
+        "model_thread_blocked_s": None if own is None else wall - own[0] - own[1],
     }
 
 
@@ -182,7 +185,7 @@ def main() -> None:
                 f"{k}_median": None
                 if results[0][k] is None
                 else round(statistics.median(r[k] for r in results), 3)
-                for k in ("model_thread_cpu_s", "model_thread_runqueue_s")
+                for k in ("model_thread_cpu_s", "model_thread_runqueue_s", "model_thread_blocked_s")
             },
             "failed": results[0]["failed"],
         }

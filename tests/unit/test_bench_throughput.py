@@ -74,6 +74,16 @@ def test_small_run_prints_the_documented_json(small_run):
         assert run["cores_used_median"] == pytest.approx(run["cpu_s_median"] / run["wall_s_median"], rel=0.02)
         if run["model_thread_cpu_s_median"] is not None:  # the model thread's CPU is part of the process's
             assert run["model_thread_cpu_s_median"] <= run["cpu_s_median"] + 0.01
+            parts = (
+                "model_thread_cpu_s_median",
+                "model_thread_runqueue_s_median",
+                "model_thread_blocked_s_median",
+            )
+            assert sum(run[k] for k in parts) == pytest.approx(run["wall_s_median"], abs=0.01)  # one run
+            assert run["model_thread_blocked_s_median"] >= -0.01
+    ahead = out["runs"]["prefetch_2"]  # waiting for a read done ahead: asleep (bar the wake-ups' queueing)
+    if ahead["model_thread_blocked_s_median"] is not None:
+        assert ahead["model_thread_blocked_s_median"] >= ahead["gpu_idle_s_median"] - 0.1
     assert out["speedup"] == pytest.approx(
         out["runs"]["prefetch_0"]["wall_s_median"] / out["runs"]["prefetch_2"]["wall_s_median"], rel=0.01
     )
