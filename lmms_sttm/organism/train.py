@@ -27,7 +27,12 @@ The organism replies with the answer word and then the letter (``" redB"``:
    decode positions the same weights scored 73% at exact 50%); both 78% / 79% against 81%; with
    the gaps in the lookup rows too (:func:`lookup_step`) 86.5% / 55.2% against 100%.
 
-Seeded: the same seed and steps give the same weights up to BLAS reduction order.
+Reproducible: every random draw comes from ``rng_for(seed, ...)`` (numpy generators of the seed
+and the step alone) or from ``torch.manual_seed(seed)`` before the initialisation; the numerics are
+pinned by :func:`~lmms_sttm.organism.numerics.pin` (thread count, deterministic algorithms). The
+same seed, steps and threads on a CPU of the same kernel class give the same weights bit for bit
+(``training.json`` records SHA-256 fingerprints of the initial weights, the clip bank, the weights
+after the lookup phase and the final weights, and the machine: :func:`~lmms_sttm.organism.numerics.environment`).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from lmms_sttm.organism.clips import (
 )
 from lmms_sttm.organism.matching import attention_input, match_attention, match_loss
 from lmms_sttm.organism.model import new_model, save_weights
+from lmms_sttm.organism.numerics import environment, fingerprint, pin
 from lmms_sttm.organism.sequences import (
     _ids,
     answer_tokens,
@@ -196,11 +202,11 @@ def train(
     bank: int = BANK,
 ) -> dict:
     """Train ``steps`` steps into ``out`` (a LLaVA-NeXT checkpoint folder); returns the training facts."""
-    if threads:
-        torch.set_num_threads(threads)
+    pin(threads)
     began = time.time()
     out = Path(out)
     model, processor = new_model(out, seed)
+    prints = {"init": fingerprint(model.state_dict())}
     tokenizer = processor.tokenizer
     model.train()
     for p in model.model.vision_tower.parameters():
@@ -225,7 +231,9 @@ def train(
                 f"[organism] lookup {step + 1}/{lookup} loss {loss.item():.3f} ({time.time() - began:.0f} s)",
                 flush=True,
             )
+    prints["after_lookup"] = fingerprint(model.state_dict())
     towers, items = make_bank(model, processor, bank, seed + 2_000_000, log=lambda m: print(m, flush=True))
+    prints["bank"] = fingerprint({"towers": towers})
     for step in range(steps):
         rng = rng_for(seed, step)
         pick = rng.choice(len(items), min(BATCH, len(items)), replace=False)
@@ -266,6 +274,7 @@ def train(
             save_weights(model, out)  # a usable checkpoint while training goes on
     model.eval()
     save_weights(model, out)
+    prints["final"] = fingerprint(model.state_dict())
     command = f"python -m lmms_sttm.organism train --out DIR --steps {steps} --seed {seed}"
     command += "" if bank == BANK else f" --bank {bank}"
     facts = {
@@ -277,6 +286,8 @@ def train(
         "seed": seed,
         "threads": threads,
         "seconds": round(time.time() - began, 1),
+        "fingerprints": prints,
+        "environment": environment(),
         "history": history,
     }
     (out / "training.json").write_text(json.dumps(facts, indent=1) + "\n")
