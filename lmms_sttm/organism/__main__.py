@@ -1,9 +1,18 @@
-"""``python -m lmms_sttm.organism train --out DIR [--steps N] [--seed S]``: train the model organism."""
+"""``python -m lmms_sttm.organism train|draws|spread``: train the model organism, several draws of it, their spread.
+
+- ``train --out DIR [--steps N] [--seed S] [--threads T]``: one organism (a LLaVA-NeXT checkpoint folder).
+- ``draws --out DIR --seeds 0 1 2 [--jobs J] [train options]``: one ``train`` per seed into
+  ``DIR/seed_S`` (each in its own process, ``J`` at a time), the same command otherwise.
+- ``spread DRAWS_DIR --out DIR``: the held-out accuracy of every draw evaluated under
+  ``DRAWS_DIR/seed_S`` (``python -m lmms_sttm.demo --checkpoint DRAW --out DRAWS_DIR/seed_S``), their
+  mean and min-max per run and family, into ``DIR/draws.csv`` and ``DIR/draws.md``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +21,15 @@ DEFAULT_STEPS = 650  # the committed weights (lmms_sttm/organism/weights/trainin
 #: kernels, MKL's and oneDNN's AVX2 code paths, which every x86-64 CPU of the last decade runs, so that
 #: an AVX-512 machine computes what an AVX2-only one does (each library picks its widest path otherwise)
 KERNEL_PINS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+DEFAULT_THREADS = 1  # one thread: no reduction is split across threads, whatever the machine's cores
+
+
+def _train_options(t: argparse.ArgumentParser) -> None:
+    t.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    t.add_argument("--bank", type=int, default=None, help="training clips encoded once (default: train.BANK)")
+    t.add_argument(
+        "--threads", type=int, default=DEFAULT_THREADS, help="torch CPU threads (part of the recipe)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,11 +37,30 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the organism into a new LLaVA-NeXT-format checkpoint folder")
     t.add_argument("--out", required=True, type=Path)
-    t.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--bank", type=int, default=None, help="training clips encoded once (default: train.BANK)")
-    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    _train_options(t)
+    d = sub.add_parser("draws", help="train one organism per seed into OUT/seed_S")
+    d.add_argument("--out", required=True, type=Path)
+    d.add_argument("--seeds", type=int, nargs="+", required=True)
+    d.add_argument("--jobs", type=int, default=1, help="draws trained at once (separate processes)")
+    _train_options(d)
+    s = sub.add_parser("spread", help="summarise the held-out evaluations of several draws")
+    s.add_argument("draws_dir", type=Path)
+    s.add_argument("--out", required=True, type=Path)
     args = p.parse_args(argv)
+    if args.command == "spread":
+        from lmms_sttm.organism.draws import collect, summarise, write_spread
+
+        rows = summarise(collect(args.draws_dir))
+        if not rows:
+            print(f"[organism] no draws' runs under {args.draws_dir} (seed_S/runs/<tag>)", file=sys.stderr)
+            return 1
+        command = f"python -m lmms_sttm.organism spread {args.draws_dir} --out {args.out}"
+        csv_path, _ = write_spread(rows, args.out, command)
+        print(f"[organism] {len(rows)} rows -> {csv_path}")
+        return 0
+    if args.command == "draws":
+        return train_draws(args)
     if "torch" not in sys.modules:  # too late once torch has loaded (tests call main() in process)
         for key, value in KERNEL_PINS.items():
             os.environ.setdefault(key, value)
@@ -33,6 +70,28 @@ def main(argv: list[str] | None = None) -> int:
     facts = train(args.out, args.steps, seed=args.seed, threads=args.threads, bank=bank)
     print(f"[organism] trained {facts['steps']} steps in {facts['seconds']} s -> {args.out}")
     return 0
+
+
+def train_draws(args) -> int:
+    """One ``train`` process per seed, ``args.jobs`` at a time; each logs to ``OUT/seed_S.log``."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    pending, running, failed = list(args.seeds), [], []
+    while pending or running:
+        while pending and len(running) < max(1, args.jobs):
+            seed = pending.pop(0)
+            cmd = [sys.executable, "-m", "lmms_sttm.organism", "train", "--out", str(args.out / f"seed_{seed}"),
+                   "--seed", str(seed), "--steps", str(args.steps), "--threads", str(args.threads)]  # fmt: skip
+            if args.bank:
+                cmd += ["--bank", str(args.bank)]
+            log = open(args.out / f"seed_{seed}.log", "w")  # noqa: SIM115 (closed when the process ends)
+            running.append((seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
+            print(f"[organism] draw seed {seed}: {' '.join(cmd[1:])}", flush=True)
+        seed, proc, log = running.pop(0)
+        if proc.wait() != 0:
+            failed.append(seed)
+        log.close()
+        print(f"[organism] draw seed {seed} {'FAILED' if proc.returncode else 'done'}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ def run_accuracy(results_json: Path) -> dict[str, float]:
 def collect(draws_dir: str | Path) -> dict[int, dict[str, dict[str, float]]]:
     """``{seed: {tag: run_accuracy}}`` for every ``seed_S/runs/<tag>`` under ``draws_dir``."""
     out: dict[int, dict[str, dict[str, float]]] = {}
+    if not Path(draws_dir).is_dir():
+        return out
     for seed_dir in sorted(Path(draws_dir).iterdir()):
         m = SEED_DIR.match(seed_dir.name)
         if not m or not (seed_dir / "runs").is_dir():

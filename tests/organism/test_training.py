@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ def test_train_command_runs_a_few_steps_and_loads(tmp_path):
     assert main(["train", "--out", str(out), "--steps", "2", "--seed", "3", "--bank", "8"]) == 0
     facts = json.loads((out / "training.json").read_text())
     assert facts["steps"] == 2 and facts["seed"] == 3 and facts["bank"] == 8
-    assert np.isfinite(facts["history"][-1]["loss"]) and facts["command"].endswith("--bank 8")
+    assert np.isfinite(facts["history"][-1]["loss"]) and facts["command"].endswith("--bank 8 --threads 1")
     from lmms_sttm.models.checkpoints import load_checkpoint
 
     model, processor, info = load_checkpoint(out)
@@ -153,3 +154,54 @@ def test_lookup_rows_put_the_reply_after_a_position_gap_in_about_half_of_the_row
     for row in torch.nonzero(gaps > 0).flatten().tolist():  # the jump is right after "assistant\n"
         at = int(torch.nonzero(steps[row] > 1)[0])
         assert ids[row, at] == newline and at > ids.shape[1] // 2
+
+
+def test_same_command_same_weights_bit_for_bit_and_the_machine_recorded(tmp_path):
+    """Two trainings of one seed give identical phase fingerprints and history; another seed differs
+    from its initial weights on; training.json says what the numbers depend on."""
+    runs = {}
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        out = tmp_path / name
+        assert main(["train", "--out", str(out), "--steps", "2", "--seed", str(seed), "--bank", "6"]) == 0
+        runs[name] = json.loads((out / "training.json").read_text())
+    a, b, c = runs["a"], runs["b"], runs["c"]
+    assert a["fingerprints"] == b["fingerprints"] and a["history"] == b["history"]
+    assert all(a["fingerprints"][k] != c["fingerprints"][k] for k in ("init", "bank", "final"))
+    stored = (tmp_path / "a" / "model.safetensors").read_bytes()
+    assert stored == (tmp_path / "b" / "model.safetensors").read_bytes()
+    assert (
+        a["command"] == "python -m lmms_sttm.organism train --out DIR --steps 2 --seed 3 --bank 6 --threads 1"
+    )
+    env = a["environment"]
+    assert env["torch_threads"] == 1 and a["threads"] == 1 and env["deterministic_algorithms"] is True
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    from importlib import metadata
+
+    assert env["versions"]["torch"] == metadata.version("torch")
+    assert set(env["cpu"]["flags"]) <= set(Path("/proc/cpuinfo").read_text().split())
+
+
+def test_fingerprint_sees_one_changed_bit():
+    from lmms_sttm.organism.numerics import fingerprint
+
+    x = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    y = x.clone()
+    y.view(torch.int32)[1, 2] ^= 1  # the last bit of one float
+    assert fingerprint({"w": x}) == fingerprint({"w": x.clone()})
+    assert fingerprint({"w": x}) != fingerprint({"w": y})
+    assert fingerprint({"w": x}) != fingerprint({"v": x})  # names count
+    assert fingerprint({"w": x}) != fingerprint({"w": x.reshape(3, 2)})  # shapes count
+
+
+def test_spread_command_summarises_draw_folders(tmp_path):
+    for seed, acc in ((0, 50.0), (1, 75.0), (2, 100.0)):
+        path = tmp_path / "d" / f"seed_{seed}" / "runs" / "none" / "ckpt" / "x_results.json"
+        path.parent.mkdir(parents=True)
+        res = {"sttm_acc,none": acc, "acc_task_type=ret_insert1,none": acc}
+        path.write_text(json.dumps({"results": {"vnbench_sttm": res}}))
+    assert main(["spread", str(tmp_path / "d"), "--out", str(tmp_path / "o")]) == 0
+    lines = (tmp_path / "o" / "draws.csv").read_text().splitlines()
+    assert lines[0] == "tag,family,acc_seed_0,acc_seed_1,acc_seed_2,mean,min,max"
+    assert lines[1] == "none,all,50.00,75.00,100.00,75.00,50.00,100.00"
+    assert lines[2] == "none,ret_insert1,50.00,75.00,100.00,75.00,50.00,100.00" and len(lines) == 3
+    assert main(["spread", str(tmp_path / "empty_missing"), "--out", str(tmp_path / "o2")]) == 1
