@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from lmms_sttm.data.synthetic import write_frames
+from lmms_sttm.data.synthetic import DETERMINISTIC_X264, write_frames
 from lmms_sttm.models.prompts import llava_prompt
 from lmms_sttm.models.video_inputs import llava_tower
 from lmms_sttm.organism.clips import FPS, QUESTIONS, Clip, Question, option_texts, render
@@ -32,7 +32,7 @@ def encode_clip(clip: Clip, model, processor) -> torch.Tensor:
     the tower output ``[F, 169, C]``."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.mp4"
-        write_frames(render(clip), path, FPS)
+        write_frames(render(clip), path, FPS, DETERMINISTIC_X264)
         frames, _, _ = load_video(str(path), target_fps=1.0, max_frames=VNBENCH_MAX_FRAMES, backend="pyav")
     tower, _ = llava_tower(model, processor, frames)
     return tower

@@ -205,3 +205,20 @@ def test_spread_command_summarises_draw_folders(tmp_path):
     assert lines[1] == "none,all,50.00,75.00,100.00,75.00,50.00,100.00"
     assert lines[2] == "none,ret_insert1,50.00,75.00,100.00,75.00,50.00,100.00" and len(lines) == 3
     assert main(["spread", str(tmp_path / "empty_missing"), "--out", str(tmp_path / "o2")]) == 1
+
+
+def test_organism_clips_encode_to_one_stream_every_time(tmp_path):
+    """The same frames give the same h264 bytes, call after call (libx264's assembly did not:
+    lmms_sttm.data.synthetic.DETERMINISTIC_X264); interleaved with other clips, as the bank does."""
+    from lmms_sttm.data.synthetic import DETERMINISTIC_X264, write_frames
+    from lmms_sttm.organism.clips import FPS
+    from lmms_sttm.organism.sequences import rng_for
+
+    frames = {i: render(sample_clip(rng_for(3, i), "cnt_insert1")[0]) for i in (0, 3, 5)}
+    streams: dict[int, set[bytes]] = {i: set() for i in frames}
+    for rep in range(6):
+        for i, f in frames.items():
+            path = write_frames(f, tmp_path / f"{rep}_{i}.mp4", FPS, DETERMINISTIC_X264)
+            streams[i].add(path.read_bytes())
+    assert all(len(s) == 1 for s in streams.values()), {i: len(s) for i, s in streams.items()}
+    assert len({next(iter(s)) for s in streams.values()}) == 3
