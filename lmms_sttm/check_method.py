@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-FAMILIES = ("llava_onevision", "qwen2_vl", "qwen2_5_vl")
+FAMILIES = ("llava_onevision", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "internvl")
 
 
 def _spec_problem(name: str):

@@ -188,6 +188,27 @@ def demo_runs(checkpoint: str = CHECKPOINT) -> list[tuple[str, str]]:
     return runs
 
 
+#: the Qwen3-VL section: a tiny random-weight Qwen3-VL (DeepStack, frame blocks) on the same questions
+QWEN3_VL = "qwen3_vl_sttm"
+QWEN3_VL_NOTE = (
+    "The same questions through `qwen3_vl_sttm` on a tiny Qwen3-VL with random weights "
+    "(`python -m lmms_sttm.data.tiny --arch qwen3_vl`: timestamped frame blocks, DeepStack after LLM "
+    "layers 0-2, merging at layer 3). It checks that every method runs on the frame-block layout with "
+    "exact budgets; its accuracies are those of an untrained model (chance or below), not a comparison "
+    "of methods."
+)
+
+
+def qwen3_vl_runs(checkpoint: str) -> list[tuple[str, str]]:
+    """``(tag, model_args)`` of the Qwen3-VL section (model ``qwen3_vl_sttm``): unreduced, STTM and
+    every baseline at an exact 30% (the paper tuned no thresholds for Qwen3-VL)."""
+    base = f"pretrained={checkpoint}"
+    runs = [("qwen3vl_none", f"{base},method=none")]
+    for m in ("sttm", *BASELINES):
+        runs.append((f"qwen3vl_{m}_exact30", f"{base},method={m},budget_mode=exact,retention=0.3"))
+    return runs
+
+
 def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -198,7 +219,9 @@ class RunFailed(RuntimeError):
     """An lmms-eval run left no results file (its log's last lines are in the message)."""
 
 
-def run_lmms_eval(model_args: str, out: Path, env: dict, processes: int) -> Path:
+def run_lmms_eval(
+    model_args: str, out: Path, env: dict, processes: int, model: str = "llava_video_sttm"
+) -> Path:
     """One ``accelerate launch -m lmms_eval`` run (cwd: the repository); returns its results file."""
     if out.exists():
         shutil.rmtree(out)
@@ -207,7 +230,7 @@ def run_lmms_eval(model_args: str, out: Path, env: dict, processes: int) -> Path
         launch += ["--multi_gpu", "--num_processes", str(processes), "--main_process_port", str(_port())]
     else:
         launch += ["--num_processes", "1"]
-    cmd = [*launch, "-m", "lmms_eval", "--model", "llava_video_sttm", "--tasks", TASK, "--batch_size", "1"]
+    cmd = [*launch, "-m", "lmms_eval", "--model", model, "--tasks", TASK, "--batch_size", "1"]
     cmd += ["--model_args", model_args, "--log_samples", "--output_path", os.path.relpath(out)]
     cmd += ["--verbosity", "WARNING"]
     log = out.parent / f"{out.name}.log"
@@ -339,17 +362,22 @@ def main(argv: list[str] | None = None) -> int:
     began = time.time()
     data_root = work / "datasets"
     runs = demo_runs(args.checkpoint)
+    qwen3_ckpt = os.path.relpath(work / "qwen3_vl_tiny")
+    side_runs = qwen3_vl_runs(qwen3_ckpt)
     if args.report_only:
+        side_runs = [r for r in side_runs if (out / "runs_qwen3_vl" / r[0]).is_dir()]
         runs = [r for r in runs if (out / "runs" / r[0]).is_dir()]
         args.per_family = videos_per_family(out / "runs", [t for t, _ in runs])
     else:
         write_benchmark(data_root, args.per_family)
     if args.runs != "all":
         wanted = args.runs.split(",")
-        unknown = sorted(set(wanted) - {t for t, _ in runs})
+        known = {t for t, _ in runs + side_runs}
+        unknown = sorted(set(wanted) - known)
         if unknown:
-            p.error(f"unknown run tags {unknown}; known: {', '.join(t for t, _ in runs)}")
+            p.error(f"unknown run tags {unknown}; known: {', '.join(sorted(known))}")
         runs = [r for r in runs if r[0] in wanted]
+        side_runs = [r for r in side_runs if r[0] in wanted]
     print(
         f"[demo] checkpoint {args.checkpoint}; {3 * 4 * args.per_family} questions; {len(runs)} runs",
         flush=True,
@@ -377,6 +405,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[demo] {tag} FAILED: {e}", file=sys.stderr, flush=True)
             return 1
         print(f"[demo] {tag:>20}: {time.time() - t0:5.1f} s -> {results.relative_to(out)}", flush=True)
+    if side_runs and not args.report_only and not (work / "qwen3_vl_tiny").is_dir():
+        from lmms_sttm.data.tiny import build_tiny
+
+        build_tiny("qwen3_vl", work / "qwen3_vl_tiny")
+    for tag, model_args in [] if args.report_only else side_runs:
+        t0 = time.time()
+        try:
+            results = run_lmms_eval(model_args, out / "runs_qwen3_vl" / tag, env, args.processes, QWEN3_VL)
+        except RunFailed as e:
+            print(f"[demo] {tag} FAILED: {e}", file=sys.stderr, flush=True)
+            return 1
+        print(f"[demo] {tag:>20}: {time.time() - t0:5.1f} s -> {results.relative_to(out)}", flush=True)
 
     board = out / "leaderboard"
     report = [
@@ -391,6 +431,19 @@ def main(argv: list[str] | None = None) -> int:
     if proc.returncode != 0:
         print(f"[demo] the report failed (exit {proc.returncode}): {' '.join(report)}", file=sys.stderr)
         return 1
+    qwen3 = ""
+    if side_runs:
+        side = [
+            *report[:3],
+            os.path.relpath(out / "runs_qwen3_vl"),
+            "--out",
+            os.path.relpath(out / "leaderboard_qwen3_vl"),
+        ]
+        if subprocess.run(side, env=env).returncode != 0:
+            print(f"[demo] the Qwen3-VL report failed: {' '.join(side)}", file=sys.stderr)
+            return 1
+        rows = family_table(out / "runs_qwen3_vl", [t for t, _ in side_runs])
+        qwen3 = f"\n## Qwen3-VL: the frame-block pipeline\n\n{QWEN3_VL_NOTE}\n\n{rows}\nLeaderboard: `../leaderboard_qwen3_vl/leaderboard.md`.\n"
     table = family_table(out / "runs", [t for t, _ in runs])
     (board / "families.md").write_text(f"# Accuracy per family (%)\n\n{table}")
     timing = timing_table(out / "runs", [t for t, _ in runs])
@@ -424,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         "## Accuracy per family (%)\n\nPer-try accuracy per family, "
         f"and VNBench's official circular accuracy (an item counts only when all 4 tries are right).\n\n{table}\n"
         f"{made}. Leaderboard: `leaderboard.md`; plots: `index.html`.\n"
-        f"{across}{timing}"
+        f"{across}{timing}{qwen3}"
     )
     relativize(out, root)
     print(f"[demo] leaderboard: {os.path.relpath(board)}  ({seconds:.0f} s in all)", flush=True)

@@ -1,7 +1,7 @@
 """Benchmark every registered reduction method's stages alone; prints one JSON line per case.
 
-Input: a synthetic video of hidden states ``[T*14*14, C]`` (default T=128, C=3584, float32 on
-CPU / bfloat16 on CUDA), the generator of ``scripts/bench_merge.py``. The methods come from the
+Input: a synthetic video of hidden states ``[T*H*W, C]`` (default T=128, 14x14, C=3584, float32 on
+CPU / bfloat16 on CUDA; ``--grid 12x21 --family qwen`` for a Qwen-sized grid bound as Qwen2-VL-7B), the generator of ``scripts/bench_merge.py``. The methods come from the
 registry (built-ins, entry points; ``--only name,...`` or ``--only package.module:SPEC``), bound as
 for LLaVA-Video-7B on Video-MME; staged methods run every stage (``methods/standalone.py``); stages
 that read the last prompt token's attention get seeded random scores (the score computation, one
@@ -41,17 +41,16 @@ from lmms_sttm.merging.tome import TomeReducer
 from lmms_sttm.methods.standalone import run_without_model
 
 
-def synthetic(frames: int, channels: int, seed: int = 0) -> torch.Tensor:
-    """``[T*14*14, C]`` video-like hidden states: ``bench_merge.synthetic_video`` (same inputs as the
+def synthetic(frames: int, channels: int, seed: int = 0, h: int = 14, w: int = 14) -> torch.Tensor:
+    """``[T*H*W, C]`` video-like hidden states: ``bench_merge.synthetic_video`` (same inputs as the
     STTM benchmark; retention 20-80% at the paper's thresholds), else a local fallback."""
     try:
         from bench_merge import synthetic_video  # scripts/ is on sys.path when run as a script
 
-        return synthetic_video(frames, 14, 14, channels, seed).reshape(-1, channels)
+        return synthetic_video(frames, h, w, channels, seed).reshape(-1, channels)
     except ImportError:
         pass
     gen = torch.Generator().manual_seed(seed)
-    h = w = 14
     yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
     freqs = torch.rand(6, 2, generator=gen) * 3
     basis = torch.stack([torch.cos(2 * math.pi * (f[0] * yy + f[1] * xx)) for f in freqs], -1)
@@ -87,10 +86,15 @@ def _time(fn, repeats: int, device) -> tuple[list[float], object]:
     return times, out
 
 
-def cases(names=None):
+#: ``--family``: the (family, paper model) a run binds the methods for
+FAMILIES = {"llava": ("llava", "llava_video_7b"), "qwen": ("qwen", "qwen2_vl_7b")}
+
+
+def cases(names=None, family: str = "llava", which: str = "all"):
     """``(method, setting, reducer)`` of every registered method (``names``: a subset): the authors'
     50 / 30 settings where published, and exact budgets of 50 / 30 / 15%, bound as a LLaVA-Video-7B
-    run on Video-MME binds them."""
+    (``family="qwen"``: Qwen2-VL-7B) run on Video-MME binds them; ``which``: ``all``, ``native``
+    (the 50 / 30 settings only) or ``exact``."""
     from lmms_sttm.methods import registry
     from lmms_sttm.methods.bind import bind, method_settings
     from lmms_sttm.methods.spec import BuildContext
@@ -100,11 +104,11 @@ def cases(names=None):
         if not spec.reduces:
             continue
         settings = method_settings(spec, {})
-        budgets = [{"budget": b} for b in sorted(spec.budgets, reverse=True)]
-        if spec.exact is not None or spec.knob is not None:
+        budgets = [{"budget": b} for b in sorted(spec.budgets, reverse=True)] if which != "exact" else []
+        if (spec.exact is not None or spec.knob is not None) and which != "native":
             budgets += [{"budget_mode": "exact", "retention": r} for r in (0.5, 0.3, 0.15)]
         for budget in budgets:
-            ctx = BuildContext("llava", "llava_video_7b", "videomme_sttm", 2, 28, **budget)
+            ctx = BuildContext(*FAMILIES[family], "videomme_sttm", 2, 28, **budget)
             inst = bind(spec, settings, ctx)
             label = (
                 f"budget={budget['budget']}"
@@ -180,29 +184,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=128)
     ap.add_argument("--channels", type=int, default=3584)
+    ap.add_argument("--grid", default="14x14", help="tokens per frame, HxW (Qwen-sized: e.g. 12x21)")
+    ap.add_argument("--family", default="llava", choices=sorted(FAMILIES), help="bind the methods as for")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     ap.add_argument("--only", default="", help="comma-separated method names to run")
+    ap.add_argument("--settings", default="all", choices=("all", "native", "exact"), help="which budgets")
     ap.add_argument("--ab", default="", help="git revision to compare the baseline reducers with")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    grid = (args.frames, 14, 14)
-    x = synthetic(args.frames, args.channels).to(device, dtype)
+    h, w = (int(v) for v in args.grid.lower().split("x"))
+    grid = (args.frames, h, w)
+    x = synthetic(args.frames, args.channels, h=h, w=w).to(device, dtype)
     ctx = _Ctx(x.shape[0], device)
     if args.ab:
         run_ab(args, x, grid, ctx, device)
         return
     only = [m for m in args.only.split(",") if m]
     threshold_ms: dict[float, float] = {}
-    for method, setting, reducer in cases(only):
+    for method, setting, reducer in cases(only, args.family, args.settings):
         times, plan = _time(lambda r=reducer: run_without_model(r, x, grid), args.repeats, device)
         line = {
             "method": method,
             "setting": setting,
             "grid": list(grid),
+            "family": args.family,
             "channels": args.channels,
             "device": device.type,
             "dtype": str(dtype).removeprefix("torch."),

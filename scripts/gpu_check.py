@@ -44,6 +44,7 @@ from lmms_sttm.methods import registry
 from lmms_sttm.methods.bind import bind, method_settings
 from lmms_sttm.methods.spec import BuildContext
 from lmms_sttm.models.base import SttmVideoModel
+from lmms_sttm.models.families import MODEL_FAMILIES
 from lmms_sttm.models.paper_settings import MERGE_LAYER
 from lmms_sttm.models.placement import flash_attn_problem
 from lmms_sttm.models.video_inputs import encode_llava, encode_qwen
@@ -61,6 +62,7 @@ class PrefixBuilder:
 
     def __init__(self, model, engine, family: str, ids: torch.Tensor) -> None:
         self._model, self.engine, self.family, self._ids_given = model, engine, family, ids
+        self.protocol = MODEL_FAMILIES[family]
         self._device = next(model.parameters()).device
         self.settings = SimpleNamespace(rope_index="original")
 

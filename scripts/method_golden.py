@@ -125,12 +125,21 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", help="write the fingerprint here")
     p.add_argument("--compare", help="compare with a fingerprint written before; exit 1 on a difference")
+    p.add_argument(
+        "--only", action="append", default=[], metavar="'ARCH CONFIG'", help="run only these (repeatable)"
+    )
     args = p.parse_args(argv)
-    now = fingerprint()
+    archs = tuple(a for a in ARCHS if not args.only or any(o.split(" ", 1)[0] == a for o in args.only))
+    configs = [c for c in CONFIGS if not args.only or any(o.split(" ", 1)[1] == c for o in args.only)]
+    now = fingerprint(archs, configs)
+    if args.only:
+        now = {k: v for k, v in now.items() if k in args.only}
     if args.out:
         Path(args.out).write_text(json.dumps(now, indent=1, sort_keys=True))
     if args.compare:
         before = json.loads(Path(args.compare).read_text())
+        if args.only:
+            before = {k: v for k, v in before.items() if k in args.only}
         diffs = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         print(
             json.dumps(

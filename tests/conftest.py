@@ -48,7 +48,12 @@ def offline_env(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory):
-    """``get(arch) -> folder``: tiny random checkpoints, each built once per session (offline, deterministic)."""
+    """``get(arch) -> folder``: tiny random checkpoints, each built once per session (offline, deterministic).
+
+    Any arch of ``lmms_sttm.data.tiny.ARCHS`` (``llava_video``, ``llava_onevision``, ``qwen2_vl``,
+    ``qwen2_5_vl``, ``qwen3_vl``, ``qwen3_vl_moe``, ``internvl3_5``); an arch is built on its first
+    ``get``, so a session builds only the archs its tests ask for.
+    """
     from lmms_sttm.data.tiny import build_tiny
 
     root = tmp_path_factory.mktemp("tiny")

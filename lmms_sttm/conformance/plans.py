@@ -59,8 +59,21 @@ class _RecordedRun:
         return plan
 
 
+def carry_problem(plan, hidden: torch.Tensor) -> str | None:
+    """A plan's ``carry`` must apply the arithmetic that made its features: ``carried(hidden)`` must
+    equal ``features`` bit for bit (the DeepStack features follow the merge through it)."""
+    if plan.carry is None:
+        return None
+    carried = plan.carried(hidden)
+    if carried.shape != plan.features.shape or not torch.equal(
+        carried.to(plan.features.dtype), plan.features
+    ):
+        return "carry(hidden) differs from the plan's features: side tensors would not follow the merge's arithmetic"
+    return None
+
+
 def _check(plan, hidden: torch.Tensor, plans: list) -> None:
-    problem = plan_problem(plan, hidden.shape[0], hidden.shape[1])
+    problem = plan_problem(plan, hidden.shape[0], hidden.shape[1]) or carry_problem(plan, hidden)
     if problem is not None:
         raise PlanProblem(f"stage {len(plans) + 1}: {problem}")
     plans.append(plan)

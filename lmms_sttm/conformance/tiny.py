@@ -1,4 +1,4 @@
-"""Tiny random models of the three engine families and their video prompts (offline, seconds).
+"""Tiny random models of the engine families and their video prompts (offline, seconds).
 
 Models are built directly from transformers config classes (text: hidden 64, 4 layers, 4 heads,
 2 kv heads, vocab 400; tiny vision towers) with weights re-drawn at std 0.1 so that positions and
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-PAD, EOS, IMAGE, VIDEO, VSTART, VEND = 0, 1, 4, 5, 6, 7
+PAD, EOS, IMAGE, VIDEO, VSTART, VEND, IMG_START, IMG_END = 0, 1, 4, 5, 6, 7, 8, 9
 TEXT = {
     "vocab_size": 400,
     "hidden_size": 64,
@@ -26,7 +26,11 @@ TEXT = {
     "tie_word_embeddings": False,
 }
 QWEN_ROPE = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
-FAMILIES = ("llava_onevision", "qwen2_vl", "qwen2_5_vl")
+#: the old families (one video run) and the frame-block families (Qwen3-VL with DeepStack, InternVL3.5)
+ONE_RUN = ("llava_onevision", "qwen2_vl", "qwen2_5_vl")
+BLOCKS = ("qwen3_vl", "qwen3_vl_moe", "internvl")
+FAMILIES = ONE_RUN + BLOCKS
+INTERNVL_SIDE = 3  # 48 px frames, patch 8 -> 6x6 -> pixel shuffle 0.5 -> 3x3 tokens per frame (112 px: 7x7)
 
 
 def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -69,6 +73,54 @@ def build_model(
             tie_word_embeddings=False,
         )
         cls = tf.LlavaOnevisionForConditionalGeneration
+    elif family in ("qwen3_vl", "qwen3_vl_moe"):
+        qwen3 = {**text, "head_dim": 16, "rope_parameters": {**QWEN_ROPE, "mrope_interleaved": True}}
+        if family == "qwen3_vl_moe":
+            qwen3.update(
+                num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, decoder_sparse_step=1
+            )
+        vision = {
+            "depth": 3,
+            "num_heads": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "out_hidden_size": 64,
+            "patch_size": 8,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0, 1, 2],
+        }
+        config_cls, cls = (
+            (tf.Qwen3VLConfig, tf.Qwen3VLForConditionalGeneration)
+            if family == "qwen3_vl"
+            else (tf.Qwen3VLMoeConfig, tf.Qwen3VLMoeForConditionalGeneration)
+        )
+        config = config_cls(
+            text_config=qwen3,
+            vision_config=vision,
+            image_token_id=IMAGE,
+            video_token_id=VIDEO,
+            vision_start_token_id=VSTART,
+            vision_end_token_id=VEND,
+            tie_word_embeddings=False,
+        )
+    elif family == "internvl":
+        config = tf.InternVLConfig(
+            text_config={"model_type": "qwen3", **text, "head_dim": 16},
+            vision_config={
+                "hidden_size": 32,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "intermediate_size": 64,
+                "image_size": [112, 112] if large else [48, 48],
+                "patch_size": [8, 8],
+            },
+            image_token_id=IMAGE,
+            downsample_ratio=0.5,
+            tie_word_embeddings=False,
+        )
+        cls = tf.InternVLForConditionalGeneration
     else:
         vision = {"depth": 2, "num_heads": 2, "in_channels": 3, "patch_size": 8, "spatial_merge_size": 2}
         vision["temporal_patch_size"] = 2
@@ -143,6 +195,8 @@ def make_inputs(
         pixels = torch.randn(1, 1 if static else frames, 3, side, side, generator=gen)
         inputs = {"input_ids": ids, "pixel_values_videos": pixels.expand(1, frames, -1, -1, -1).contiguous()}
         return VideoInputs(inputs, (frames, pooled, pooled), sys_len, family)
+    if family in BLOCKS:
+        return _block_inputs(family, seed, sys_ids, suffix, gen, large, static)
     gt = 2 if family == "qwen2_vl" else 4
     gh, gw = (14, 22) if large else (6, 10)
     n = gt * gh * gw // 4
@@ -158,3 +212,37 @@ def make_inputs(
     if family == "qwen2_5_vl":
         inputs["second_per_grid_ts"] = torch.tensor([1.0])
     return VideoInputs(inputs, (gt, gh // 2, gw // 2), sys_len + 1, family)
+
+
+def _block_inputs(family, seed, sys_ids, suffix, gen, large, static) -> VideoInputs:
+    """Frame-block prompts. Qwen3-VL: per temporal patch ``<2 timestamp tokens> VSTART`` + ``h'*w'``
+    video tokens + ``VEND`` (grid (4, 3, 5), or (4, 7, 11) ``large``). InternVL: per frame
+    ``<2 label tokens> IMG_START`` + 9 image tokens + ``IMG_END`` (grid (4, 3, 3), or (4, 7, 7) ``large``)."""
+    frames = 4
+    if family == "internvl":
+        side = 7 if large else INTERNVL_SIDE
+        per = side * side
+        start, end, token, grid = IMG_START, IMG_END, IMAGE, (frames, side, side)
+    else:
+        gh, gw = (14, 22) if large else (6, 10)
+        per = gh * gw // 4
+        start, end, token, grid = VSTART, VEND, VIDEO, (frames, gh // 2, gw // 2)
+    pieces = [sys_ids]
+    for b in range(frames):
+        label = text_tokens(2, seed + 10 + b)
+        pieces += [label, torch.tensor([start]), torch.full((per,), token), torch.tensor([end])]
+    ids = torch.cat([*pieces, suffix])[None]
+    first = int((ids[0] == token).nonzero()[0])
+    if family == "internvl":
+        px = 112 if large else 48
+        pixels = torch.randn(1 if static else frames, 3, px, px, generator=gen).expand(frames, -1, -1, -1)
+        return VideoInputs({"input_ids": ids, "pixel_values": pixels.contiguous()}, grid, first, family)
+    gt, (gh, gw) = frames, ((14, 22) if large else (6, 10))
+    pixels = torch.randn(1 if static else gt, gh * gw, 3 * 2 * 8 * 8, generator=gen).expand(gt, -1, -1)
+    inputs = {
+        "input_ids": ids,
+        "mm_token_type_ids": (ids == VIDEO).long() * 2,
+        "pixel_values_videos": pixels.reshape(gt * gh * gw, -1).contiguous(),
+        "video_grid_thw": torch.tensor([[gt, gh, gw]]),
+    }
+    return VideoInputs(inputs, grid, first, family)

@@ -1,14 +1,19 @@
-"""ChatML chat templates (Jinja) for the LLaVA and Qwen2-VL families.
+"""ChatML chat templates (Jinja) for the LLaVA, Qwen2-VL, Qwen3-VL and InternVL families.
 
-Both follow the published templates' structure: a default system turn "You are a helpful
-assistant." when the conversation does not start with one, ``<|im_start|>ROLE\\n ... <|im_end|>\\n``
-turns, and ``<|im_start|>assistant\\n`` as the generation prompt. Message content is either a
-string or a list of ``{"type": "text" | "image" | "video", ...}`` items rendered in order:
+All follow the published templates' structure: ``<|im_start|>ROLE\\n ... <|im_end|>\\n`` turns and
+``<|im_start|>assistant\\n`` as the generation prompt. LLaVA and Qwen2-VL add a default system turn
+"You are a helpful assistant." when the conversation does not start with one; Qwen3-VL-Instruct
+and InternVL (HF) do not (a system turn appears only when the messages start with one). Message
+content is either a string or a list of ``{"type": "text" | "image" | "video", ...}`` items
+rendered in order:
 
 - LLaVA (HF ``LlavaOnevisionProcessor``): video -> ``<video>\\n``, image -> ``<image>\\n``; this is the
   LLaVA-NeXT ``qwen_2`` conversation layout (``<image>\\n`` then the text in the user turn).
-- Qwen2-VL / Qwen2.5-VL: video -> ``<|vision_start|><|video_pad|><|vision_end|>``, image ->
-  ``<|vision_start|><|image_pad|><|vision_end|>``.
+- Qwen2-VL / Qwen2.5-VL / Qwen3-VL: video -> ``<|vision_start|><|video_pad|><|vision_end|>``, image
+  -> ``<|vision_start|><|image_pad|><|vision_end|>`` (Qwen3-VL's processor replaces the video
+  wrapper by one ``<T seconds><|vision_start|>...<|vision_end|>`` block per temporal patch).
+- InternVL (HF ``InternVLProcessor``): video -> ``<video>\\n``, image -> ``<IMG_CONTEXT>\\n``; the
+  processor writes a video as ``Frame1: <img>...</img>\\nFrame2: ...`` (one line per frame).
 
 The processors expand the single placeholder into one token per visual feature.
 """
@@ -18,13 +23,21 @@ from __future__ import annotations
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 
-def _chatml_template(image_markup: str, video_markup: str) -> str:
-    """A ChatML template whose image/video items render as the given (Jinja-quoted) strings."""
-    return (
-        "{%- for message in messages -%}"
+def _chatml_template(
+    image_markup: str, video_markup: str, default_system: str | None = DEFAULT_SYSTEM_PROMPT
+) -> str:
+    """A ChatML template whose image/video items render as the given (Jinja-quoted) strings.
+
+    ``default_system``: the system turn added when the messages do not start with one (None: none).
+    """
+    system = (
         "{%- if loop.first and message['role'] != 'system' -%}"
-        "{{ '<|im_start|>system\\n" + DEFAULT_SYSTEM_PROMPT + "<|im_end|>\\n' }}"
+        "{{ '<|im_start|>system\\n" + default_system + "<|im_end|>\\n' }}"
         "{%- endif -%}"
+        if default_system is not None
+        else ""
+    )
+    turn = (
         "{{ '<|im_start|>' + message['role'] + '\\n' }}"
         "{%- if message['content'] is string -%}"
         "{{ message['content'] }}"
@@ -40,7 +53,9 @@ def _chatml_template(image_markup: str, video_markup: str) -> str:
         "{%- endfor -%}"
         "{%- endif -%}"
         "{{ '<|im_end|>\\n' }}"
-        "{%- endfor -%}"
+    )
+    return (
+        "{%- for message in messages -%}" + system + turn + "{%- endfor -%}"
         "{%- if add_generation_prompt -%}"
         "{{ '<|im_start|>assistant\\n' }}"
         "{%- endif -%}"
@@ -51,6 +66,16 @@ LLAVA_CHAT_TEMPLATE = _chatml_template(image_markup="<image>\\n", video_markup="
 QWEN2_VL_CHAT_TEMPLATE = _chatml_template(
     image_markup="<|vision_start|><|image_pad|><|vision_end|>",
     video_markup="<|vision_start|><|video_pad|><|vision_end|>",
+)
+# Qwen3-VL-Instruct: Qwen2-VL's markup, no default system turn.
+QWEN3_VL_CHAT_TEMPLATE = _chatml_template(
+    image_markup="<|vision_start|><|image_pad|><|vision_end|>",
+    video_markup="<|vision_start|><|video_pad|><|vision_end|>",
+    default_system=None,
+)
+# InternVL (HF): the processor's video token ``<video>`` and image context token, no default system turn.
+INTERNVL_CHAT_TEMPLATE = _chatml_template(
+    image_markup="<IMG_CONTEXT>\\n", video_markup="<video>\\n", default_system=None
 )
 # Text-only ChatML (what a Qwen2 LM tokenizer_config.json carries).
 TEXT_CHAT_TEMPLATE = _chatml_template(image_markup="", video_markup="")

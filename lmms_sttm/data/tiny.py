@@ -1,6 +1,6 @@
 """Deterministic tiny random-weight checkpoints for offline tests and demos.
 
-    python -m lmms_sttm.data.tiny --arch {llava_video,llava_onevision,qwen2_vl,qwen2_5_vl} --out DIR
+    python -m lmms_sttm.data.tiny --arch ARCH --out DIR
 
 Every checkpoint has a tokenizer trained on the spot and random weights from a fixed seed, so
 building twice gives byte-identical ``model.safetensors``. Nothing is downloaded.
@@ -11,8 +11,19 @@ building twice gives byte-identical ``model.safetensors``. Nothing is downloaded
 | ``llava_onevision`` | HF (llava-hf/llava-onevision-qwen2-7b-ov-hf) | F*7*7 + 1, frames resized to 104x104        |
 | ``qwen2_vl``      | HF (Qwen/Qwen2-VL-7B-Instruct)             | F/2*7*11 for 112x176 frames                   |
 | ``qwen2_5_vl``    | HF (Qwen/Qwen2.5-VL-7B-Instruct)           | F/2*7*11 for 112x176 frames                   |
+| ``qwen3_vl``      | HF (Qwen/Qwen3-VL-8B-Instruct)             | F/2 blocks of 7*11 for 112x176 frames (a)     |
+| ``qwen3_vl_moe``  | HF (Qwen/Qwen3-VL-30B-A3B-Instruct)        | F/2 blocks of 7*11 for 112x176 frames (a)     |
+| ``internvl3_5``   | HF (OpenGVLab/InternVL3_5-8B-HF)           | F blocks of 7*7, frames resized to 112x112 (b) |
 
-All share a Qwen2 decoder of hidden 64, 4 layers, 4 heads, 2 key/value heads.
+The first four share a Qwen2 decoder of hidden 64, 4 layers, 4 heads, 2 key/value heads; the
+last three a Qwen3 decoder (q/k norms) of hidden 64, 6 layers, 4 heads, 2 key/value heads.
+
+(a) Each temporal patch (2 frames) is its own block ``<{t:.1f} seconds><|vision_start|>`` + 77
+video tokens + ``<|vision_end|>``, t from the video metadata; DeepStack adds vision-tower
+features after LLM layers 0, 1, 2; the MoE text model has 4 experts, top-2
+(:mod:`lmms_sttm.data.tiny_qwen3`).
+(b) Each frame is ``Frame{i}: <img>`` + 49 ``<IMG_CONTEXT>`` + ``</img>``, lines joined by a
+newline; 1-D RoPE (:mod:`lmms_sttm.data.tiny_internvl`).
 """
 
 from __future__ import annotations
@@ -23,7 +34,15 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-ARCHS = ("llava_video", "llava_onevision", "qwen2_vl", "qwen2_5_vl")
+ARCHS = (
+    "llava_video",
+    "llava_onevision",
+    "qwen2_vl",
+    "qwen2_5_vl",
+    "qwen3_vl",
+    "qwen3_vl_moe",
+    "internvl3_5",
+)
 
 
 def _builder(arch: str) -> Callable[[Path], Path]:
@@ -39,6 +58,14 @@ def _builder(arch: str) -> Callable[[Path], Path]:
         from lmms_sttm.data.tiny_qwen import build_qwen_vl
 
         return lambda out_dir: build_qwen_vl(arch, out_dir)
+    if arch in ("qwen3_vl", "qwen3_vl_moe"):
+        from lmms_sttm.data.tiny_qwen3 import build_qwen3_vl
+
+        return lambda out_dir: build_qwen3_vl(arch, out_dir)
+    if arch == "internvl3_5":
+        from lmms_sttm.data.tiny_internvl import build_internvl3_5
+
+        return build_internvl3_5
     raise ValueError(f"unknown tiny checkpoint arch {arch!r}; expected one of {', '.join(ARCHS)}")
 
 

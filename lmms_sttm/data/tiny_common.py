@@ -1,7 +1,9 @@
-"""Shared pieces of the tiny-checkpoint builders: sizes, seeded weights, the Qwen2 text config.
+"""Shared pieces of the tiny-checkpoint builders: sizes, seeded weights, the Qwen2/Qwen3 text configs.
 
 Sizes keep the real models' structure at toy widths: a Qwen2 decoder of hidden 64, 4 layers
-(so a merge before layer 2 leaves layers after it), 4 query heads, 2 key/value heads.
+(so a merge before layer 2 leaves layers after it), 4 query heads, 2 key/value heads; the Qwen3
+decoders (Qwen3-VL, InternVL3.5) have 6 layers (so a merge before layer 4 leaves layers after it)
+and ``head_dim`` 16.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ TEXT_KV_HEADS = 2
 TEXT_INTERMEDIATE = 128
 ROPE_THETA = 1_000_000.0
 VISION_HIDDEN = 32
+QWEN3_TEXT_LAYERS = 6
+TEXT_HEAD_DIM = TEXT_HIDDEN // TEXT_HEADS  # 16
 
 
 def padded_vocab_size(num_tokens: int, multiple: int = 64) -> int:
@@ -47,6 +51,15 @@ def qwen2_text_kwargs(vocab_size: int, bos_id: int, eos_id: int) -> dict:
         "pad_token_id": bos_id,
         "tie_word_embeddings": False,
     }
+
+
+def qwen3_text_kwargs(vocab_size: int, bos_id: int, eos_id: int) -> dict:
+    """The Qwen3 decoder fields (q/k RMS norms are always on in Qwen3): Qwen2's, 6 layers, explicit head_dim."""
+    text = qwen2_text_kwargs(vocab_size, bos_id, eos_id)
+    for key in ("use_sliding_window", "max_window_layers"):
+        text.pop(key)
+    text.update(num_hidden_layers=QWEN3_TEXT_LAYERS, head_dim=TEXT_HEAD_DIM, attention_bias=False)
+    return text
 
 
 def randomize_parameters(model: nn.Module, seed: int = SEED) -> None:

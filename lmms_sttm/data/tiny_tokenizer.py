@@ -25,6 +25,8 @@ BPE_VOCAB_SIZE = 512
 CHATML_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 QWEN_VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 LLAVA_VISION_TOKENS = ("<image>", "<video>")
+# InternVL (HF format): image start/end and the context (placeholder) token, as in OpenGVLab/*-HF.
+INTERNVL_VISION_TOKENS = ("<img>", "</img>", "<IMG_CONTEXT>")
 
 # Training text: the kinds of strings the evaluation prompts contain (deterministic, no randomness).
 _CORPUS = [
@@ -78,17 +80,19 @@ def build_qwen2_tokenizer(
     chat_template: str,
     image_token: str | None = None,
     video_token: str | None = None,
+    extra_special_tokens: dict[str, str] | None = None,
 ):
     """A ``Qwen2Tokenizer`` (transformers) over the trained BPE plus ``special_tokens`` appended.
 
     eos = ``<|im_end|>``, pad = ``<|endoftext|>`` (as in Qwen2-Instruct / Qwen2-VL-Instruct).
-    ``image_token`` / ``video_token`` become ``tokenizer.image_token`` / ``.video_token``.
+    ``image_token`` / ``video_token`` become ``tokenizer.image_token`` / ``.video_token``; every
+    ``name: token`` of ``extra_special_tokens`` becomes ``tokenizer.<name>`` (and ``<name>_id``).
     """
     from tokenizers import AddedToken
     from transformers import Qwen2Tokenizer
 
     vocab, merges = vocab_and_merges(train_bpe())
-    extra = {}
+    extra = dict(extra_special_tokens or {})
     if image_token is not None:
         extra["image_token"] = image_token
     if video_token is not None:

@@ -1,21 +1,31 @@
-"""Model families the engine knows, keyed by ``config.model_type``.
+"""Model families the engine knows: one table, keyed by ``config.model_type``.
 
-A family says where the text decoder sits inside the model instance, which module receives the
-``input_ids`` (to find the video placeholders), which placeholder id marks video tokens, and how
-positions of the reduced segment are formed:
+A family (one row of :data:`FAMILIES`) says everything the engine needs of an architecture:
 
-- ``"reassign"`` (LLaVA-OneVision / LLaVA-Video, plain Qwen2): 1-D RoPE, the reduced sequence is
-  renumbered ``0..N'-1``.
-- ``"survive"`` (Qwen2-VL, Qwen2.5-VL): 3-D M-RoPE, every kept token keeps the original id of its
-  representative; text keeps its ids.
+- where the text decoder sits (``multimodal``: ``model.model.language_model``, else ``model.model``)
+  and which module receives ``input_ids`` (to find the video placeholders);
+- the placeholder: the config attributes naming its id (``placeholder``; InternVL calls it
+  ``image_token_id``) and how it is laid out (``blocks``): one contiguous run of the whole grid
+  (LLaVA, Qwen2-VL), or one run per frame block with text in between (Qwen3-VL: a timestamp and
+  ``<|vision_start|>``/``<|vision_end|>`` around each temporal patch; InternVL: ``Frame{i}: <img>``
+  ... ``</img>`` around each frame);
+- positions (``position_mode``): ``"reassign"`` (1-D RoPE: the reduced sequence is renumbered
+  ``0..N'-1``) or ``"survive"`` (M-RoPE: every kept token keeps the ids of its source token, text
+  keeps its own);
+- ``deepstack``: the decoder adds vision-tower features to the visual positions after its first
+  layers (Qwen3-VL); the engine then applies them itself so that they follow the reduction;
+- ``mask_dict``: the decoder accepts a per-layer-type mask dict (Qwen2 and Qwen3 decoders); the
+  others get the first segment's 4-D mask;
+- ``grid``: how the video's token grid ``(T, H, W)`` is read from the processor outputs.
 
-An unknown ``model_type`` raises: a silent no-op would put the unreduced model in a reduced row.
+Adding an architecture is one row here. An unknown ``model_type`` raises: a silent no-op would put
+the unreduced model in a reduced row.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -24,24 +34,71 @@ from torch import nn
 Grid = tuple[int, int, int]
 
 
+def _merged_thw(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> Grid:
+    """Qwen-VL: ``video_grid_thw`` ``[1, 3]`` with ``h, w`` divided by ``spatial_merge_size``."""
+    thw = inputs.get("video_grid_thw")
+    if thw is None or thw.shape[0] != 1:
+        raise ValueError("need video_grid_thw for exactly one video")
+    merge = model.config.vision_config.spatial_merge_size
+    t, h, w = (int(v) for v in thw[0])
+    return (t, h // merge, w // merge)
+
+
+def _pooled_frames(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> Grid:
+    """LLaVA-OneVision: ``pixel_values_videos [1, F, 3, S, S]`` -> ``(F, ceil(S/p/2), ceil(S/p/2))``,
+    the bilinear 2x pooling of ``apply_pooling``."""
+    pixels = inputs.get("pixel_values_videos")
+    if pixels is None or pixels.shape[0] != 1:
+        raise ValueError("need pixel_values_videos for exactly one video")
+    vc = model.config.vision_config
+    side = math.ceil(vc.image_size // vc.patch_size / 2)
+    return (int(pixels.shape[1]), side, side)
+
+
+def _shuffled_frames(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> Grid:
+    """InternVL: frames as images, ``pixel_values [F, 3, S, S]`` -> ``(F, s, s)`` with
+    ``s = S / patch * downsample_ratio`` (the pixel shuffle)."""
+    pixels = inputs.get("pixel_values")
+    if pixels is None or pixels.dim() != 4:
+        raise ValueError("need pixel_values [F, 3, S, S] (one video's frames)")
+    vc = model.config.vision_config
+    patch = vc.patch_size[0] if isinstance(vc.patch_size, (list, tuple)) else vc.patch_size
+    side = int(pixels.shape[-1] // patch * model.config.downsample_ratio)
+    return (int(pixels.shape[0]), side, side)
+
+
+def _no_grid(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> Grid:
+    raise ValueError(f"{model.config.model_type!r} has no vision inputs; pass the grid explicitly")
+
+
 @dataclass(frozen=True)
 class Family:
-    """How one architecture is patched.
+    """How one architecture is patched (see the module docstring for each field).
 
     Attributes:
         model_type: ``config.model_type`` of the top-level model.
         text_model_type: ``model_type`` of the decoder's config this family was written against.
-        position_mode: ``"reassign"`` or ``"survive"`` (see module docstring).
+        position_mode: ``"reassign"`` or ``"survive"``.
         multimodal: the text decoder sits at ``model.model.language_model`` (else ``model.model``).
+        placeholder: config attributes that may hold the video placeholder id, first found wins.
+        blocks: the video is one placeholder run per frame block (else one run for the grid).
         extra_video_tokens: placeholders after the grid that belong to the video run but not to the
             grid (LLaVA-OneVision appends one ``image_newline``); they stay ordinary tokens.
+        deepstack: the decoder takes ``visual_pos_masks`` / ``deepstack_visual_embeds``.
+        mask_dict: the decoder accepts the engine's ``{layer_type: mask}`` as ``attention_mask``.
+        grid: ``(model, processor outputs) -> (T, H, W)``.
     """
 
     model_type: str
     text_model_type: str
     position_mode: str
     multimodal: bool
+    placeholder: tuple[str, ...] = ("video_token_id", "video_token_index")
+    blocks: bool = False
     extra_video_tokens: tuple[int, ...] = (0,)
+    deepstack: bool = False
+    mask_dict: bool = True
+    grid: Callable[[nn.Module, Mapping[str, torch.Tensor]], Grid] = _no_grid
 
     def text_model(self, model: nn.Module) -> nn.Module:
         """The decoder stack (has ``layers``, ``rotary_emb``, ``config``)."""
@@ -70,44 +127,40 @@ class Family:
         if not self.multimodal:
             return None
         config = model.config
-        for name in ("video_token_id", "video_token_index"):
+        for name in self.placeholder:
             value = getattr(config, name, None)
             if value is not None:
                 return int(value)
-        raise ValueError(f"config of {self.model_type!r} has no video_token_id / video_token_index")
+        raise ValueError(f"config of {self.model_type!r} has none of {list(self.placeholder)}")
 
     def grid_from_inputs(self, model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> Grid:
-        """The video's token grid ``(T, H, W)`` as the decoder sees it, from processor outputs.
+        """The video's token grid ``(T, H, W)`` as the decoder sees it, from processor outputs."""
+        return self.grid(model, inputs)
 
-        Qwen2-VL / 2.5-VL: ``video_grid_thw`` with ``h, w`` divided by ``spatial_merge_size``.
-        LLaVA-OneVision: ``pixel_values_videos`` ``[1, F, 3, S, S]`` -> ``(F, ceil(S/p/2), ceil(S/p/2))``,
-        the bilinear 2x pooling of ``apply_pooling``.
-        """
-        config = model.config
-        if self.model_type in ("qwen2_vl", "qwen2_5_vl"):
-            thw = inputs.get("video_grid_thw")
-            if thw is None or thw.shape[0] != 1:
-                raise ValueError("need video_grid_thw for exactly one video")
-            merge = config.vision_config.spatial_merge_size
-            t, h, w = (int(v) for v in thw[0])
-            return (t, h // merge, w // merge)
-        if self.model_type == "llava_onevision":
-            pixels = inputs.get("pixel_values_videos")
-            if pixels is None or pixels.shape[0] != 1:
-                raise ValueError("need pixel_values_videos for exactly one video")
-            side = math.ceil(config.vision_config.image_size // config.vision_config.patch_size / 2)
-            return (int(pixels.shape[1]), side, side)
-        raise ValueError(f"family {self.model_type!r} has no vision inputs; pass the grid explicitly")
 
+_QWEN_VL = dict(position_mode="survive", multimodal=True, grid=_merged_thw)
+_QWEN3_VL = dict(_QWEN_VL, blocks=True, deepstack=True, mask_dict=False)
 
 FAMILIES: dict[str, Family] = {
-    "llava_onevision": Family(
-        "llava_onevision", "qwen2", "reassign", multimodal=True, extra_video_tokens=(0, 1)
-    ),
-    "qwen2_vl": Family("qwen2_vl", "qwen2_vl_text", "survive", multimodal=True),
-    "qwen2_5_vl": Family("qwen2_5_vl", "qwen2_5_vl_text", "survive", multimodal=True),
-    # Text-only Qwen2 decoder (benchmarks, LLaVA's language model on its own): the caller gives the span.
-    "qwen2": Family("qwen2", "qwen2", "reassign", multimodal=False),
+    family.model_type: family
+    for family in (
+        Family("llava_onevision", "qwen2", "reassign", True, extra_video_tokens=(0, 1), grid=_pooled_frames),
+        Family("qwen2_vl", "qwen2_vl_text", **_QWEN_VL),
+        Family("qwen2_5_vl", "qwen2_5_vl_text", **_QWEN_VL),
+        Family("qwen3_vl", "qwen3_vl_text", **_QWEN3_VL),
+        Family("qwen3_vl_moe", "qwen3_vl_moe_text", **_QWEN3_VL),
+        Family(
+            "internvl",
+            "qwen3",
+            "reassign",
+            True,
+            placeholder=("image_token_id",),
+            blocks=True,
+            grid=_shuffled_frames,
+        ),
+        # Text-only Qwen2 decoder (benchmarks, LLaVA's language model on its own): the caller gives the span.
+        Family("qwen2", "qwen2", "reassign", multimodal=False),
+    )
 }
 
 

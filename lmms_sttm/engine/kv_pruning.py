@@ -13,38 +13,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from lmms_sttm.engine.attention_scores import _rope
+from lmms_sttm.engine.attention_scores import decode_token_attention, token_query
 from lmms_sttm.engine.hf_compat import read_cache
 from lmms_sttm.engine.placement import on_layer_device
 from lmms_sttm.engine.segmented_cache import SegmentedCache
-from lmms_sttm.merging.dycoke_kv import MODES, SPANS, KvPruning, keep_entries
+from lmms_sttm.merging.dycoke_kv import MODES, SPANS, KvPruning, keep_entries, keep_entry_set
 
 __all__ = ["MODES", "SPANS", "KvPruner", "KvPruning", "decode_token_attention", "keep_entries"]
-
-
-def decode_token_attention(
-    layer: nn.Module, query: torch.Tensor, keys: torch.Tensor, span: tuple[int, int]
-) -> torch.Tensor:
-    """Mean-over-heads attention of one query over cached ``keys``, restricted to ``span``.
-
-    Args:
-        layer: the decoder layer (for ``self_attn.scaling``).
-        query: ``[Hq, d]`` float32, RoPE applied.
-        keys: ``[1, Hkv, S, d]`` cached keys of that layer (the query's own entry included).
-        span: ``(start, stop)`` video entries.
-
-    Returns:
-        ``[stop - start]`` float32 (softmax over all ``S`` entries).
-    """
-    heads, d = query.shape
-    kv_heads = keys.shape[1]
-    grouped = query.view(kv_heads, heads // kv_heads, d)
-    logits = torch.einsum("kgd,ksd->kgs", grouped, keys[0].float()) * layer.self_attn.scaling
-    probs = torch.softmax(logits, dim=-1).reshape(heads, -1)
-    start, stop = span
-    return probs[:, start:stop].mean(dim=0)
 
 
 class KvPruner:
@@ -65,6 +41,7 @@ class KvPruner:
         span: tuple[int, int],
         num_original: int | None = None,
         last_split: int | None = None,
+        rows: torch.Tensor | None = None,
     ) -> None:
         text = engine.text_model
         num_layers = len(text.layers)
@@ -80,6 +57,12 @@ class KvPruner:
         if config.span == "authors" and not num_original:
             raise ValueError("KV pruning span='authors' needs the video's original token count")
         self.config, self.span, self.text = config, tuple(span), text
+        # the video's entries when they are not one run (frame blocks): span="video" prunes exactly them
+        blocks = rows is not None and int(rows.numel()) != span[1] - span[0]
+        contiguous = (
+            rows is None or not blocks and bool((rows == torch.arange(*span, device=rows.device)).all())
+        )
+        self.rows = None if contiguous else rows
         self.num_original = num_original
         self.scores: torch.Tensor | None = None
         self.keep_index: torch.Tensor | None = None
@@ -117,15 +100,11 @@ class KvPruner:
             self._cache = cache
         if not self._decode_step(hidden, cache):
             return None
-        attn, d = module.self_attn, module.self_attn.head_dim
         hidden, rotary = on_layer_device(
             module, hidden, kwargs["position_embeddings"]
         )  # accelerate moves later
-        cos, sin = (p[0].float() for p in rotary)
         with torch.no_grad():
-            h = module.input_layernorm(hidden[0, -1:])
-            query = attn.q_proj(h).view(1, -1, d).float()
-            self._query = _rope(query, cos[-1:], sin[-1:])[0]  # [Hq, d]
+            self._query = token_query(module, hidden, rotary)  # [Hq, d]
         return None
 
     def _decide(self, cache: SegmentedCache) -> None:
@@ -136,8 +115,11 @@ class KvPruner:
         if stop > total:
             raise ValueError(f"video span {self.span} exceeds the cache ({total} entries)")
         stop, base = self.config.pruned_range(self.span, total, self.num_original)
+        pruned = (start, stop)
+        if self.rows is not None and self.config.span == "video":
+            pruned = self.rows
         with torch.no_grad():
-            scores = decode_token_attention(self.text.layers[layer - 1], self._query, keys, (start, stop))
+            scores = decode_token_attention(self.text.layers[layer - 1], self._query, keys, pruned)
         previous, self.scores = self.scores, scores
         threshold = self.config.similarity
         prune = previous is None or threshold is None
@@ -146,10 +128,13 @@ class KvPruner:
         self._query = None
         if not prune:
             self.keep_index = None
-            self.kept_per_step.append(stop - start)
+            self.kept_per_step.append(scores.shape[0])
             return
-        keep = min(self.config.keep_count(base), stop - start)
-        self.keep_index = keep_entries(scores, start, total, keep).to(keys.device)
+        keep = min(self.config.keep_count(base), scores.shape[0])
+        if isinstance(pruned, tuple):
+            self.keep_index = keep_entries(scores, start, total, keep).to(keys.device)
+        else:
+            self.keep_index = keep_entry_set(scores, pruned, total, keep).to(keys.device)
         self.kept_per_step.append(keep)
         cache.set_entry_view(layer, self.keep_index)
 

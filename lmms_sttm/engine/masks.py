@@ -29,8 +29,13 @@ def check_attention(config) -> None:
         )
 
 
-def segment_masks(config, q: int, past: int, dtype: torch.dtype, device: torch.device) -> dict:
-    """``{"full_attention": mask}`` for ``q`` queries after ``past`` cached keys (batch 1, no padding)."""
+def segment_masks(
+    config, q: int, past: int, dtype: torch.dtype, device: torch.device, *, skip: bool = True
+) -> dict:
+    """``{"full_attention": mask}`` for ``q`` queries after ``past`` cached keys (batch 1, no padding).
+
+    ``skip=False``: a mask tensor even where sdpa's ``is_causal`` would do (for decoders that take
+    one tensor and build their own mask when given None)."""
     mask_fn = ALL_MASK_ATTENTION_FUNCTIONS[config._attn_implementation]
     mask = mask_fn(
         batch_size=1,
@@ -40,7 +45,7 @@ def segment_masks(config, q: int, past: int, dtype: torch.dtype, device: torch.d
         kv_offset=0,
         mask_function=causal_mask_function,
         attention_mask=None,
-        allow_is_causal_skip=True,
+        allow_is_causal_skip=skip,
         dtype=dtype,
         config=config,
         use_vmap=False,

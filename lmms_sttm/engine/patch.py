@@ -43,7 +43,7 @@ from lmms_sttm.engine.query_aware import needs_attention
 from lmms_sttm.engine.reducer import Grid, Reducer
 from lmms_sttm.engine.segmented_cache import DECODE_POSITIONS, SegmentedCache
 from lmms_sttm.engine.segments import SegmentBook
-from lmms_sttm.engine.span import has_video_tokens, locate_video_span
+from lmms_sttm.engine.span import VideoRows, has_video_tokens, locate_video
 from lmms_sttm.engine.stage_driver import StageDriver
 from lmms_sttm.engine.stages import is_staged, start_run
 from lmms_sttm.engine.timing import model_devices
@@ -220,19 +220,22 @@ class ReductionEngine:
         if cache is None or cache.logical_length == 0:
             if video is not None:
                 run = start_run(video.reducer, video.grid, len(module.layers), self.layer)
-                span = self._locate_span(input_ids, video, q)
+                rows = self._locate_video(input_ids, video, q)
                 # every GPU the timed stages must wait for
-                driver = StageDriver(video, run, span, len(module.layers), mode, model_devices(module))
+                driver = StageDriver(video, run, rows, len(module.layers), mode, model_devices(module))
                 if is_staged(video.reducer):  # its stages may sit at any layer, inside layers too
                     self._hook_layers_from(0)
                     self._hook_attention_points()
+                if self.family.deepstack:
+                    self._take_deepstack(kwargs, driver)
         elif has_video_tokens(input_ids, self.video_token_id):
             raise ValueError(
                 "reduction engine: video tokens are only supported in the first chunk on a cache"
             )
         past = cache.logical_length if cache is not None else 0
         kwargs["position_ids"] = book.full_positions
-        kwargs["attention_mask"] = segment_masks(module.config, q, past, embeds.dtype, device)
+        masks = segment_masks(module.config, q, past, embeds.dtype, device, skip=self.family.mask_dict)
+        kwargs["attention_mask"] = masks if self.family.mask_dict else masks["full_attention"]
         self._book, self._driver = book, driver
         return (), kwargs
 
@@ -262,6 +265,38 @@ class ReductionEngine:
             if driver is not None:
                 driver.bind_scores(index, module, hidden, kwargs.get("position_embeddings"))
             return (hidden, *rest), kwargs
+
+        return hook
+
+    def _take_deepstack(self, kwargs: dict, driver: StageDriver) -> None:
+        """DeepStack in a reducing forward: the engine adds the features itself after their layers,
+        at the current video rows, carried through every plan (``StageDriver.add_side``)."""
+        embeds = kwargs.pop("deepstack_visual_embeds", None)
+        mask = kwargs.pop("visual_pos_masks", None)
+        kwargs["deepstack_visual_embeds"] = kwargs["visual_pos_masks"] = None
+        if embeds is None:
+            return
+        rows = mask[0].nonzero().flatten().to(driver.rows.rows.device) if mask is not None else None
+        if rows is None or not torch.equal(rows, driver.rows.rows):
+            raise ValueError(
+                "reduction engine: DeepStack's visual positions are not exactly the video's tokens "
+                "(images next to the video are not supported)"
+            )
+        driver.side = list(embeds)
+        for index in range(min(len(embeds), len(self.text_model.layers))):
+            layer = self.text_model.layers[index]
+            self._mid_handles.append(layer.register_forward_hook(self._make_side_hook(index)))
+
+    def _make_side_hook(self, index: int):
+        def hook(module, args, output):
+            driver = self._driver
+            if driver is None:
+                return None
+            hidden = output[0] if isinstance(output, tuple) else output
+            added = driver.add_side(index, hidden)
+            if added is None:
+                return None
+            return (added, *output[1:]) if isinstance(output, tuple) else added
 
         return hook
 
@@ -309,17 +344,24 @@ class ReductionEngine:
         return None
 
     # ----------------------------------------------------------------- helpers
-    def _locate_span(self, input_ids, video: VideoSpec, q: int) -> int:
-        start = locate_video_span(
-            input_ids, self.video_token_id, video.num_tokens, self.family.extra_video_tokens, video.span_start
+    def _locate_video(self, input_ids, video: VideoSpec, q: int) -> VideoRows:
+        rows = locate_video(
+            input_ids,
+            self.video_token_id,
+            video.grid,
+            blocks=self.family.blocks,
+            extra_allowed=self.family.extra_video_tokens,
+            span_start=video.span_start,
         )
-        if start is None:
+        if rows is None:
             raise ValueError(
                 "reduction engine: a video context is set but the first chunk has no video tokens"
             )
-        if start + video.num_tokens > q:
-            raise ValueError(f"video span [{start}, +{video.num_tokens}) exceeds the chunk of {q} tokens")
-        return start
+        if int(rows.rows.max()) >= q:
+            raise ValueError(
+                f"video span [{rows.start}, +{video.num_tokens}) exceeds the chunk of {q} tokens"
+            )
+        return rows
 
     def _segmented(self, cache, use_cache: bool) -> SegmentedCache | None:
         if isinstance(cache, SegmentedCache):

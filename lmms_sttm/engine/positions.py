@@ -2,7 +2,7 @@
 
 Shapes: ``"reassign"`` families' positions are ``[1, q]`` (1-D RoPE); ``"survive"`` families'
 ``[3, 1, q]`` (M-RoPE rows t, h, w). A stage's rule (``stages.py``) is ``renumber`` (1-D only) or
-``original`` (kept tokens keep their source's ids). A segment's *next* position is ``last + 1`` per row
+``original`` (kept tokens keep their source's ids): ``splice.spliced_positions``. A segment's *next* position is ``last + 1`` per row
 (``[1]`` or ``[3, 1]``), the rule of transformers' ``generate`` and of ``get_rope_index`` for text
 that follows a text token.
 """
@@ -10,8 +10,6 @@ that follows a text token.
 from __future__ import annotations
 
 import torch
-
-from lmms_sttm.merging.reduction import Reduction
 
 
 def first_chunk_positions(
@@ -47,34 +45,3 @@ def continuation_positions(next_position: torch.Tensor, q: int) -> torch.Tensor:
 def next_position(positions: torch.Tensor) -> torch.Tensor:
     """``last + 1`` per row: ``[1, q] -> [1]``, ``[3, 1, q] -> [3, 1]``."""
     return positions[..., -1] + 1
-
-
-def reduced_positions(
-    rule: str,
-    previous: torch.Tensor,
-    start: int,
-    plan: Reduction,
-    next_reduced: torch.Tensor | None,
-) -> torch.Tensor:
-    """Positions of the chunk after one stage, where ``previous`` are its positions before the stage.
-
-    The chunk is ``[pre (start), video span (n = plan.token_map size), post]`` and becomes
-    ``[pre, kept (plan.num_kept, in the plan's row order), post]``.
-    ``renumber``: consecutive ids from ``next_reduced`` (0 on an empty cache) -> ``[1, q']``.
-    ``original``: pre and post keep their ids, kept token j takes the ids of the span token
-    ``plan.position_source[j]`` (its representative, or ``Reduction.position_index``) -> ``[1, q']``
-    / ``[3, 1, q']``.
-    """
-    n = plan.token_map.shape[0]
-    q_reduced = previous.shape[-1] - n + plan.num_kept
-    if rule == "renumber":
-        if previous.dim() != 2:
-            raise ValueError("renumbered positions need 1-D RoPE positions [1, q]")
-        offset = 0 if next_reduced is None else next_reduced
-        return offset + torch.arange(q_reduced, device=previous.device)[None]
-    if rule != "original":
-        raise ValueError(f"unknown position rule {rule!r}")
-    end = start + n
-    source = plan.position_source.to(previous.device)
-    kept = previous[..., start:end].index_select(previous.dim() - 1, source)
-    return torch.cat([previous[..., :start], kept, previous[..., end:]], dim=-1)

@@ -76,6 +76,7 @@ class Prefix:
         reduction_s / prefill_s: reducer time and prefix forward time.
         uses: questions answered on this prefix so far.
         video_span: ``(start, stop)`` of the (reduced) video entries in the last segment, if reduced.
+        video_rows: ``[N']`` those entries themselves (spread over frame blocks for block layouts).
     """
 
     cache: SegmentedCache
@@ -88,6 +89,7 @@ class Prefix:
     prefill_s: float
     uses: int = 0
     video_span: tuple[int, int] | None = None
+    video_rows: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ def prefill(
         reduction_s=record.seconds if record else 0.0,
         prefill_s=seconds,
         video_span=(record.span_start, record.span_start + record.visual_tokens_kept) if record else None,
+        video_rows=record.video_rows if record else None,
     )
 
 
@@ -227,7 +230,9 @@ def answer(
     if kv_pruning is not None:
         if prefix.video_span is None:
             raise ValueError("KV pruning needs a reduced prefix (its video span)")
-        pruner = KvPruner(engine, kv_pruning, prefix.video_span, prefix.visual_tokens, cache.splits[-1])
+        pruner = KvPruner(
+            engine, kv_pruning, prefix.video_span, prefix.visual_tokens, cache.splits[-1], prefix.video_rows
+        )
     try:
         while len(tokens) < max_new_tokens and int(token) not in eos:
             logits = model(input_ids=token, **cache_kwargs(model, cache), use_cache=True).logits[:, -1]

@@ -2,8 +2,11 @@
 
 A method is a sequence of stages (``stages.py``): each reduces the current video tokens entering
 a layer (``point="input"``) or inside it after its attention (``point="attention"``), and opens a
-segment in the ``SegmentBook`` (``segments.py``) with the stage's positions. The driver locates the
-video span, computes the attention scores a stage reads (timed with the stage: both are merge
+segment in the ``SegmentBook`` (``segments.py``) with the stage's positions. The video tokens are
+``VideoRows`` (``span.py``): one run, or one run per frame block with text between the blocks;
+``splice.py`` puts each block's kept tokens back in place. Tensors the tokens carry through the
+merge (DeepStack features, ``side``) follow every plan (``Reduction.carry``) and are added to the
+current video rows after their layers (``add_side``). The driver computes the attention scores a stage reads (timed with the stage: both are merge
 time), refuses what cannot be run before it runs (a stage at a layer already passed, two stages
 opening a segment at one layer, a stage reading the question in a prefix prefill, renumbered
 positions on an M-RoPE family), and composes the plans into one map over the original tokens.
@@ -18,10 +21,11 @@ from torch import nn
 
 from lmms_sttm.engine.attention_scores import last_token_attention
 from lmms_sttm.engine.placement import on_layer_device
-from lmms_sttm.engine.positions import reduced_positions
 from lmms_sttm.engine.query_aware import AttentionContext
 from lmms_sttm.engine.reducer import check_reduction
 from lmms_sttm.engine.segments import SegmentBook
+from lmms_sttm.engine.span import VideoRows
+from lmms_sttm.engine.splice import in_sequence_order, splice, spliced_positions
 from lmms_sttm.engine.stages import Stage, StageRun, compose
 from lmms_sttm.engine.timing import synchronize
 from lmms_sttm.engine.video import ReductionRecord, VideoSpec
@@ -32,25 +36,30 @@ class StageDriver:
     """Runs ``run``'s stages on the video of one forward.
 
     Attributes:
-        video: the video context; ``run``: its stages; ``span_start``: first video token in the chunk.
+        video: the video context; ``run``: its stages; ``rows``: the current video tokens.
         splits: the layers where this forward opened segments.
         record: the composed reduction so far (None before the first stage).
         record_plan: the last stage's own plan (over the tokens it saw).
         scores: the pending stage's attention scores, computed at the layer before it.
-        mid: ``(layer, rows [q'], positions)`` of an attention-point stage that ran inside
-            ``layer``; the next layer gathers ``rows`` and opens the segment with ``positions``.
+        mid: ``(layer, rows [q'], positions, kept rows)`` of an attention-point stage that ran
+            inside ``layer``; the next layer gathers ``rows`` and opens the segment with
+            ``positions``; until then the kept tokens sit at ``kept rows`` of the full chunk.
+        side: per layer ``i``, the ``[n, C]`` tensor added to the video tokens after layer ``i``
+            (DeepStack), carried through every plan; None where none is (left).
     """
 
     def __init__(
         self,
         video: VideoSpec,
         run: StageRun,
-        span_start: int,
+        rows: VideoRows,
         num_layers: int,
         mode: str,
         devices: tuple[torch.device, ...] = (),
     ) -> None:
-        self.video, self.run, self.span_start = video, run, span_start
+        self.video, self.run, self.rows = video, run, rows
+        self.span_start = rows.start
+        self.side: list[torch.Tensor | None] = []
         self.num_layers, self.mode, self.devices = num_layers, mode, devices
         self.splits: list[int] = []
         self.record: ReductionRecord | None = None
@@ -62,7 +71,19 @@ class StageDriver:
     @property
     def span_length(self) -> int:
         """Video tokens in the current segment's chunk."""
-        return self.video.num_tokens if self.record is None else self.record.visual_tokens_kept
+        return len(self.rows)
+
+    def add_side(self, index: int, hidden: torch.Tensor) -> torch.Tensor | None:
+        """After decoder layer ``index``: ``hidden [1, q_s, C]`` plus that layer's side tensor at the
+        current video rows (as the decoder adds DeepStack features: clone, then add in its dtype),
+        or None when the layer has none."""
+        if index >= len(self.side) or self.side[index] is None:
+            return None
+        rows = self.rows.rows if self.mid is None or self.mid[0] != index else self.mid[3]
+        rows = rows.to(hidden.device)
+        out = hidden.clone()
+        out[0, rows] = out[0, rows] + self.side[index].to(hidden.device, hidden.dtype)
+        return out
 
     def pending_stage(self) -> Stage | None:
         return self.run.next_stage()
@@ -73,7 +94,7 @@ class StageDriver:
         """Before decoder layer ``index``: opens the segment of an attention-point stage that ran in
         the previous layer, then runs an input stage due here. ``[1, q_s, C] -> [1, q_s', C]``."""
         if self.mid is not None:
-            _, rows, positions = self.mid
+            _, rows, positions, _ = self.mid
             self.mid = None
             hidden = hidden.index_select(1, rows)
             book.open(text_model, hidden, positions)
@@ -81,7 +102,7 @@ class StageDriver:
         if stage is not None and stage.layer < index:
             raise RuntimeError(f"stage at layer {stage.layer} requested after layer {index} ran")
         if stage is not None and stage.layer == index and stage.point == "input":
-            hidden, positions = self._run_stage(stage, hidden, book)
+            hidden, positions, _ = self._run_stage(stage, hidden, book)
             book.open(text_model, hidden, positions)
         return hidden
 
@@ -94,11 +115,10 @@ class StageDriver:
         self._refuse_question(stage)
         if rotary is None:
             raise ValueError(f"query-aware stage: layer {index} received no position_embeddings")
-        start = self.span_start
         hidden, rotary = on_layer_device(layer, hidden, rotary)  # before accelerate moves them
         synchronize(self.devices or (hidden.device,))
         began = time.perf_counter()
-        self.scores = last_token_attention(layer, hidden, rotary, (start, start + self.span_length))
+        self.scores = last_token_attention(layer, hidden, rotary, self.rows.rows)
         synchronize(self.devices or (hidden.device,))
         self._seconds += time.perf_counter() - began
 
@@ -116,20 +136,13 @@ class StageDriver:
             return None
         if index + 1 >= self.num_layers:
             raise RuntimeError(f"an attention-point stage needs a layer after it, got layer {index}")
-        start, n = self.span_start, self.span_length
-        q = residual.shape[1]
-        reduced, positions = self._run_stage(stage, residual, book)
+        before = self.rows.rows.to(residual.device)
+        reduced, positions, spliced = self._run_stage(stage, residual, book)
         plan = self.record_plan
-        device = residual.device
-        rows = torch.cat(
-            [
-                torch.arange(start, device=device),
-                start + plan.rep_index.to(device),
-                torch.arange(start + n, q, device=device),
-            ]
-        )
+        kept_rows = before.index_select(0, plan.rep_index.to(residual.device))
+        rows = spliced.gather(spliced.text_rows.to(residual.device), kept_rows, dim=0)
         residual[:, rows] = reduced  # in place: the layer's residual is this tensor
-        self.mid = (index, rows, positions)
+        self.mid = (index, rows, positions, kept_rows)
         return reduced
 
     def scatter_mlp(self, index: int, out: torch.Tensor, full: int) -> torch.Tensor | None:
@@ -168,7 +181,8 @@ class StageDriver:
         return rule
 
     def _run_stage(self, stage: Stage, hidden: torch.Tensor, book: SegmentBook):
-        """Runs ``stage`` on the current span: ``(reduced hidden [1, q', C], its positions)``."""
+        """Runs ``stage`` on the current video tokens: ``(reduced hidden [1, q', C], its positions,
+        the splice)``; carries the side tensors of layers ``>= stage.layer`` through the plan."""
         if stage.split in self.splits or (self.splits and stage.split < self.splits[-1]):
             raise RuntimeError(
                 f"two stages open a segment at layer {stage.split} (splits so far {self.splits}); "
@@ -189,44 +203,54 @@ class StageDriver:
         )
         self.scores = None
         grid = self.video.grid if self.record is None else (1, 1, self.span_length)
-        hidden, plan, seconds = reduce_span(
-            hidden, self.span_start, self.span_length, grid, self.run, context, self.devices
-        )
+        video = self.rows.to(hidden.device)
+        hidden, plan, spliced, seconds = reduce_span(hidden, video, grid, self.run, context, self.devices)
         # the video is in the first chunk on an empty cache: renumbering starts at 0
-        positions = reduced_positions(rule, book.current_positions, self.span_start, plan, None)
+        positions = spliced_positions(rule, book.current_positions, video, plan, spliced)
+        began = time.perf_counter()
+        self.side = [
+            None if s is None or i < stage.layer else plan.carried(s) for i, s in enumerate(self.side)
+        ]
+        seconds += time.perf_counter() - began
         original = compose(None if self.record is None else self.record.plan, plan)
         self._seconds += seconds
+        self.rows = spliced.video
         self.record = ReductionRecord(
-            self.video.num_tokens, plan.num_kept, self._seconds, self.span_start, original
+            self.video.num_tokens, plan.num_kept, self._seconds, self.span_start, original, spliced.video.rows
         )
         self.record_plan = plan
         self.splits.append(stage.split)
-        return hidden, positions
+        return hidden, positions, spliced
 
 
 def reduce_span(
     hidden: torch.Tensor,
-    start: int,
-    n: int,
+    video: VideoRows,
     grid,
     run: StageRun,
     context: AttentionContext,
     devices: tuple[torch.device, ...] = (),
 ):
-    """Runs one stage on ``hidden[0, start:start+n]`` and splices its features in.
+    """Runs one stage on ``hidden[0, video.rows]`` and splices its kept tokens back, block by block.
 
-    Returns ``(hidden [1, q - n + n', C], plan, seconds)``; the plan's rows enter in its order.
+    Returns ``(hidden [1, q', C], plan in sequence order, Spliced, seconds)``.
     ``devices``: the GPUs synchronised around the timed stage (default: ``hidden``'s).
     """
     devices = devices or (hidden.device,)
-    stop = start + n
-    span = hidden[0, start:stop]
+    start, n = video.start, len(video)
+    if int(video.rows[-1]) - start == n - 1 and bool((video.rows[1:] > video.rows[:-1]).all()):
+        span = hidden[0, start : start + n]  # one run: the chunk's own memory, as the reducer always saw it
+    else:
+        span = hidden[0].index_select(0, video.rows)
     synchronize(devices)
     began = time.perf_counter()
     with torch.no_grad():
         plan = run.run(span, grid, context)
     check_reduction(plan, span, grid)
+    plan = in_sequence_order(plan, video.blocks)
+    spliced = splice(hidden.shape[1], video, plan)
     features = plan.features.to(device=hidden.device, dtype=hidden.dtype)
-    reduced = torch.cat([hidden[:, :start], features[None], hidden[:, stop:]], dim=1)
+    text = hidden[0].index_select(0, spliced.text_rows)
+    reduced = spliced.gather(text, features, dim=0)[None]
     synchronize(devices)
-    return reduced, plan, time.perf_counter() - began
+    return reduced, plan, spliced, time.perf_counter() - began

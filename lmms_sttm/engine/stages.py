@@ -103,4 +103,5 @@ def compose(first: Reduction | None, plan: Reduction) -> Reduction:
         rep_index=first.rep_index.index_select(0, rep),
         grid=first.grid,
         position_index=first.position_source.index_select(0, source),
+        carry=None if first.carry is None or plan.carry is None else (lambda v: plan.carry(first.carry(v))),
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from lmms_sttm.engine.reducer import Grid, Reducer
 from lmms_sttm.merging.reduction import Reduction
 
@@ -61,6 +63,8 @@ class ReductionRecord:
         span_start: index of the first grid token in the chunk.
         plan: the stages' plans composed over the original tokens (``stages.compose``); for one
             stage, the reducer's ``Reduction``.
+        video_rows: ``[N']`` rows of the kept video tokens in the last segment's chunk (one run
+            from ``span_start``, or spread over frame blocks).
     """
 
     visual_tokens: int
@@ -68,3 +72,4 @@ class ReductionRecord:
     seconds: float
     span_start: int
     plan: Reduction
+    video_rows: torch.Tensor | None = None

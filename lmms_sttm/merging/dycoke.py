@@ -74,6 +74,7 @@ def reorder(plan: Reduction, order: torch.Tensor) -> Reduction:
         rep_index=plan.rep_index.index_select(0, order),
         grid=plan.grid,
         position_index=None if plan.position_index is None else plan.position_index.index_select(0, order),
+        carry=None if plan.carry is None else (lambda v: plan.carry(v).index_select(0, order.to(v.device))),
     )
 
 

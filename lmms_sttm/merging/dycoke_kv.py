@@ -90,9 +90,20 @@ def keep_entries(scores: torch.Tensor, start: int, total: int, keep: int) -> tor
     """Cache indices attended by layers ``>= L``: every entry outside ``[start, start + len(scores))``
     plus the ``keep`` best-scored entries inside it, increasing ``[total - len(scores) + keep]``
     (ties: ``torch.topk``'s choice)."""
-    stop, device = start + scores.shape[0], scores.device
-    top = torch.topk(scores, keep).indices.sort().values + start
-    return torch.cat([torch.arange(start, device=device), top, torch.arange(stop, total, device=device)])
+    pruned = torch.arange(start, start + scores.shape[0], device=scores.device)
+    return keep_entry_set(scores, pruned, total, keep)
+
+
+def keep_entry_set(scores: torch.Tensor, pruned: torch.Tensor, total: int, keep: int) -> torch.Tensor:
+    """As :func:`keep_entries` for any set of pruned entries ``pruned [m]`` (increasing; the video's
+    entries spread over frame blocks): every other entry plus the ``keep`` best-scored of ``pruned``."""
+    device = scores.device
+    pruned = pruned.to(device)
+    outside = torch.ones(total, dtype=torch.bool, device=device)
+    outside[pruned] = False
+    top = pruned.index_select(0, torch.topk(scores, keep).indices)
+    outside[top] = True
+    return outside.nonzero().flatten()
 
 
 #: the ``dycoke_kv=`` presets (authors' L = 3, P = 0.8)

@@ -102,6 +102,7 @@ def framefusion_reduce(
         token_map=token_map,
         rep_index=merged.rep_index.index_select(0, kept_idx),
         grid=merged.grid,
+        carry=lambda v: merged.carried(v).index_select(0, kept_idx.to(v.device)),
     )
 
 

@@ -106,8 +106,12 @@ def merge_links(
     return merged, keep, root
 
 
-def _plan(features: torch.Tensor, keep: torch.Tensor, root: torch.Tensor, grid: Grid) -> Reduction:
-    """Plan over the current tokens: kept rows in sequence order, each token mapped to its root's row."""
+def _plan(
+    features: torch.Tensor, keep: torch.Tensor, root: torch.Tensor, grid: Grid, merge=None
+) -> Reduction:
+    """Plan over the current tokens: kept rows in sequence order, each token mapped to its root's row.
+
+    ``merge``: ``values [n, C'] -> [n, C']`` the arithmetic that made ``features`` (None: the tokens' own)."""
     kept = torch.nonzero(keep).squeeze(1)
     rank = torch.cumsum(keep.long(), 0) - 1
     token_map = rank.index_select(0, root)
@@ -118,6 +122,7 @@ def _plan(features: torch.Tensor, keep: torch.Tensor, root: torch.Tensor, grid: 
         token_map=token_map,
         rep_index=kept,
         grid=grid,
+        carry=lambda v: (v if merge is None else merge(v)).index_select(0, kept.to(v.device)),
     )
 
 
@@ -191,7 +196,7 @@ class FrameFusionRun:
             self.finish_merging = self.finish_pruning = True
             self.branch = "budget"
         merged, keep, root = merge_links(hidden, order, links)
-        return _plan(merged, keep, root, grid)
+        return _plan(merged, keep, root, grid, merge=lambda v: merge_links(v, order, links)[0])
 
     def _prune(self, hidden: torch.Tensor, scores: torch.Tensor, grid) -> Reduction:
         n = hidden.shape[0]

@@ -59,6 +59,7 @@ def from_groups(
         token_map=token_map,
         rep_index=rep,
         grid=tuple(grid),
+        carry=lambda v: group_mean(v, token_map.to(v.device), rep.numel()),
     )
 
 
@@ -94,6 +95,7 @@ def from_keep(hidden: torch.Tensor, keep: torch.Tensor, parent: torch.Tensor, gr
         token_map=token_map,
         rep_index=rep,
         grid=tuple(grid),
+        carry=lambda v: v.index_select(0, rep.to(v.device)),
     )
 
 
@@ -133,6 +135,15 @@ def merge_kept(plan: Reduction, assign: torch.Tensor) -> Reduction:
     is_rep = plan.rep_index == rep.index_select(0, new_of_old)
     rep_old = torch.zeros(rep.numel(), dtype=torch.long, device=dev)
     rep_old[new_of_old[is_rep]] = old_idx[is_rep]
+
+    def carry(values: torch.Tensor) -> torch.Tensor:
+        kept_values = plan.carried(values)
+        total = torch.zeros(rep.numel(), values.shape[1], dtype=torch.float32, device=values.device)
+        total.index_add_(
+            0, new_of_old.to(values.device), kept_values.float() * weight.to(values.device)[:, None]
+        )
+        return (total / sizes.to(values.device)[:, None].float()).to(values.dtype)
+
     return Reduction(
         features=(sums / sizes[:, None].float()).to(plan.features.dtype),
         num_patches=sizes,
@@ -140,4 +151,5 @@ def merge_kept(plan: Reduction, assign: torch.Tensor) -> Reduction:
         token_map=new_of_old.index_select(0, plan.token_map),
         rep_index=rep,
         grid=plan.grid,
+        carry=None if plan.carry is None else carry,
     )

@@ -8,7 +8,8 @@ is aligned with the original tokens (features, position ids, token ids).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 
@@ -31,6 +32,11 @@ class Reduction:
         position_index: ``[N']`` int64 or ``None``: the original token whose position id each kept
             token takes when the model keeps survivors' own ids (e.g. the authors' ToMe keeps its
             merge destination's M-RoPE id). ``None`` means ``rep_index``.
+        carry: ``values [N, C'] -> [N', C']``: the plan applied to another tensor aligned with the
+            original tokens with exactly the arithmetic that made ``features`` (a merged token's
+            value is computed as its hidden state was, a pruned token's is dropped). Tensors a token
+            carries through a merge (Qwen3-VL's DeepStack features) go through it. ``None``: the
+            method did not say (such a plan cannot run where a side tensor must follow it).
 
     Rows are listed in the order the kept tokens enter the LLM. For most methods that is raster
     order of the representatives (``rep_index`` strictly increasing); a method that reproduces an
@@ -44,6 +50,7 @@ class Reduction:
     rep_index: torch.Tensor
     grid: tuple[int, int, int]
     position_index: torch.Tensor | None = None
+    carry: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, compare=False, repr=False)
 
     @property
     def num_kept(self) -> int:
@@ -63,6 +70,36 @@ class Reduction:
     def ratio(self) -> float:
         """Kept tokens over original tokens."""
         return self.num_kept / self.num_original
+
+    def carried(self, values: torch.Tensor) -> torch.Tensor:
+        """``values [N, C']`` through the plan (``carry``) -> ``[N', C']``; raises if the plan has none."""
+        if self.carry is None:
+            raise ValueError(
+                "this reduction plan has no carry function (Reduction.carry), so a tensor the tokens carry "
+                "(DeepStack features) cannot follow it; build plans with lmms_sttm.api.from_groups / "
+                "from_keep_mask, set carry, or reduce after the layers that add such tensors"
+            )
+        out = self.carry(values)
+        if out.shape[0] != self.num_kept:
+            raise ValueError(f"carry returned {out.shape[0]} rows for a plan keeping {self.num_kept}")
+        return out
+
+    def reorder(self, perm: torch.Tensor) -> Reduction:
+        """The same plan with its rows in the order ``perm [N']`` (row ``i`` is old row ``perm[i]``)."""
+        perm = perm.to(self.rep_index.device)
+        inverse = torch.empty_like(perm)
+        inverse[perm] = torch.arange(perm.numel(), device=perm.device)
+        carry = self.carry
+        return Reduction(
+            features=self.features.index_select(0, perm.to(self.features.device)),
+            num_patches=self.num_patches.index_select(0, perm),
+            tlbr=self.tlbr.index_select(0, perm.to(self.tlbr.device)),
+            token_map=inverse.index_select(0, self.token_map.to(perm.device)),
+            rep_index=self.rep_index.index_select(0, perm),
+            grid=self.grid,
+            position_index=None if self.position_index is None else self.position_index.index_select(0, perm),
+            carry=None if carry is None else (lambda v: carry(v).index_select(0, perm.to(v.device))),
+        )
 
     def select(self, values: torch.Tensor, dim: int = 0) -> torch.Tensor:
         """Values of the representatives: ``values`` ``[..., N, ...]`` along ``dim`` -> ``[..., N', ...]``."""
@@ -97,4 +134,5 @@ class Reduction:
             token_map=idx,
             rep_index=idx.clone(),
             grid=(t, h, w),
+            carry=lambda v: v,
         )

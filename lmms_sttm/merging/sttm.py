@@ -284,6 +284,12 @@ def build_plan(
         members = torch.zeros_like(num_patches).scatter_add_(0, out_of_node, torch.ones_like(area))
         member_weight = 1.0 / members.index_select(0, out_of_node).double()
     features = _token_features(leaves, nodes, pyr, group, member_weight, num_patches, dtype)
+
+    def carry(values: torch.Tensor) -> torch.Tensor:  # the same bag sums over another tensor's leaves
+        work = torch.float64 if values.dtype == torch.float64 else torch.float32
+        side = values.to(device=leaves.device, dtype=work).contiguous()
+        return _token_features(side, nodes, pyr, group, member_weight, num_patches, values.dtype).clone()
+
     return Reduction(
         features=features,
         num_patches=num_patches,
@@ -291,6 +297,7 @@ def build_plan(
         token_map=out_of_node.index_select(0, nodes.leaf_node),
         rep_index=torch.masked_select(nodes.rep_leaf, kept),
         grid=(pyr.frames, *pyr.sizes[-1]),
+        carry=carry,
     )
 
 

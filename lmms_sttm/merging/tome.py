@@ -154,6 +154,7 @@ def _authors_plan(hidden: torch.Tensor, grid: Grid, target: int) -> Reduction:
         rep_index=rep,
         grid=tuple(grid),
         position_index=destination,
+        carry=lambda v: group_mean(v, label.to(v.device), count),
     )
 
 

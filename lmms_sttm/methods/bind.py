@@ -11,6 +11,7 @@ the layer k and whether a prefilled prefix may serve every question.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,9 +112,20 @@ def check_budget_args(spec: MethodSpec, settings, budget, budget_mode: str, rete
         raise ValueError(f"method={name} needs {' or '.join(options)}")
 
 
+def _reads_settings(values) -> bool:
+    """A budget function of ``(ctx, settings)`` rather than of ``(ctx)`` alone."""
+    try:
+        params = list(inspect.signature(values).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: the documented (ctx) form
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
+
+
 def _budget_settings(spec: MethodSpec, settings, ctx: BuildContext):
     values = spec.budgets[ctx.budget]
-    values = values(ctx) if callable(values) else values
+    if callable(values):
+        values = values(ctx, settings) if _reads_settings(values) else values(ctx)
     return dataclasses.replace(settings, **dict(values))
 
 

@@ -25,6 +25,11 @@ BUILTIN = {
     "fastv": "lmms_sttm.methods.fastv:SPEC",
     "framefusion": "lmms_sttm.methods.framefusion:SPEC",
     "pool": "lmms_sttm.methods.pool:SPEC",
+    "evs": "lmms_sttm.methods.evs:SPEC",
+    "vidcom2": "lmms_sttm.methods.vidcom2:SPEC",
+    "fastvid": "lmms_sttm.methods.fastvid:SPEC",
+    "holitom": "lmms_sttm.methods.holitom:SPEC",
+    "flashvid": "lmms_sttm.methods.flashvid:SPEC",
 }
 _REGISTERED: dict[str, MethodSpec] = {}
 

@@ -31,7 +31,7 @@ WHERE = ("input", "attention", "decode")
 READS = ("hidden", "grid", "timestamps", "tokens", "prompt_attention", "decode_attention")
 QUESTION_READS = frozenset({"prompt_attention", "decode_attention"})
 #: model families and their position mode: 1-D RoPE positions can be reassigned, M-RoPE ids survive
-FAMILIES = {"llava": "reassign", "qwen": "survive"}
+FAMILIES = {"llava": "reassign", "qwen": "survive", "qwen3_vl": "survive", "internvl": "reassign"}
 POSITION_RULES = ("renumber", "original")
 BUDGET_MODES = ("native", "exact")
 
@@ -83,7 +83,10 @@ class StageSpec:
 @dataclass(frozen=True)
 class BuildContext:
     """What ``build`` knows of the run: model family, the paper's model key, the task, the layer
-    k and the model's depth, and the budget the user asked for."""
+    k and the model's depth, the budget the user asked for, and which model it is: the lmms-eval
+    model name (``model``) and the checkpoint's configuration fingerprint (``checkpoint``,
+    ``models/identity.config_fingerprint``; what STTM's calibrated ``thresholds=FILE`` is checked
+    against). The lmms-eval models set both; None elsewhere."""
 
     family: str
     paper_model: str
@@ -93,6 +96,8 @@ class BuildContext:
     budget: int | None = None
     budget_mode: str = "native"
     retention: float | None = None
+    model: str | None = None
+    checkpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,8 +112,9 @@ class MethodSpec:
         settings: a frozen dataclass whose fields are the method's own ``--model_args`` keys
             (validated in its ``__post_init__``; defaults are the authors'); None: no keys.
         knobs: the settings fields that ``budget=`` sets (None in the settings means "from budget=").
-        budgets: ``{budget: {field: value} | (ctx) -> {field: value}}``: the authors' settings for
-            ``budget=50`` / ``30`` where published.
+        budgets: ``{budget: {field: value} | (ctx) -> {field: value} | (ctx, settings) -> {field:
+            value}}``: the authors' settings for ``budget=50`` / ``30`` where published (a function
+            of two arguments also reads the method's own settings: STTM's ``thresholds=FILE``).
         exact: ``(retention, settings, ctx) -> reducer`` keeping ``retention`` of each video's tokens
             within one point (``budget_mode=exact``); when None, ``knob`` is searched instead.
         knob: a settings field whose value moves the kept share monotonically, searched per video

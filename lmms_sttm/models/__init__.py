@@ -19,6 +19,8 @@ MODEL_CLASSES: dict[str, str] = {
     "llava_onevision_sttm": "lmms_sttm.models.llava_onevision_sttm.LlavaOnevisionSttm",
     "qwen2_vl_sttm": "lmms_sttm.models.qwen2_vl_sttm.Qwen2VLSttm",
     "qwen2_5_vl_sttm": "lmms_sttm.models.qwen2_vl_sttm.Qwen25VLSttm",
+    "qwen3_vl_sttm": "lmms_sttm.models.qwen3_vl_sttm.Qwen3VLSttm",
+    "internvl3_5_sttm": "lmms_sttm.models.qwen3_vl_sttm.InternVL35Sttm",
     "sttm_oracle": "lmms_sttm.models.oracle.NeedleOracle",
 }
 

@@ -30,29 +30,28 @@ from lmms_sttm.models import provenance
 from lmms_sttm.models.answer import AnswerText
 from lmms_sttm.models.checkpoints import load_checkpoint
 from lmms_sttm.models.failures import FailureBudget, free_cuda_cache, is_out_of_memory, stop_run
+from lmms_sttm.models.families import MODEL_FAMILIES
 from lmms_sttm.models.generate_only import GenerateOnlyLmms
+from lmms_sttm.models.identity import config_fingerprint
 from lmms_sttm.models.mrope import with_position_ids
 from lmms_sttm.models.paper_settings import MERGE_LAYER, frame_protocol
 from lmms_sttm.models.placement import pick_attention, pick_dtype, place_rank
 from lmms_sttm.models.prefetch import Fetched, Prefetcher, fetch
-from lmms_sttm.models.prompts import Prompt, llava_prompt, qwen_prompt, time_instruction
+from lmms_sttm.models.prompts import Prompt, time_instruction
 from lmms_sttm.models.settings import ModelSettings
 from lmms_sttm.models.stats import StatsWriter, default_stats_dir
 from lmms_sttm.models.video_inputs import (
     VideoInputs,
     as_encoder_outputs,
-    encode_llava,
-    encode_qwen,
     even_frames,
     grid_seconds,
-    sampled_fps,
 )
 from lmms_sttm.models.warmup import warm_up
 from lmms_sttm.video import VideoError
 
 
 class SttmVideoModel(GenerateOnlyLmms):
-    """Base class; subclasses set ``family`` ("llava" or "qwen") and ``paper_model``."""
+    """Base class; subclasses set ``family`` (a key of ``models/families.MODEL_FAMILIES``) and ``paper_model``."""
 
     family = "llava"
     paper_model = "llava_video_7b"
@@ -77,10 +76,18 @@ class SttmVideoModel(GenerateOnlyLmms):
                 f"newline={s.newline} puts newline tokens inside the video span; reduction methods need "
                 "newline=no_token (the paper's setting). Use method=none for the other layouts."
             )
-        if self.family == "qwen" and s.newline != "no_token":
-            raise ValueError("newline applies to the LLaVA models only; Qwen2-VL has no newline tokens")
+        self.protocol = fam = MODEL_FAMILIES[self.family]
+        if not fam.llava_options and s.newline != "no_token":
+            raise ValueError(
+                f"newline applies to the LLaVA models only; {self.model_name} has no newline tokens"
+            )
         if self.family != "qwen" and s.rope_index != "original":
-            raise ValueError("rope_index applies to Qwen2-VL / Qwen2.5-VL (M-RoPE) only")
+            raise ValueError("rope_index applies to Qwen2-VL / Qwen2.5-VL only")
+        if s.features is not None and not fam.stored_features:
+            raise ValueError(
+                f"features= (two-stage runs) is not supported for {self.model_name} yet: its stored features "
+                "would need the frame-block layout (and Qwen3-VL's DeepStack features); run it in one stage"
+            )
         self.spec = spec = s.spec
         self.merge_layer = s.merge_layer
         if self.merge_layer is None:  # the method's own layer (DyCoke: 0), else the paper's for this model
@@ -97,8 +104,8 @@ class SttmVideoModel(GenerateOnlyLmms):
             bool(self.info.add_time_instruction) if self.info.add_time_instruction is not None else False
         )
         self.use_time_instruction = s.time_instruction if s.time_instruction is not None else add_time
-        if self.family == "qwen" and self.use_time_instruction:
-            raise ValueError("time_instruction is a LLaVA-Video prompt feature; Qwen2-VL has none")
+        if not self.protocol.llava_options and self.use_time_instruction:
+            raise ValueError(f"time_instruction is a LLaVA-Video prompt feature; {self.model_name} has none")
         stats_dir = s.stats_dir or default_stats_dir()
         self.stats = StatsWriter(stats_dir, self.model_name, self._rank)
         provenance.write(stats_dir, self._device, self._rank, self._world_size)  # versions, device, command
@@ -143,11 +150,13 @@ class SttmVideoModel(GenerateOnlyLmms):
             budget=s.budget,
             budget_mode=s.budget_mode,
             retention=s.retention,
+            model=self.model_name,
+            checkpoint=config_fingerprint(self._model.config),
         )
         return bind(self.spec, s.method_settings, ctx, s.decode_positions)
 
     def frames_for(self, task: str) -> tuple[float, int]:
-        fps, cap = frame_protocol(self.family, task)
+        fps, cap = frame_protocol(self.protocol.frames, task)
         return (self.settings.fps or fps, self.settings.max_frames or cap)
 
     # one video -------------------------------------------------------------------------------
@@ -168,14 +177,11 @@ class SttmVideoModel(GenerateOnlyLmms):
             return encode_from_features(self, path, task, loaded=fetched.data)
         frames, idx, info = fetched.data
         time_text = None
-        if self.family == "qwen":
+        fam = self.protocol
+        if fam.pairs:
             frames, idx = even_frames(frames, idx)
-            rate = sampled_fps(len(idx), info)  # Qwen2.5-VL's time scale: the frames actually sampled
-            video = encode_qwen(self._model, self.processor, frames, fps=rate, pixels=fetched.pixels)
-            per_grid = self.processor.video_processor.temporal_patch_size
-        else:
-            video = encode_llava(self._model, self.processor, frames, self.settings.newline, fetched.pixels)
-            per_grid = 1
+        video = fam.encode(self._model, self.processor, frames, idx, info, fetched.pixels, self.settings)
+        per_grid = fam.per_grid(self.processor)
         seconds = [i / info.fps for i in idx]  # of each sampled frame
         if self.use_time_instruction:  # LLaVA-Video only (refused for Qwen at start-up)
             time_text = time_instruction(info.duration, seconds)
@@ -184,9 +190,7 @@ class SttmVideoModel(GenerateOnlyLmms):
         return video, time_text, {"frames": len(idx), "video_seconds": round(info.duration, 3)}
 
     def prompt(self, ctx: str, time_text: str | None) -> Prompt:
-        if self.family == "qwen":
-            return qwen_prompt(ctx)
-        return llava_prompt(ctx, "<video>", time_text)
+        return self.protocol.prompt(ctx, time_text)
 
     def _ids(self, text: str) -> torch.Tensor:
         return torch.tensor(self.tokenizer(text, add_special_tokens=False)["input_ids"], dtype=torch.long)
@@ -194,21 +198,32 @@ class SttmVideoModel(GenerateOnlyLmms):
     def prefix_inputs(self, prefix_text: str, video: VideoInputs) -> tuple[dict, torch.Tensor]:
         """Model inputs of ``prefix_text`` with its one video placeholder expanded to the features."""
         vid = self.engine.family.video_token_id(self._model)
-        ids = self._ids(prefix_text)
-        at = (ids == vid).nonzero().flatten()
-        if at.numel() != 1:
-            raise ValueError(f"prompt prefix must hold exactly one video placeholder, found {at.numel()}")
-        i = int(at[0])
-        ids = torch.cat([ids[:i], torch.full((video.num_placeholders,), vid), ids[i + 1 :]])[None].to(
-            self._device
-        )
+        if video.layout is not None:  # frame blocks: the model's own text around each block
+            if prefix_text.count(video.layout.wrapper) != 1:
+                raise ValueError(f"prompt prefix must hold exactly one {video.layout.wrapper!r}")
+            ids = self._ids(prefix_text.replace(video.layout.wrapper, video.layout.text))
+            if int((ids == vid).sum()) != video.num_placeholders:
+                raise ValueError(
+                    f"the written-out video holds {int((ids == vid).sum())} placeholders for "
+                    f"{video.num_placeholders} features"
+                )
+            ids = ids[None].to(self._device)
+        else:
+            ids = self._ids(prefix_text)
+            at = (ids == vid).nonzero().flatten()
+            if at.numel() != 1:
+                raise ValueError(f"prompt prefix must hold exactly one video placeholder, found {at.numel()}")
+            i = int(at[0])
+            ids = torch.cat([ids[:i], torch.full((video.num_placeholders,), vid), ids[i + 1 :]])[None].to(
+                self._device
+            )
         inputs = {
             "input_ids": ids,
             "attention_mask": torch.ones_like(ids),
             "mm_encoder_outputs": as_encoder_outputs(video, self.family),
             **video.extra,
         }
-        if self.family == "qwen":
+        if self.protocol.token_types:
             inputs["mm_token_type_ids"] = (ids == vid).long() * 2
         return self._with_positions(inputs), ids
 

@@ -24,13 +24,17 @@ MERGE_LAYER = {
     "qwen2_vl_7b": 2,
     "qwen2_5_vl_7b": 2,
     "llava_video_72b": 0,
+    # not in the paper: Qwen3-VL merges after its DeepStack layers (0-2), InternVL3.5 as the 7B models
+    "qwen3_vl_8b": 3,
+    "internvl3_5_8b": 2,
 }
 
-#: frame protocol per model family: (target fps, frame cap, frame cap on VNBench)
+#: the paper's frame protocol per model family: (target fps, frame cap, frame cap on VNBench)
 FRAMES = {"llava": (1.0, 128, 180), "qwen": (2.0, 256, 360)}
 
 
-def frame_protocol(family: str, task: str) -> tuple[float, int]:
-    """``(target_fps, max_frames)`` of the paper's protocol for a model family and task."""
-    fps, cap, cap_vnbench = FRAMES[family]
+def frame_protocol(family: str | tuple[float, int, int], task: str) -> tuple[float, int]:
+    """``(target_fps, max_frames)`` of a family's protocol (a key of :data:`FRAMES` or its
+    ``(fps, cap, cap on VNBench)``) on a task."""
+    fps, cap, cap_vnbench = FRAMES[family] if isinstance(family, str) else family
     return fps, cap_vnbench if benchmark_of(task) == "vnbench" else cap

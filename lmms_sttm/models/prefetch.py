@@ -56,16 +56,14 @@ def fetch(model, path: str, task: str) -> Fetched:
         from lmms_sttm.features.read import load_pair
 
         return Fetched(True, load_pair(model, path, task), time.perf_counter() - began)
-    from lmms_sttm.models.video_inputs import even_frames, llava_pixels, qwen_pixels
+    from lmms_sttm.models.video_inputs import even_frames
     from lmms_sttm.video import load_video
 
     fps, cap = model.frames_for(task)
     frames, idx, info = load_video(path, target_fps=fps, max_frames=cap, backend=s.video_backend)
-    if model.family == "qwen":
+    if model.protocol.pairs:
         frames, idx = even_frames(frames, idx)
-        pixels = qwen_pixels(model.processor, frames)
-    else:
-        pixels = llava_pixels(model.processor, frames)
+    pixels = model.protocol.pixels(model.processor, frames)
     return Fetched(False, (frames, idx, info), time.perf_counter() - began, pixels=pixels)
 
 

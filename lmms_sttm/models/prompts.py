@@ -43,6 +43,19 @@ def llava_prompt(ctx: str, video_token: str, time_text: str | None = None) -> Pr
     return Prompt(prefix, f"{ctx}<|im_end|>\n<|im_start|>assistant\n")
 
 
+def qwen3_vl_prompt(ctx: str) -> Prompt:
+    """Qwen3-VL chat prompt with content ``[video, text]`` (its template has no default system turn);
+    the video wrapper is written out per temporal patch (``video_blocks``)."""
+    prefix = "<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>"
+    return Prompt(prefix, f"{ctx}<|im_end|>\n<|im_start|>assistant\n")
+
+
+def internvl_prompt(ctx: str) -> Prompt:
+    """InternVL3.5 (HF) chat prompt: ``<video>\\n`` then the text (no default system turn); ``<video>``
+    becomes one ``Frame{i}: <img>...</img>`` line per frame (``video_blocks``)."""
+    return Prompt("<|im_start|>user\n<video>\n", f"{ctx}<|im_end|>\n<|im_start|>assistant\n")
+
+
 def qwen_prompt(ctx: str) -> Prompt:
     """Qwen2-VL chat prompt with content ``[video, text]`` and the default system turn."""
     prefix = (

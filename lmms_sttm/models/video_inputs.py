@@ -40,6 +40,9 @@ class VideoInputs:
         extra: model kwargs besides ids/mask (Qwen: ``video_grid_thw``, ``second_per_grid_ts``).
         vision_s: wall time of the vision encoder + projector.
         timestamps: seconds of each grid frame (Qwen: the first frame of each temporal patch), when known.
+        layout: how the prompt's one video placeholder is written out for frame-block families
+            (``video_blocks.Layout``); None: one run of placeholders.
+        deepstack: Qwen3-VL's DeepStack features, ``[K, D]`` per tapped vision layer (else empty).
     """
 
     features: torch.Tensor
@@ -47,6 +50,8 @@ class VideoInputs:
     extra: dict = field(default_factory=dict)
     vision_s: float = 0.0
     timestamps: tuple[float, ...] | None = None
+    layout: object = None
+    deepstack: list = field(default_factory=list)
 
     @property
     def num_placeholders(self) -> int:
@@ -251,7 +256,17 @@ def qwen_from_features(model, processor, stored: torch.Tensor, fps: float) -> Vi
 
 
 def as_encoder_outputs(video: VideoInputs, family: str) -> dict:
-    """``mm_encoder_outputs`` for the model forward: LLaVA reads ``[1, K, D]``, Qwen a tuple of ``[K, D]``."""
+    """``mm_encoder_outputs`` for the model forward: LLaVA reads ``[1, K, D]``; Qwen a tuple of ``[K, D]``
+    (Qwen3-VL with its DeepStack features); InternVL the frames as ``image`` features ``[K, D]``."""
+    if family == "qwen3_vl":
+        from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
+
+        out = BaseModelOutputWithDeepstackFeatures(
+            pooler_output=(video.features,), deepstack_features=[(d,) for d in video.deepstack]
+        )
+        return {"video": out}
+    if family == "internvl":
+        return {"image": BaseModelOutputWithPooling(pooler_output=video.features)}
     pooled = (video.features,) if family == "qwen" else video.features[None]
     return {"video": BaseModelOutputWithPooling(pooler_output=pooled)}
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
-
-from lmms_sttm.engine.attention_scores import rotate_half
+from transformers.models.qwen2.modeling_qwen2 import rotate_half
 
 MATCH_LAYER = 3  # 0-based decoder layer
 MATCH_HEAD = 0  # query head within it

@@ -22,6 +22,7 @@ from lmms_sttm.report.csv_out import write_csv
 from lmms_sttm.report.detail import detail_records, detail_table
 from lmms_sttm.report.html import page
 from lmms_sttm.report.leaderboard import leaderboard_table
+from lmms_sttm.report.method_papers import method_paper_tables
 from lmms_sttm.report.paper import PAPER_MODELS, paper_models_for
 from lmms_sttm.report.paper_tables import paper_table
 from lmms_sttm.report.provenance import run_records, runs_table
@@ -84,12 +85,17 @@ def write(report: Report, out: Path, breakdowns: bool = False, command: str | No
     details = detail_records(report.rows, report.rels)
     runs = run_records(report.runs)
     paper = [paper_table(m) for m in report.paper_models]
+    published = method_paper_tables(r.method for r in report.rows) if report.paper_models else []
     files["leaderboard.csv"] = write_csv(out / "leaderboard.csv", board_records)
     files["per_benchmark.csv"] = write_csv(out / "per_benchmark.csv", details)
     files["runs.csv"] = write_csv(out / "runs.csv", runs)
     if paper:
         files["paper_reference.csv"] = write_csv(
             out / "paper_reference.csv", [r for _, recs in paper for r in recs]
+        )
+    if published:
+        files["method_papers.csv"] = write_csv(
+            out / "method_papers.csv", [r for _, recs in published for r in recs]
         )
     for name, metric, _ in PLOTS:
         files[name] = plots.plot(report.rows, metric, out / name, report.rels)
@@ -102,7 +108,7 @@ def write(report: Report, out: Path, breakdowns: bool = False, command: str | No
     sections = [Section("Our runs", "ours", [board, detail_table(details)])]
     if paper:
         text = "The paper's published numbers (its hardware and protocol), never mixed into our relatives."
-        sections.append(Section("Paper (reference)", "paper", [t for t, _ in paper], text))
+        sections.append(Section("Paper (reference)", "paper", [t for t, _ in paper + published], text))
     if breakdowns:
         records = breakdown_records(report.rows)
         tables = breakdown_tables(records)

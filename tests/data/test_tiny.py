@@ -13,8 +13,11 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from lmms_sttm.data.tiny import ARCHS, build_tiny, main  # noqa: E402
+from lmms_sttm.data.tiny import build_tiny, main  # noqa: E402
 
+# The Qwen2-decoder checkpoints; the Qwen3-VL / InternVL3.5 ones are tested in
+# test_tiny_qwen3_internvl.py from the session-wide ``tiny_checkpoints`` builds.
+ARCHS = ("llava_video", "llava_onevision", "qwen2_vl", "qwen2_5_vl")
 HF_ARCHS = ("llava_onevision", "qwen2_vl", "qwen2_5_vl")
 FRAMES = 8
 HEIGHT, WIDTH = 112, 176  # the Qwen tiny default frame size (7x11 merged grid)

@@ -17,8 +17,8 @@ from lmms_sttm.conformance.by_hand import (  # noqa: F401  (re-exported for the 
 )
 from lmms_sttm.conformance.tiny import (  # noqa: F401
     EOS,
-    FAMILIES,
     IMAGE,
+    ONE_RUN,
     PAD,
     QWEN_ROPE,
     TEXT,
@@ -31,6 +31,9 @@ from lmms_sttm.conformance.tiny import (  # noqa: F401
     text_tokens,
 )
 from lmms_sttm.merging.reduction import Reduction
+
+#: the families these engine tests cover (one video run); the frame-block ones: ``test_frame_blocks.py``
+FAMILIES = ONE_RUN
 
 
 def reduction_from_labels(

@@ -7,7 +7,9 @@ import re
 import pytest
 import torch
 
-from lmms_sttm.engine.positions import first_chunk_positions, reduced_positions
+from lmms_sttm.engine.positions import first_chunk_positions
+from lmms_sttm.engine.span import VideoRows
+from lmms_sttm.engine.splice import splice, spliced_positions
 from lmms_sttm.merging.groups import from_groups
 
 
@@ -37,16 +39,20 @@ def test_first_chunk_positions_of_both_modes():
         first_chunk_positions("survive", rows[:2], 3, cpu)
 
 
-def test_reduced_positions_by_hand():
+def _after(rule, previous, start, plan):
+    video = VideoRows.run(start, plan.token_map.numel())
+    return spliced_positions(rule, previous, video, plan, splice(previous.shape[-1], video, plan))
+
+
+def test_spliced_positions_by_hand():
     plan = from_groups(torch.randn(4, 2), torch.tensor([0, 0, 2, 2]), (1, 2, 2))  # 4 span tokens -> 2
     previous = torch.tensor([[0, 1, 2, 3, 4, 5, 6]])  # [pre, span (1..4), post 5, 6]
-    assert reduced_positions("renumber", previous, 1, plan, None).tolist() == [[0, 1, 2, 3, 4]]
-    assert reduced_positions("renumber", previous, 1, plan, 10).tolist() == [[10, 11, 12, 13, 14]]
-    assert reduced_positions("original", previous, 1, plan, None).tolist() == [[0, 1, 3, 5, 6]]
+    assert _after("renumber", previous, 1, plan).tolist() == [[0, 1, 2, 3, 4]]
+    assert _after("original", previous, 1, plan).tolist() == [[0, 1, 3, 5, 6]]
     mrope = torch.stack([previous, previous + 100, previous + 200])  # [3, 1, 7]
-    kept = reduced_positions("original", mrope, 1, plan, None)
+    kept = _after("original", mrope, 1, plan)
     assert kept.shape == (3, 1, 5) and kept[:, 0, 2].tolist() == [3, 103, 203]
     with pytest.raises(ValueError, match=_exactly("renumbered positions need 1-D RoPE positions [1, q]")):
-        reduced_positions("renumber", mrope, 1, plan, None)
+        _after("renumber", mrope, 1, plan)
     with pytest.raises(ValueError, match=_exactly("unknown position rule 'shuffle'")):
-        reduced_positions("shuffle", previous, 1, plan, None)
+        _after("shuffle", previous, 1, plan)

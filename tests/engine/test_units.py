@@ -8,47 +8,87 @@ import pytest
 import torch
 import transformers
 
+from lmms_sttm.api import from_keep_mask
 from lmms_sttm.engine import SegmentedCache, apply_reduction, check_reduction, identity_reducer, prefill
-from lmms_sttm.engine.positions import continuation_positions, next_position, reduced_positions
-from lmms_sttm.engine.span import locate_video_span
+from lmms_sttm.engine.positions import continuation_positions, next_position
+from lmms_sttm.engine.span import VideoRows, locate_video
+from lmms_sttm.engine.splice import in_sequence_order, splice, spliced_positions
 from tests.engine.engine_helpers import TEXT, pair_merge_reducer
 
 
-def test_reduced_positions():
+def _after(rule, previous, start, plan, blocks=None):
+    """Positions after ``plan`` on the video run ``[start, start + n)`` (optionally split in blocks)."""
+    video = VideoRows.run(start, plan.token_map.numel())
+    if blocks is not None:
+        video = VideoRows(video.rows, torch.tensor(blocks))
+    plan = in_sequence_order(plan, video.blocks)
+    return spliced_positions(rule, previous, video, plan, splice(previous.shape[-1], video, plan))
+
+
+def test_spliced_positions_one_run():
     grid = (2, 2, 2)
     plan = pair_merge_reducer(torch.randn(8, 4), grid)  # row 0 merges frames, row 1 merges columns
     assert plan.rep_index.tolist() == [0, 1, 2, 6]
     full = torch.arange(12)[None] + 100  # 2 text, 8 video, 2 text
-    assert reduced_positions("renumber", full, 2, plan, None).tolist() == [list(range(8))]
-    assert reduced_positions("renumber", full, 2, plan, torch.tensor([5])).tolist() == [list(range(5, 13))]
+    assert _after("renumber", full, 2, plan).tolist() == [list(range(8))]
     # original ids on 1-D RoPE (FastV / FrameFusion on LLaVA): the representatives' own ids
-    assert reduced_positions("original", full, 2, plan, None).tolist() == [
-        [100, 101, 102, 103, 104, 108, 110, 111]
-    ]
+    assert _after("original", full, 2, plan).tolist() == [[100, 101, 102, 103, 104, 108, 110, 111]]
     moved = replace(plan, position_index=torch.tensor([1, 0, 2, 7]))
-    assert reduced_positions("original", full, 2, moved, None).tolist() == [
-        [100, 101, 103, 102, 104, 109, 110, 111]
-    ]
+    assert _after("original", full, 2, moved).tolist() == [[100, 101, 103, 102, 104, 109, 110, 111]]
     mrope = torch.stack([full, full * 2, full * 3])  # [3, 1, 12]
-    kept = reduced_positions("original", mrope, 2, plan, None)
+    kept = _after("original", mrope, 2, plan)
     assert kept.shape == (3, 1, 8)
     assert kept[1, 0].tolist() == [200, 202, 204, 206, 208, 216, 220, 222]
     assert next_position(kept).tolist() == [[112], [223], [334]]
     assert continuation_positions(torch.tensor([[7], [7], [7]]), 2).tolist() == [[[7, 8]], [[7, 8]], [[7, 8]]]
 
 
-def test_locate_video_span():
+def test_splice_blocks_by_hand():
+    """Two frame blocks with text between them: [t0 t1 | v0 v1 | t4 | v5 v6 | t7]; the plan keeps
+    tokens 0 and 3 (of the 4 video tokens), token 3's row listed first (a non-raster plan order)."""
+    hidden = torch.arange(8.0)[:, None].expand(8, 2).clone()
+    video = VideoRows(torch.tensor([2, 3, 5, 6]), torch.tensor([0, 0, 1, 1]))
+    keep = torch.tensor([True, False, False, True])
+    plan = from_keep_mask(hidden[video.rows], keep, (2, 1, 2))
+    plan = plan.reorder(torch.tensor([1, 0]))  # rows listed as (token 3, token 0)
+    ordered = in_sequence_order(plan, video.blocks)
+    assert ordered.rep_index.tolist() == [0, 3]
+    spliced = splice(8, video, ordered)
+    seq = spliced.gather(hidden[spliced.text_rows], ordered.features, dim=0)[:, 0]
+    assert seq.tolist() == [0, 1, 2, 4, 6, 7]  # block 0 keeps row 2, block 1 keeps row 6, text stays
+    assert spliced.video.rows.tolist() == [2, 4] and spliced.video.blocks.tolist() == [0, 1]
+    mrope = torch.arange(8)[None, None].expand(3, 1, 8) * torch.tensor([1, 10, 100])[:, None, None]
+    assert spliced_positions("original", mrope, video, ordered, spliced)[2, 0].tolist() == [
+        0,
+        100,
+        200,
+        400,
+        600,
+        700,
+    ]
+    # an emptied block keeps its text
+    empty = from_keep_mask(hidden[video.rows], torch.tensor([True, True, False, False]), (2, 1, 2))
+    gone = splice(8, video, in_sequence_order(empty, video.blocks))
+    assert gone.gather(hidden[gone.text_rows], empty.features, dim=0)[:, 0].tolist() == [0, 1, 2, 3, 4, 7]
+
+
+def test_locate_video():
     ids = torch.tensor([[1, 2, 5, 5, 5, 5, 5, 3]])
-    assert locate_video_span(ids, 5, 4, (0, 1)) == 2
-    assert locate_video_span(ids, 5, 5) == 2
-    assert locate_video_span(torch.tensor([[1, 2, 3]]), 5, 4) is None
+    assert locate_video(ids, 5, (1, 2, 2), extra_allowed=(0, 1)).rows.tolist() == [2, 3, 4, 5]
+    assert locate_video(ids, 5, (1, 1, 5)).start == 2
+    assert locate_video(torch.tensor([[1, 2, 3]]), 5, (1, 2, 2)) is None
     with pytest.raises(ValueError, match="do not fit"):
-        locate_video_span(ids, 5, 4)
+        locate_video(ids, 5, (1, 2, 2))
     with pytest.raises(ValueError, match="contiguous"):
-        locate_video_span(torch.tensor([[5, 5, 1, 5]]), 5, 3)
+        locate_video(torch.tensor([[5, 5, 1, 5]]), 5, (1, 1, 3))
     with pytest.raises(ValueError, match="span_start"):
-        locate_video_span(None, None, 3)
-    assert locate_video_span(None, None, 3, span_start=4) == 4
+        locate_video(None, None, (1, 1, 3))
+    assert locate_video(None, None, (1, 1, 3), span_start=4).rows.tolist() == [4, 5, 6]
+    blocks = torch.tensor([[9, 5, 5, 8, 9, 5, 5, 8, 9, 5, 5, 8, 1]])
+    found = locate_video(blocks, 5, (3, 1, 2), blocks=True)
+    assert found.rows.tolist() == [1, 2, 5, 6, 9, 10] and found.blocks.tolist() == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="blocks"):
+        locate_video(blocks, 5, (2, 1, 3), blocks=True)  # 3 blocks of 2 tokens are not whole 1x3 frames
 
 
 def test_check_reduction():

@@ -12,6 +12,7 @@ import pytest
 from lmms_sttm.check_method import check
 from lmms_sttm.conformance.plans import plan_problem
 from lmms_sttm.merging.reduction import Reduction
+from lmms_sttm.methods import registry
 
 BROKEN = "tests.methods.broken_methods:"
 
@@ -41,9 +42,7 @@ def test_a_working_method_passes_every_rule_on_every_family_and_in_two_processes
     assert report["ms_per_video"] > 0 and report["query_agnostic"] is True
 
 
-@pytest.mark.parametrize(
-    "method", ["none", "sttm", "tome", "dycoke_stage1", "dycoke", "fastv", "framefusion", "pool"]
-)
+@pytest.mark.parametrize("method", list(registry.BUILTIN))
 def test_every_builtin_passes(method):
     report = check(method, families=("llava_onevision",), processes=False, timing_channels=0)
     assert report["ok"], report["first_failure"]

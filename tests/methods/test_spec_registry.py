@@ -20,7 +20,8 @@ CTX = api.BuildContext("llava", "llava_video_7b", "videomme_sttm", layer=2, num_
 def test_query_agnostic_is_derived_from_what_the_stages_read():
     agnostic = {name: registry.get(name).query_agnostic for name in registry.BUILTIN}
     assert agnostic == {"none": True, "sttm": True, "tome": True, "dycoke_stage1": True, "dycoke": False,
-                        "fastv": False, "framefusion": False, "pool": True}  # fmt: skip
+                        "fastv": False, "framefusion": False, "pool": True, "evs": True, "vidcom2": True,
+                        "fastvid": True, "holitom": False, "flashvid": False}  # fmt: skip
     reads = api.StageSpec("input", frozenset({"hidden", "prompt_attention"}))
     assert not dataclasses.replace(broken_methods.WORKS, stages=(reads,)).query_agnostic
 

@@ -1,0 +1,77 @@
+"""A staged method of two stages: an outer stage on the LLM's input embeddings (layer 0), then an
+inner stage at the input of layer ``k`` that reads the last prompt token's attention of layer
+``k - 1`` (HoliTom's inner merge, FlashVID's inner prune).
+
+The outer stage is ``outer(hidden [T*H*W, C], grid, vision_scores) -> Reduction``; the inner one
+``inner(hidden [n, C], scores [n], grid (1, 1, n), n_original) -> Reduction`` over the ``n`` tokens
+the outer stage left. ``vision_scores [T, H*W]`` is the vision tower's per-token attention on the
+LLM's token grid, read from ``context.vision_scores`` when the engine provides it (it does not
+yet: None). Positions: the outer stage takes the model family's rule (LLaVA renumbers the reduced
+sequence, Qwen keeps M-RoPE ids), the inner stage keeps the positions the tokens have (both
+authors index their position ids with the kept rows).
+
+``inner_layer``: the authors' layer of a 28-layer 7B model, scaled to the model's depth
+(``round(layer * L / 28)``, at least 1, below ``L``) unless given.
+"""
+
+from __future__ import annotations
+
+from lmms_sttm.merging.stage import Stage
+
+AUTHORS_DEPTH = 28
+
+
+def scaled_layer(layer: int, num_layers: int) -> int:
+    """The authors' ``layer`` of 28 on a model of ``num_layers`` layers, in ``[1, num_layers - 1]``."""
+    if num_layers < 2:
+        raise ValueError(f"an inner stage needs a model of at least 2 layers, got {num_layers}")
+    return max(1, min(num_layers - 1, round(layer * num_layers / AUTHORS_DEPTH)))
+
+
+class TwoStage:
+    """``outer`` at layer 0, then (unless ``inner`` is None) ``inner`` at ``layer`` (None: the
+    authors' ``authors_layer`` of 28, scaled to the model's depth)."""
+
+    needs_attention = True
+
+    def __init__(self, outer, inner, authors_layer: int, layer: int | None = None, name: str = "") -> None:
+        self.outer, self.inner = outer, inner
+        self.authors_layer, self.layer, self.name = authors_layer, layer, name
+        if inner is None:
+            self.needs_attention = False
+
+    def inner_layer(self, num_layers: int) -> int:
+        if self.layer is None:
+            return scaled_layer(self.authors_layer, num_layers)
+        if not 1 <= self.layer < num_layers:
+            raise ValueError(f"{self.name} inner layer {self.layer} outside [1, {num_layers - 1}]")
+        return self.layer
+
+    def start(self, grid, num_layers: int, layer: int) -> TwoStageRun:
+        inner_layer = self.inner_layer(num_layers) if self.inner is not None else None
+        return TwoStageRun(self, tuple(grid), inner_layer)
+
+    def __repr__(self) -> str:
+        return f"TwoStage({self.name}, outer={self.outer!r}, inner={self.inner!r}, layer={self.layer})"
+
+
+class TwoStageRun:
+    """One prefill: the outer stage, then the inner one."""
+
+    def __init__(self, method: TwoStage, grid, inner_layer: int | None) -> None:
+        self.method, self.grid, self.inner_layer = method, grid, inner_layer
+        self.done = 0
+        self.original = grid[0] * grid[1] * grid[2]
+
+    def next_stage(self) -> Stage | None:
+        if self.done == 0:
+            return Stage(0)
+        if self.done == 1 and self.inner_layer is not None:
+            return Stage(self.inner_layer, needs_attention=True, position_rule="original")
+        return None
+
+    def run(self, hidden, grid, context):
+        self.done += 1
+        if self.done == 1:
+            return self.method.outer(hidden, tuple(grid), getattr(context, "vision_scores", None))
+        return self.method.inner(hidden, context.scores, tuple(grid), self.original)

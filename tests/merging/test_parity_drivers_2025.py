@@ -1,0 +1,71 @@
+"""The parity drivers of EVS, VidCom2 and FastVID (``scripts/parity/{evs,vidcom2,fastvid}.py``)
+against checkouts of the authors' repositories.
+
+Each runs only when its checkout is found: ``$LMMS_STTM_AUTHORS_DIR/<repo>`` or a folder ``<repo>``
+next to ``$LMMS_STTM_AUTHORS_DIR`` (``vllm`` at 094f117, ``VidCom2`` at 944a17d, ``FastVID`` at
+a40a109); skips otherwise, also under CI (the authors' code is not part of this repository). The
+pin check runs always. The drivers run on a reduced sweep here (their defaults: docs/parity.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "parity"))
+import pinned  # noqa: E402
+
+
+def driver(pin, name: str, *args: str) -> dict:
+    where = pinned.default_dir(pin)
+    if where is None:
+        pytest.skip(f"no checkout of {pin.repository} at {pin.commit[:7]} next to $LMMS_STTM_AUTHORS_DIR")
+    cmd = [sys.executable, str(ROOT / "scripts" / "parity" / f"{name}.py"), "--authors-dir", where, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["authors_commit"] == pin.commit
+    return out
+
+
+def test_evs_matches_vllm():
+    out = driver(pinned.VLLM, "evs", "--videos", "1")
+    assert out["cases"] == 96 and out["same_kept_set"] == 96, out["different"]
+
+
+def test_vidcom2_matches_the_authors():
+    out = driver(pinned.VIDCOM2, "vidcom2", "--videos", "1")
+    assert out["float32"]["same_kept_set"] == out["float32"]["cases"] == 48
+    bf16 = out["bfloat16"]
+    assert bf16["same_kept_set"] + bf16["tie_only"] == bf16["cases"], bf16["different"]
+
+
+def test_fastvid_matches_the_authors():
+    out = driver(pinned.FASTVID, "fastvid", "--videos", "1")
+    assert out["cases"] == 12 and out["same_kept_set"] == 12, out["different"]
+    assert out["max_feature_diff"] <= 1e-4
+    assert len(out["authors_raised"]) == 4  # ratio 0.5: their code asks a frame for too many tokens
+
+
+def test_a_checkout_at_another_commit_is_refused(tmp_path):
+    fake = tmp_path / "VidCom2" / "token_compressor" / "vidcom2"
+    fake.mkdir(parents=True)
+    (fake / "vidcom2.py").write_text("# another version\n")
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts/parity/vidcom2.py"),
+        "--authors-dir",
+        str(tmp_path / "VidCom2"),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "differs from the pinned commit 944a17d" in proc.stderr
+    evs = tmp_path / "vllm" / "vllm" / "multimodal"
+    evs.mkdir(parents=True)
+    (evs / "evs.py").write_text("def compute_retained_tokens_count():\n    pass\n")
+    with pytest.raises(pinned.NotPinned):
+        pinned.check(pinned.VLLM, tmp_path / "vllm", "vllm/multimodal/evs.py")

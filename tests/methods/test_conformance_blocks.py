@@ -1,0 +1,16 @@
+"""Every built-in method passes the conformance rules on the frame-block families: Qwen3-VL (its
+DeepStack features carried through every plan; the MoE checkpoint too) and InternVL3.5."""
+
+from __future__ import annotations
+
+import pytest
+
+from lmms_sttm.check_method import check
+from lmms_sttm.methods import registry
+
+
+@pytest.mark.parametrize("method", list(registry.BUILTIN))
+def test_every_builtin_passes_on_the_frame_block_families(method):
+    families = ("qwen3_vl", "internvl") + (("qwen3_vl_moe",) if method in ("sttm", "fastv") else ())
+    report = check(method, families=families, processes=False, timing_channels=0)
+    assert report["ok"], report["first_failure"]
