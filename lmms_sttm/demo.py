@@ -247,6 +247,20 @@ def run_lmms_eval(
     return Path(found[0])
 
 
+def run_env(root: Path, data_root: Path, work: Path, site: Path | None) -> dict:
+    """The environment of the demo's lmms-eval runs: offline, CPU, one thread per process, the held-out
+    benchmark under ``data_root``, the repository ``root`` (and the example method's ``site``) importable."""
+    env = dict(os.environ)
+    env.update(
+        LMMS_STTM_DATA_ROOT=os.path.relpath(data_root), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1", HF_HOME=str(work / "hf"), ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false", WANDB_MODE="disabled", PYTHONPATH=os.pathsep.join(
+            [str(root), *([str(site)] if site else []), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+        ),
+    )  # fmt: skip
+    return env
+
+
 def relativize(tree: Path, root: Path) -> int:
     """Rewrite every text file under ``tree`` so that no absolute path of ``root`` remains; returns the count."""
     prefix, changed = str(root), 0
@@ -389,14 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         if any(f"method={EXAMPLE_METHOD}," in a for _, a in runs)
         else None
     )
-    env = dict(os.environ)
-    env.update(
-        LMMS_STTM_DATA_ROOT=os.path.relpath(data_root), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1", HF_HOME=str(work / "hf"), ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1",
-        TOKENIZERS_PARALLELISM="false", WANDB_MODE="disabled", PYTHONPATH=os.pathsep.join(
-            [str(root), *([str(site)] if site else []), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
-        ),
-    )  # fmt: skip
+    env = run_env(root, data_root, work, site)
     for tag, model_args in [] if args.report_only else runs:
         t0 = time.time()
         try:

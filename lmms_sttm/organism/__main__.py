@@ -1,8 +1,10 @@
-"""``python -m lmms_sttm.organism train|draws|spread``: train the model organism, several draws of it, their spread.
+"""``python -m lmms_sttm.organism train|draws|heldout|spread``: train the model organism, several draws of it, their spread.
 
 - ``train --out DIR [--steps N] [--seed S] [--threads T]``: one organism (a LLaVA-NeXT checkpoint folder).
 - ``draws --out DIR --seeds 0 1 2 [--jobs J] [train options]``: one ``train`` per seed into
   ``DIR/seed_S`` (each in its own process, ``J`` at a time), the same command otherwise.
+- ``heldout --seeds 0 1 2 [--checkpoints DIR] [--out DIR] [--per-family N] [--runs TAGS]``: the held-out
+  evaluation of each draw for every demo row (:mod:`lmms_sttm.organism.heldout`), then the spread.
 - ``spread DRAWS_DIR --out DIR``: the held-out accuracy of every draw evaluated under
   ``DRAWS_DIR/seed_S`` (``python -m lmms_sttm.demo --checkpoint DRAW --out DRAWS_DIR/seed_S``), their
   mean and min-max per run and family, into ``DIR/draws.csv`` and ``DIR/draws.md``.
@@ -44,6 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--seeds", type=int, nargs="+", required=True)
     d.add_argument("--jobs", type=int, default=1, help="draws trained at once (separate processes)")
     _train_options(d)
+    h = sub.add_parser(
+        "heldout", help="held-out evaluation of several draws, every demo row, then the spread"
+    )
+    h.add_argument("--seeds", type=int, nargs="+", required=True)
+    h.add_argument("--checkpoints", default=None, help="folder of the draws' seed_S checkpoints")
+    h.add_argument("--out", default=None, help="folder of the draws' seed_S/runs/<tag>")
+    h.add_argument("--per-family", type=int, default=50)
+    h.add_argument("--runs", default="all", help="comma-separated demo run tags (default: all)")
+    h.add_argument("--processes", type=int, default=2)
     s = sub.add_parser("spread", help="summarise the held-out evaluations of several draws")
     s.add_argument("draws_dir", type=Path)
     s.add_argument("--out", required=True, type=Path)
@@ -59,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         csv_path, _ = write_spread(rows, args.out, command)
         print(f"[organism] {len(rows)} rows -> {csv_path}")
         return 0
+    if args.command == "heldout":
+        from lmms_sttm.organism import heldout
+
+        tags = None if args.runs == "all" else args.runs.split(",")
+        return heldout.evaluate(args.seeds, args.checkpoints or heldout.CHECKPOINTS, args.out or heldout.OUT,
+                                args.per_family, tags, args.processes)  # fmt: skip
     if args.command == "draws":
         return train_draws(args)
     if "torch" not in sys.modules:  # too late once torch has loaded (tests call main() in process)
