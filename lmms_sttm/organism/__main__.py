@@ -1,6 +1,8 @@
 """``python -m lmms_sttm.organism train|draws|heldout|spread``: train the model organism, several draws of it, their spread.
 
-- ``train --out DIR [--steps N] [--seed S] [--threads T]``: one organism (a LLaVA-NeXT checkpoint folder).
+- ``train --out DIR [--steps N] [--seed S] [--threads T] [--stop-after K]``: one organism (a LLaVA-NeXT
+  checkpoint folder). Resumable: rerun the same command (without ``--stop-after``) after a stop or a
+  kill and it continues from the last saved step (every 25 video steps) to the same weights.
 - ``draws --out DIR --seeds 0 1 2 [--jobs J] [train options]``: one ``train`` per seed into
   ``DIR/seed_S`` (each in its own process, ``J`` at a time), the same command otherwise.
 - ``heldout --seeds 0 1 2 [--checkpoints DIR] [--out DIR] [--per-family N] [--runs TAGS]``: the held-out
@@ -29,6 +31,12 @@ DEFAULT_THREADS = 1  # one thread: no reduction is split across threads, whateve
 def _train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     t.add_argument("--bank", type=int, default=None, help="training clips encoded once (default: train.BANK)")
+    t.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="stop after this video step, resumable: the same command without it continues (same weights)",
+    )
     t.add_argument(
         "--threads", type=int, default=DEFAULT_THREADS, help="torch CPU threads (part of the recipe)"
     )
@@ -84,7 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     from lmms_sttm.organism.train import BANK, train
 
     bank = args.bank or BANK
-    facts = train(args.out, args.steps, seed=args.seed, threads=args.threads, bank=bank)
+    facts = train(
+        args.out, args.steps, seed=args.seed, threads=args.threads, bank=bank, stop_after=args.stop_after
+    )
+    if "stopped_at" in facts:
+        print(
+            f"[organism] stopped after {facts['stopped_at']} video steps ({facts['seconds']} s) -> {args.out}"
+        )
+        return 0
     print(f"[organism] trained {facts['steps']} steps in {facts['seconds']} s -> {args.out}")
     return 0
 
@@ -100,6 +115,8 @@ def train_draws(args) -> int:
                    "--seed", str(seed), "--steps", str(args.steps), "--threads", str(args.threads)]  # fmt: skip
             if args.bank:
                 cmd += ["--bank", str(args.bank)]
+            if args.stop_after:
+                cmd += ["--stop-after", str(args.stop_after)]
             log = open(args.out / f"seed_{seed}.log", "w")  # noqa: SIM115 (closed when the process ends)
             running.append((seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
             print(f"[organism] draw seed {seed}: {' '.join(cmd[1:])}", flush=True)

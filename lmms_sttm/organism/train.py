@@ -200,8 +200,15 @@ def train(
     threads: int | None = None,
     save_every: int = 25,
     bank: int = BANK,
+    stop_after: int | None = None,
 ) -> dict:
-    """Train ``steps`` steps into ``out`` (a LLaVA-NeXT checkpoint folder); returns the training facts."""
+    """Train ``steps`` steps into ``out`` (a LLaVA-NeXT checkpoint folder); returns the training facts.
+
+    Resumable: every ``save_every`` video steps (and at ``stop_after``, where it returns early, facts
+    with ``"stopped_at"``) the whole training state goes to ``out/resume.pt`` and the clip bank, once,
+    to ``out/bank.pt``; a later call with the same arguments continues from there and gives the weights
+    an uninterrupted training gives, bit for bit (the step's draws depend on the seed and the step
+    alone). Both files are removed when the training finishes."""
     pin(threads)
     began = time.time()
     out = Path(out)
@@ -216,7 +223,16 @@ def train(
     letters = torch.tensor([tokenizer.convert_tokens_to_ids(c) for c in "ABCD"])
     history, window = [], []
     lookup = min(LOOKUP_STEPS, 4 * steps)
-    for step in range(lookup):
+    state = resume_state(out, seed, steps, bank)
+    first, spent, resumed = 0, 0.0, []
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        torch.set_rng_state(state["torch_rng"])
+        history, window, prints = state["history"], state["window"], state["prints"]
+        first, spent, resumed = state["step"], state["seconds"], [*state["resumed"], state["step"]]
+        print(f"[organism] resuming at video step {first} ({spent:.0f} s before)", flush=True)
+    for step in range(lookup if state is None else 0):
         for group in opt.param_groups:
             group["lr"] = LR * min(1.0, (step + 1) / WARMUP)
         loss, matched = lookup_step(model, tokenizer, rng_for(seed + 1_000_000, step), LOOKUP_BATCH)
@@ -231,10 +247,15 @@ def train(
                 f"[organism] lookup {step + 1}/{lookup} loss {loss.item():.3f} ({time.time() - began:.0f} s)",
                 flush=True,
             )
-    prints["after_lookup"] = fingerprint(model.state_dict())
-    towers, items = make_bank(model, processor, bank, seed + 2_000_000, log=lambda m: print(m, flush=True))
-    prints["bank"] = fingerprint({"towers": towers})
-    for step in range(steps):
+    if state is None:
+        prints["after_lookup"] = fingerprint(model.state_dict())
+    towers, items = stored_bank(out, prints)
+    if towers is None:
+        towers, items = make_bank(
+            model, processor, bank, seed + 2_000_000, log=lambda m: print(m, flush=True)
+        )
+        prints["bank"] = fingerprint({"towers": towers})
+    for step in range(first, steps):
         rng = rng_for(seed, step)
         pick = rng.choice(len(items), min(BATCH, len(items)), replace=False)
         rows, labels = [], []
@@ -270,8 +291,17 @@ def train(
             print(f"[organism] step {step + 1}/{steps} loss {mean_loss:.3f} acc {acc:.2f} "
                   f"({time.time() - began:.0f} s)", flush=True)  # fmt: skip
             window = []
-        if save_every and (step + 1) % save_every == 0 and step + 1 < steps:
+        if (save_every and (step + 1) % save_every == 0 and step + 1 < steps) or step + 1 == stop_after:
             save_weights(model, out)  # a usable checkpoint while training goes on
+            seconds = spent + time.time() - began
+            save_state(out, model, opt, towers, items, seed=seed, steps=steps, bank=bank, step=step + 1,
+                       history=history, window=window, prints=prints, seconds=seconds, resumed=resumed)  # fmt: skip
+            if step + 1 == stop_after:
+                print(
+                    f"[organism] stopped after video step {stop_after}; resume with the same command",
+                    flush=True,
+                )
+                return {"stopped_at": stop_after, "seconds": round(seconds, 1)}
     model.eval()
     save_weights(model, out)
     prints["final"] = fingerprint(model.state_dict())
@@ -285,10 +315,58 @@ def train(
         "batch": BATCH,
         "seed": seed,
         "threads": threads,
-        "seconds": round(time.time() - began, 1),
+        "seconds": round(spent + time.time() - began, 1),
+        **({"resumed_at": resumed} if resumed else {}),
         "fingerprints": prints,
         "environment": environment(),
         "history": history,
     }
     (out / "training.json").write_text(json.dumps(facts, indent=1) + "\n")
+    for name in (RESUME, BANK_FILE):
+        (out / name).unlink(missing_ok=True)
     return facts
+
+
+RESUME, BANK_FILE = "resume.pt", "bank.pt"
+
+
+def save_state(out: Path, model, opt, towers, items, **state) -> None:
+    """The training state after video step ``state["step"]`` to ``out/resume.pt`` (written whole, then
+    renamed); the clip bank to ``out/bank.pt`` when not there yet."""
+    if not (out / BANK_FILE).is_file():
+        torch.save({"towers": towers, "items": items}, out / (BANK_FILE + ".tmp"))
+        (out / (BANK_FILE + ".tmp")).replace(out / BANK_FILE)
+    state = {
+        **state,
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    torch.save(state, out / (RESUME + ".tmp"))
+    (out / (RESUME + ".tmp")).replace(out / RESUME)
+
+
+def resume_state(out: Path, seed: int, steps: int, bank: int) -> dict | None:
+    """The state saved by :func:`save_state` in ``out`` when it belongs to this training (same seed,
+    steps and bank), else None."""
+    path = out / RESUME
+    if not path.is_file():
+        return None
+    state = torch.load(path, weights_only=False)
+    if (state["seed"], state["steps"], state["bank"]) != (seed, steps, bank):
+        raise SystemExit(f"{path} belongs to another training (seed, steps, bank = "
+                         f"{state['seed']}, {state['steps']}, {state['bank']}); remove it or use another --out")  # fmt: skip
+    return state
+
+
+def stored_bank(out: Path, prints: dict) -> tuple[torch.Tensor | None, list | None]:
+    """The clip bank saved in ``out`` when its fingerprint is the one ``prints`` recorded, else (None, None)."""
+    path = out / BANK_FILE
+    if "bank" not in prints or not path.is_file():
+        return None, None
+    bank = torch.load(path, weights_only=False)
+    if fingerprint({"towers": bank["towers"]}) != prints["bank"]:
+        raise SystemExit(
+            f"{path} is not the clip bank this training recorded; remove it to re-encode the bank"
+        )
+    return bank["towers"], bank["items"]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from lmms_sttm.organism.__main__ import main
@@ -179,6 +180,35 @@ def test_same_command_same_weights_bit_for_bit_and_the_machine_recorded(tmp_path
 
     assert env["versions"]["torch"] == metadata.version("torch")
     assert set(env["cpu"]["flags"]) <= set(Path("/proc/cpuinfo").read_text().split())
+
+
+def test_a_stopped_training_resumed_by_the_same_command_gives_the_uninterrupted_weights(tmp_path):
+    """Stopped after video step 2 of 4 and resumed (a new call, as after a kill): fingerprints, history
+    and weight bytes equal to one uninterrupted training's; the resume files are gone at the end."""
+    cmd = ["train", "--steps", "4", "--seed", "5", "--bank", "6"]
+    assert main([*cmd, "--out", str(tmp_path / "whole")]) == 0
+    part = tmp_path / "part"
+    assert main([*cmd, "--out", str(part), "--stop-after", "2"]) == 0
+    assert (part / "resume.pt").is_file() and (part / "bank.pt").is_file()
+    assert not (part / "training.json").exists()
+    assert main([*cmd, "--out", str(part)]) == 0
+    whole, resumed = (json.loads((d / "training.json").read_text()) for d in (tmp_path / "whole", part))
+    assert resumed["resumed_at"] == [2] and "resumed_at" not in whole
+    assert resumed["fingerprints"] == whole["fingerprints"] and resumed["history"] == whole["history"]
+    assert (part / "model.safetensors").read_bytes() == (
+        tmp_path / "whole" / "model.safetensors"
+    ).read_bytes()
+    assert not (part / "resume.pt").exists() and not (part / "bank.pt").exists()
+
+
+def test_a_resume_file_of_another_training_is_refused(tmp_path):
+    out = tmp_path / "x"
+    assert (
+        main(["train", "--out", str(out), "--steps", "3", "--seed", "1", "--bank", "6", "--stop-after", "1"])
+        == 0
+    )
+    with pytest.raises(SystemExit, match="another training"):
+        main(["train", "--out", str(out), "--steps", "3", "--seed", "2", "--bank", "6"])
 
 
 def test_fingerprint_sees_one_changed_bit():
