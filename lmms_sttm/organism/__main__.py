@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", required=True, type=Path)
     args = p.parse_args(argv)
     if args.command == "spread":
-        from lmms_sttm.organism.draws import collect, summarise, write_spread
+        from lmms_sttm.organism.draws import collect, summarise, typical_draw, write_spread
 
         rows = summarise(collect(args.draws_dir))
         if not rows:
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         command = f"python -m lmms_sttm.organism spread {args.draws_dir} --out {args.out}"
         csv_path, _ = write_spread(rows, args.out, command)
-        print(f"[organism] {len(rows)} rows -> {csv_path}")
+        print(f"[organism] {len(rows)} rows -> {csv_path}; closest to the mean: seed {typical_draw(rows)}")
         return 0
     if args.command == "heldout":
         from lmms_sttm.organism import heldout

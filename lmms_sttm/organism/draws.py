@@ -114,3 +114,14 @@ def read_spread(path: str | Path) -> dict[tuple[str, str], dict]:
             out[(r["tag"], r["family"])] = {"draws": draws, "mean": float(r["mean"]), "min": float(r["min"]),
                                             "max": float(r["max"])}  # fmt: skip
     return out
+
+
+def typical_draw(rows: list[dict]) -> int | None:
+    """The seed whose held-out accuracies lie closest to the draws' means: least sum of squared
+    differences over every ``"all"`` row of :func:`summarise` (ties: the lowest seed). The demo keeps
+    that draw, so that its one organism shows what the draws show on average."""
+    whole = [r for r in rows if r["family"] == ALL]
+    if not whole:
+        return None
+    seeds = sorted(whole[0]["draws"])
+    return min(seeds, key=lambda s: (sum((r["draws"][s] - r["mean"]) ** 2 for r in whole), s))

@@ -15,7 +15,7 @@ import pytest
 
 from lmms_sttm.demo import findings, spread_table
 from lmms_sttm.organism.claims import claimed_orders
-from lmms_sttm.organism.draws import collect, read_spread, summarise, write_spread
+from lmms_sttm.organism.draws import collect, read_spread, summarise, typical_draw, write_spread
 
 ROOT = Path(__file__).resolve().parents[2]
 FAMS = ("ret_insert1", "ord_insert1", "cnt_insert1")
@@ -83,6 +83,18 @@ def test_draws_are_summarised_per_tag_and_family_with_mean_and_range(tmp_path):
         "| sttm_exact50 | all | 70.0 | 55.0 | 80.0 | 68.3 | 55.0–80.0 |"
         in (tmp_path / "out" / "draws.md").read_text()
     )
+
+
+def test_typical_draw_is_the_one_closest_to_the_means(tmp_path):
+    _, draws = write_fixture(tmp_path)
+    rows = summarise(collect(draws))
+    # worked by hand from DRAWS, squared distances to the row means (99, 95.67, 90.33, 68.33, 65):
+    # seed 0: 0 + 0.11 + 0.11 + 2.78 + 25 = 28.0; seed 1: 1 + 2.78 + 7.11 + 177.8 + 400 = 588.7;
+    # seed 2: 1 + 1.78 + 5.44 + 136.1 + 225 = 369.3
+    assert typical_draw(rows) == 0
+    flipped = [{**r, "draws": {0: r["draws"][1], 1: r["draws"][0], 2: r["draws"][2]}} for r in rows]
+    assert typical_draw(flipped) == 1
+    assert typical_draw([]) is None
 
 
 def test_a_draw_missing_a_run_leaves_that_run_out(tmp_path):
