@@ -52,7 +52,7 @@ def evaluate(
         run_lmms_eval,
     )
     from lmms_sttm.organism.bench import write_benchmark
-    from lmms_sttm.organism.draws import collect, summarise, write_spread
+    from lmms_sttm.organism.draws import collect, summarise, typical_draw, write_spread
 
     root, work_dir = Path.cwd().absolute(), Path(work).absolute()
     data_root = work_dir / "datasets"
@@ -93,5 +93,8 @@ def evaluate(
     rows_out = summarise(collect(out))
     if rows_out:
         command = f"python -m lmms_sttm.organism spread {out} --out {spread_out}"
-        write_spread(rows_out, spread_out, command)
+        csv_path, _ = write_spread(rows_out, spread_out, command)
+        print(
+            f"[heldout] {len(rows_out)} rows -> {csv_path}; closest to the mean: seed {typical_draw(rows_out)}"
+        )
     return failed
