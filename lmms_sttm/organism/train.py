@@ -254,7 +254,9 @@ def train(
         towers, items = make_bank(
             model, processor, bank, seed + 2_000_000, log=lambda m: print(m, flush=True)
         )
-        prints["bank"] = fingerprint({"towers": towers})
+        encoded = fingerprint({"towers": towers})
+        if prints.setdefault("bank", encoded) != encoded:  # a resumed training without its bank.pt
+            raise SystemExit("the re-encoded clip bank differs from the one this training started with")
     for step in range(first, steps):
         rng = rng_for(seed, step)
         pick = rng.choice(len(items), min(BATCH, len(items)), replace=False)
