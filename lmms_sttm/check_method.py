@@ -2,7 +2,7 @@
 
 ``NAME``: a built-in, an entry point of group ``lmms_sttm.methods``, or ``package.module:SPEC``.
 On the tiny random model of every supported family (LLaVA-OneVision/LLaVA-Video, Qwen2-VL,
-Qwen2.5-VL), rule by rule:
+Qwen2.5-VL, Qwen3-VL dense and MoE, InternVL3.5, the hybrid Qwen3.5 dense and MoE), rule by rule:
 
 - ``spec``: the spec is well formed and its stages split at distinct layers (before any forward);
 - ``plans_valid``: every stage returns a valid plan (token map, representatives, sizes);
@@ -13,6 +13,9 @@ Qwen2.5-VL), rule by rule:
 - ``by_hand_positions``: first-token logits equal the unpatched model run by hand with the
   family's expected positions (1e-5);
 - ``processes``: the same runs split over 2 processes give bit-identical plans and logits;
+
+a method whose stage reads ``vision_attention`` runs every rule with the scores of the tiny
+model's own vision tower (the kind its spec declares; ``vision_scores`` in the report, per family),
 
 then times the method's stages on a LLaVA-Video-sized input (128 frames x 14 x 14 tokens, 3584
 channels; ``--timing-channels`` to change, 0 to skip). Exits 1 naming the first broken rule.
@@ -28,7 +31,16 @@ import subprocess
 import sys
 import time
 
-FAMILIES = ("llava_onevision", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "internvl")
+FAMILIES = (
+    "llava_onevision",
+    "qwen2_vl",
+    "qwen2_5_vl",
+    "qwen3_vl",
+    "qwen3_vl_moe",
+    "internvl",
+    "qwen3_5",
+    "qwen3_5_moe",
+)
 
 
 def _spec_problem(name: str):
@@ -44,7 +56,7 @@ def _spec_problem(name: str):
 def _processes_rule(name: str, in_process: dict[tuple[str, int], dict]) -> str | None:
     """The fingerprints of 2 spawned processes (one video each per family) equal the in-process ones."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), OMP_NUM_THREADS="1")
-    for family in FAMILIES:
+    for family in dict.fromkeys(f for f, _ in in_process):  # the checked families, in order
         procs = {
             seed: subprocess.Popen(
                 [sys.executable, "-m", "lmms_sttm.conformance.worker", name, family, str(seed)],
@@ -117,6 +129,13 @@ def check(name: str, families=FAMILIES, processes: bool = True, timing_channels:
         except ValueError as e:
             fail("spec", family, str(e))
             continue
+        if case.vision_kind is not None:
+            try:
+                got = case.vision_scores() is not None
+            except Exception as e:  # the tower's hook fails: the method's read is broken on this family
+                fail("spec", family, f"vision scores: {type(e).__name__}: {e}")
+                continue
+            report.setdefault("vision_scores", {})[family] = case.vision_kind if got else "none (no hook)"
         for rule, fn in rules.RULES.items():
             try:
                 message = fn(spec, settings, case)
@@ -163,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for rule, where in report["rules"].items():
             print(f"{rule:18s} " + "  ".join(f"{k}: {v}" for k, v in where.items()))
+        if "vision_scores" in report:
+            print(
+                f"{'vision scores':18s} " + "  ".join(f"{k}: {v}" for k, v in report["vision_scores"].items())
+            )
         if "ms_per_video" in report:
             print(f"{'ms per video':18s} {report['ms_per_video']} ({report['timing_input']})")
         print("PASS" if report["ok"] else f"FAIL: {report['first_failure']}")

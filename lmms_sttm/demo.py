@@ -22,6 +22,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from lmms_sttm.example_method import NAME as EXAMPLE_METHOD
@@ -34,7 +36,10 @@ TASK = "vnbench_sttm"
 CHECKPOINT = "lmms_sttm/organism/weights"  # relative to the repository root (the demo's working dir)
 #: the committed held-out evaluation of several training draws (lmms_sttm.organism.draws)
 DRAWS_CSV = "results/organism/draws.csv"
-BASELINES = ("tome", "dycoke_stage1", "dycoke", "fastv", "framefusion", "pool")
+BASELINES = (
+    "tome", "dycoke_stage1", "dycoke", "fastv", "framefusion", "pool",
+    "evs", "vidcom2", "fastvid", "holitom", "flashvid",
+)  # fmt: skip
 
 
 def caveat(per_family: int) -> str:
@@ -209,6 +214,51 @@ def qwen3_vl_runs(checkpoint: str) -> list[tuple[str, str]]:
     return runs
 
 
+#: the Qwen3.5 section: a tiny random-weight hybrid (Gated DeltaNet + full attention) on the same questions
+QWEN3_5 = "qwen3_5_sttm"
+QWEN3_5_NOTE = (
+    "The same questions through `qwen3_5_sttm` on a tiny Qwen3.5 with random weights "
+    "(`python -m lmms_sttm.data.tiny --arch qwen3_5`: 8 decoder layers, Gated DeltaNet except full "
+    "attention at layers 3 and 7, timestamped frame blocks, merging at layer 2), thinking off "
+    "(`enable_thinking=false`: an untrained model never closes a thinking block). HoliTom's and "
+    "FlashVID's inner stages run at layer 4, reading layer 3 (their default layers, 18 and 20 of 28 "
+    "scaled, would read layer 7, the last). It checks that every method runs on the hybrid decoder "
+    "with exact budgets and prefix reuse; its accuracies are those of an untrained model, not a "
+    "comparison of methods."
+)
+#: the tiny hybrid's inner-stage layers (see QWEN3_5_NOTE)
+QWEN3_5_LAYERS = {"holitom": ",inner_layer=4", "flashvid": ",prune_layer=4"}
+
+
+def qwen3_5_runs(checkpoint: str) -> list[tuple[str, str]]:
+    """``(tag, model_args)`` of the Qwen3.5 section (model ``qwen3_5_sttm``, thinking off): unreduced,
+    STTM and every baseline at an exact 30% (no published thresholds for Qwen3.5)."""
+    base = f"pretrained={checkpoint},enable_thinking=false"
+    runs = [("qwen35_none", f"{base},method=none")]
+    for m in ("sttm", *BASELINES):
+        extra = QWEN3_5_LAYERS.get(m, "")
+        runs.append((f"qwen35_{m}_exact30", f"{base},method={m},budget_mode=exact,retention=0.3{extra}"))
+    return runs
+
+
+@dataclass(frozen=True)
+class Side:
+    """A side section: a tiny random checkpoint of another family on the same questions, in
+    ``runs_<name>`` / ``leaderboard_<name>`` under ``--out`` (checkpoint: ``<work>/<name>_tiny``)."""
+
+    name: str
+    model: str
+    heading: str
+    note: str
+    runs: Callable[[str], list[tuple[str, str]]]
+
+
+SIDES = (
+    Side("qwen3_vl", QWEN3_VL, "Qwen3-VL: the frame-block pipeline", QWEN3_VL_NOTE, qwen3_vl_runs),
+    Side("qwen3_5", QWEN3_5, "Qwen3.5: the hybrid linear-attention pipeline", QWEN3_5_NOTE, qwen3_5_runs),
+)
+
+
 def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -376,22 +426,27 @@ def main(argv: list[str] | None = None) -> int:
     began = time.time()
     data_root = work / "datasets"
     runs = demo_runs(args.checkpoint)
-    qwen3_ckpt = os.path.relpath(work / "qwen3_vl_tiny")
-    side_runs = qwen3_vl_runs(qwen3_ckpt)
+    sides = {side: side.runs(os.path.relpath(work / f"{side.name}_tiny")) for side in SIDES}
     if args.report_only:
-        side_runs = [r for r in side_runs if (out / "runs_qwen3_vl" / r[0]).is_dir()]
+        sides = {
+            side: [r for r in rs if (out / f"runs_{side.name}" / r[0]).is_dir()] for side, rs in sides.items()
+        }
         runs = [r for r in runs if (out / "runs" / r[0]).is_dir()]
         args.per_family = videos_per_family(out / "runs", [t for t, _ in runs])
     else:
         write_benchmark(data_root, args.per_family)
     if args.runs != "all":
         wanted = args.runs.split(",")
-        known = {t for t, _ in runs + side_runs}
+        known = {t for t, _ in runs} | {t for rs in sides.values() for t, _ in rs}
         unknown = sorted(set(wanted) - known)
         if unknown:
             p.error(f"unknown run tags {unknown}; known: {', '.join(sorted(known))}")
         runs = [r for r in runs if r[0] in wanted]
-        side_runs = [r for r in side_runs if r[0] in wanted]
+        sides = {side: [r for r in rs if r[0] in wanted] for side, rs in sides.items()}
+        if not runs and not (out / "runs").is_dir():
+            p.error(
+                "the leaderboard needs main runs: add one of them to --runs (e.g. none), or use an --out holding them"
+            )
     print(
         f"[demo] checkpoint {args.checkpoint}; {3 * 4 * args.per_family} questions; {len(runs)} runs",
         flush=True,
@@ -412,18 +467,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[demo] {tag} FAILED: {e}", file=sys.stderr, flush=True)
             return 1
         print(f"[demo] {tag:>20}: {time.time() - t0:5.1f} s -> {results.relative_to(out)}", flush=True)
-    if side_runs and not args.report_only and not (work / "qwen3_vl_tiny").is_dir():
-        from lmms_sttm.data.tiny import build_tiny
+    for side, side_runs in sides.items():
+        if side_runs and not args.report_only and not (work / f"{side.name}_tiny").is_dir():
+            from lmms_sttm.data.tiny import build_tiny
 
-        build_tiny("qwen3_vl", work / "qwen3_vl_tiny")
-    for tag, model_args in [] if args.report_only else side_runs:
-        t0 = time.time()
-        try:
-            results = run_lmms_eval(model_args, out / "runs_qwen3_vl" / tag, env, args.processes, QWEN3_VL)
-        except RunFailed as e:
-            print(f"[demo] {tag} FAILED: {e}", file=sys.stderr, flush=True)
-            return 1
-        print(f"[demo] {tag:>20}: {time.time() - t0:5.1f} s -> {results.relative_to(out)}", flush=True)
+            build_tiny(side.name, work / f"{side.name}_tiny")
+        for tag, model_args in [] if args.report_only else side_runs:
+            t0 = time.time()
+            try:
+                results = run_lmms_eval(
+                    model_args, out / f"runs_{side.name}" / tag, env, args.processes, side.model
+                )
+            except RunFailed as e:
+                print(f"[demo] {tag} FAILED: {e}", file=sys.stderr, flush=True)
+                return 1
+            print(f"[demo] {tag:>20}: {time.time() - t0:5.1f} s -> {results.relative_to(out)}", flush=True)
 
     board = out / "leaderboard"
     report = [
@@ -438,19 +496,27 @@ def main(argv: list[str] | None = None) -> int:
     if proc.returncode != 0:
         print(f"[demo] the report failed (exit {proc.returncode}): {' '.join(report)}", file=sys.stderr)
         return 1
-    qwen3 = ""
-    if side_runs:
-        side = [
+    sections = ""
+    for side, side_runs in sides.items():
+        if not side_runs:
+            continue
+        board_cmd = [
             *report[:3],
-            os.path.relpath(out / "runs_qwen3_vl"),
+            os.path.relpath(out / f"runs_{side.name}"),
             "--out",
-            os.path.relpath(out / "leaderboard_qwen3_vl"),
+            os.path.relpath(out / f"leaderboard_{side.name}"),
         ]
-        if subprocess.run(side, env=env).returncode != 0:
-            print(f"[demo] the Qwen3-VL report failed: {' '.join(side)}", file=sys.stderr)
+        if subprocess.run(board_cmd, env=env).returncode != 0:
+            print(
+                f"[demo] the {side.heading.split(':')[0]} report failed: {' '.join(board_cmd)}",
+                file=sys.stderr,
+            )
             return 1
-        rows = family_table(out / "runs_qwen3_vl", [t for t, _ in side_runs])
-        qwen3 = f"\n## Qwen3-VL: the frame-block pipeline\n\n{QWEN3_VL_NOTE}\n\n{rows}\nLeaderboard: `../leaderboard_qwen3_vl/leaderboard.md`.\n"
+        rows = family_table(out / f"runs_{side.name}", [t for t, _ in side_runs])
+        sections += (
+            f"\n## {side.heading}\n\n{side.note}\n\n{rows}\n"
+            f"Leaderboard: `../leaderboard_{side.name}/leaderboard.md`.\n"
+        )
     table = family_table(out / "runs", [t for t, _ in runs])
     (board / "families.md").write_text(f"# Accuracy per family (%)\n\n{table}")
     timing = timing_table(out / "runs", [t for t, _ in runs])
@@ -484,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         "## Accuracy per family (%)\n\nPer-try accuracy per family, "
         f"and VNBench's official circular accuracy (an item counts only when all 4 tries are right).\n\n{table}\n"
         f"{made}. Leaderboard: `leaderboard.md`; plots: `index.html`.\n"
-        f"{across}{timing}{qwen3}"
+        f"{across}{timing}{sections}"
     )
     relativize(out, root)
     print(f"[demo] leaderboard: {os.path.relpath(board)}  ({seconds:.0f} s in all)", flush=True)

@@ -19,3 +19,29 @@ def dist_rank_world() -> tuple[int, int]:
     except ImportError:
         pass
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+_RELEASE_REGISTERED = False
+
+
+def release_process_group_at_exit() -> None:
+    """Destroys the default process group when the interpreter exits (once per process).
+
+    lmms-eval never calls ``destroy_process_group``: the group's native worker threads were then
+    torn down during interpreter finalization, which now and then aborted a rank with "terminate
+    called without an active exception" after its results were written (seen in 2-process CPU runs
+    under load). Destroying the group first, from ``atexit``, ends them in order.
+    """
+    global _RELEASE_REGISTERED
+    if _RELEASE_REGISTERED:
+        return
+    import atexit
+
+    def release() -> None:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+    atexit.register(release)
+    _RELEASE_REGISTERED = True

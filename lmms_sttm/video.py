@@ -1,4 +1,5 @@
-"""Frame sampling (the STTM protocol's sampler) and video decoding (decord, PyAV fallback).
+"""Frame sampling (the STTM protocol's sampler; qwen-vl-utils' for Qwen3.5) and video decoding
+(decord, PyAV fallback).
 
 Decoding returns ``[F, H, W, 3]`` uint8 RGB arrays. decord is used when installed (the
 ``decord`` extra); otherwise PyAV, which lmms-eval always installs. Both return the same
@@ -159,10 +160,42 @@ def _read_pyav(path: str, indices: list[int]) -> np.ndarray:
     return np.stack([got[i] for i in indices])
 
 
+def qwen_vl_utils_indices(
+    num_frames: int, video_fps: float, target_fps: float = 2.0, max_frames: int = 768, min_frames: int = 4
+) -> list[int]:
+    """qwen-vl-utils 0.0.14's sampler as lmms-eval's ``qwen3_vl`` / ``qwen3_5`` wrappers call it with
+    ``fps``/``max_frames`` (``smart_nframes``, then its decord reader's indices).
+
+    ``n = N / video_fps * target_fps`` clamped to ``[min_frames, max_frames]`` (rounded up / down to
+    even) and to ``N``, then rounded down to even; indices ``linspace(0, N-1, n)`` rounded (float32,
+    half to even, as ``torch.linspace(...).round()``). Fewer than 2 frames is an error there and here.
+    """
+    import torch
+
+    if num_frames <= 0:
+        raise VideoError(f"video has no frames (num_frames={num_frames})")
+    if video_fps <= 0 or target_fps <= 0:
+        raise ValueError(f"fps must be positive (video_fps={video_fps}, target_fps={target_fps})")
+    lowest = math.ceil(min_frames / 2) * 2
+    highest = math.floor(max_frames / 2) * 2
+    n = min(max(num_frames / video_fps * target_fps, lowest), highest, num_frames)
+    n = math.floor(n / 2) * 2
+    if not 2 <= n <= num_frames:
+        raise VideoError(
+            f"qwen-vl-utils sampling needs 2..{num_frames} frames, got {n} (a {num_frames}-frame video)"
+        )
+    return torch.linspace(0, num_frames - 1, n).round().long().tolist()
+
+
+#: frame samplers by name: the STTM protocol's, and qwen-vl-utils' (lmms-eval's Qwen3.5 wrapper)
+SAMPLERS = {"sttm": sample_indices, "qwen_vl_utils": qwen_vl_utils_indices}
+
+
 def load_video(
-    path: str, target_fps: float = 1.0, max_frames: int = 128, backend: str = "auto"
+    path: str, target_fps: float = 1.0, max_frames: int = 128, backend: str = "auto", sampler: str = "sttm"
 ) -> tuple[np.ndarray, list[int], VideoInfo]:
-    """Probe, sample with :func:`sample_indices` and decode: ``(frames [F,H,W,3] uint8, indices, info)``."""
+    """Probe, sample (``sampler``: a key of :data:`SAMPLERS`) and decode: ``(frames [F,H,W,3] uint8,
+    indices, info)``."""
     info = probe(path, backend)
-    idx = sample_indices(info.num_frames, info.fps, target_fps, max_frames)
+    idx = SAMPLERS[sampler](info.num_frames, info.fps, target_fps, max_frames)
     return read_frames(path, idx, backend), idx, info

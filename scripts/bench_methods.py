@@ -1,15 +1,22 @@
 """Benchmark every registered reduction method's stages alone; prints one JSON line per case.
 
 Input: a synthetic video of hidden states ``[T*H*W, C]`` (default T=128, 14x14, C=3584, float32 on
-CPU / bfloat16 on CUDA; ``--grid 12x21 --family qwen`` for a Qwen-sized grid bound as Qwen2-VL-7B), the generator of ``scripts/bench_merge.py``. The methods come from the
-registry (built-ins, entry points; ``--only name,...`` or ``--only package.module:SPEC``), bound as
-for LLaVA-Video-7B on Video-MME; staged methods run every stage (``methods/standalone.py``); stages
-that read the last prompt token's attention get seeded random scores (the score computation, one
-``k_proj`` over the chunk, is part of the prefill, not of the method). Each line: method, setting, grid,
-median / min ms per video over the repeats, kept ratio; exact-budget STTM lines add the number of
-STTM calls of the search, trimmed tokens and the overhead over threshold STTM at the same retention.
+CPU / bfloat16 on CUDA; ``--grid 13x13`` for LLaVA-Video's pooled grid, ``--grid 12x21 --family qwen``
+for a Qwen-sized grid bound as Qwen2-VL-7B), the generator of ``scripts/bench_merge.py``. The methods
+come from the registry (every built-in: STTM, the 2024 baselines and EVS, VidCom2, FastVID, HoliTom,
+FlashVID; entry points; ``--only name,...`` or ``--only package.module:SPEC``), bound as for
+LLaVA-Video-7B on Video-MME; staged methods run every stage (``methods/standalone.py``: HoliTom's and
+FlashVID's outer stage, then their inner stage on what it left); stages that read the last prompt
+token's attention get seeded random scores (the score computation, one ``k_proj`` over the chunk, is
+part of the prefill, not of the method). Each case runs ``--warmup`` untimed calls first. Each line:
+method, setting, grid, median / min ms per video over the repeats, kept ratio (after the last stage);
+exact-budget STTM lines add the number of STTM calls of the search, trimmed tokens and the overhead
+over threshold STTM at the same retention. A last line ``{"summary": ...}`` puts each method's median
+next to STTM's at the same setting (``budget=50``, ``budget=30``, ``exact retention=R``) with the
+ratio method / STTM.
 
-Usage: ``.venv/bin/python scripts/bench_methods.py [--frames 128] [--channels 3584] [--repeats 3]``.
+Usage: ``.venv/bin/python scripts/bench_methods.py [--frames 128] [--channels 3584] [--repeats 3]``;
+the 2025-26 methods next to STTM: ``--only sttm,evs,vidcom2,fastvid,holitom,flashvid``.
 
 ``--ab REV``: the exact-budget STTM search and the baseline reducers of the working tree against
 those of git revision ``REV``
@@ -75,14 +82,20 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(fn, repeats: int, device) -> tuple[list[float], object]:
+def _time(fn, repeats: int, device, warmup: int = 0, cpu: list | None = None) -> tuple[list[float], object]:
+    """Wall ms of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones (``cpu``: gets the
+    process CPU ms of each call, all threads; less sensitive than wall time to a shared machine)."""
     out, times = None, []
+    for _ in range(warmup):
+        out = fn()
     for _ in range(repeats):
         _sync(device)
-        began = time.perf_counter()
+        c0, began = time.process_time(), time.perf_counter()
         out = fn()
         _sync(device)
         times.append(1000 * (time.perf_counter() - began))
+        if cpu is not None:
+            cpu.append(1000 * (time.process_time() - c0))
     return times, out
 
 
@@ -90,11 +103,11 @@ def _time(fn, repeats: int, device) -> tuple[list[float], object]:
 FAMILIES = {"llava": ("llava", "llava_video_7b"), "qwen": ("qwen", "qwen2_vl_7b")}
 
 
-def cases(names=None, family: str = "llava", which: str = "all"):
+def cases(names=None, family: str = "llava", which: str = "all", retentions=(0.5, 0.3, 0.15)):
     """``(method, setting, reducer)`` of every registered method (``names``: a subset): the authors'
     50 / 30 settings where published, and exact budgets of 50 / 30 / 15%, bound as a LLaVA-Video-7B
     (``family="qwen"``: Qwen2-VL-7B) run on Video-MME binds them; ``which``: ``all``, ``native``
-    (the 50 / 30 settings only) or ``exact``."""
+    (the 50 / 30 settings only) or ``exact`` (the ``retentions``)."""
     from lmms_sttm.methods import registry
     from lmms_sttm.methods.bind import bind, method_settings
     from lmms_sttm.methods.spec import BuildContext
@@ -106,7 +119,7 @@ def cases(names=None, family: str = "llava", which: str = "all"):
         settings = method_settings(spec, {})
         budgets = [{"budget": b} for b in sorted(spec.budgets, reverse=True)] if which != "exact" else []
         if (spec.exact is not None or spec.knob is not None) and which != "native":
-            budgets += [{"budget_mode": "exact", "retention": r} for r in (0.5, 0.3, 0.15)]
+            budgets += [{"budget_mode": "exact", "retention": r} for r in retentions]
         for budget in budgets:
             ctx = BuildContext(*FAMILIES[family], "videomme_sttm", 2, 28, **budget)
             inst = bind(spec, settings, ctx)
@@ -187,6 +200,8 @@ def main() -> None:
     ap.add_argument("--grid", default="14x14", help="tokens per frame, HxW (Qwen-sized: e.g. 12x21)")
     ap.add_argument("--family", default="llava", choices=sorted(FAMILIES), help="bind the methods as for")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1, help="untimed calls before each case's repeats")
+    ap.add_argument("--retentions", default="0.5,0.3,0.15", help="exact-budget retentions to run")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     ap.add_argument("--only", default="", help="comma-separated method names to run")
     ap.add_argument("--settings", default="all", choices=("all", "native", "exact"), help="which budgets")
@@ -205,8 +220,12 @@ def main() -> None:
         return
     only = [m for m in args.only.split(",") if m]
     threshold_ms: dict[float, float] = {}
-    for method, setting, reducer in cases(only, args.family, args.settings):
-        times, plan = _time(lambda r=reducer: run_without_model(r, x, grid), args.repeats, device)
+    medians: dict[str, dict[str, float]] = {}
+    retentions = tuple(float(r) for r in args.retentions.split(",") if r)
+    for method, setting, reducer in cases(only, args.family, args.settings, retentions):
+        run = lambda r=reducer: run_without_model(r, x, grid)  # noqa: E731
+        cpu: list[float] = []
+        times, plan = _time(run, args.repeats, device, args.warmup, cpu)
         line = {
             "method": method,
             "setting": setting,
@@ -218,6 +237,7 @@ def main() -> None:
             "threads": torch.get_num_threads(),
             "median_ms": round(statistics.median(times), 1),
             "min_ms": round(min(times), 1),
+            "median_cpu_ms": round(statistics.median(cpu), 1),
             "kept_ratio": round(plan.ratio, 4),
         }
         if isinstance(reducer, SttmExactReducer):
@@ -230,6 +250,32 @@ def main() -> None:
             line["threshold_sttm_ms"] = round(threshold_ms[reducer.retention], 1)
             line["overhead_x"] = round(line["median_ms"] / threshold_ms[reducer.retention], 2)
         print(json.dumps(line), flush=True)
+        medians.setdefault(_setting_key(setting), {})[method] = (line["median_ms"], line["median_cpu_ms"])
+    print(json.dumps({"summary": vs_sttm(medians), "grid": list(grid), "family": args.family}), flush=True)
+
+
+def _setting_key(setting: str) -> str:
+    """``budget=30 tau_s=0.8 ...`` -> ``budget=30``; ``exact retention=0.3 ...`` -> ``exact retention=0.3``."""
+    words = setting.split()
+    return " ".join(words[:2]) if words[0] == "exact" else words[0]
+
+
+def vs_sttm(medians: dict[str, dict[str, tuple[float, float]]]) -> dict[str, dict[str, dict]]:
+    """Per setting, each method's median wall / CPU ms (``medians[setting][method]``) and their
+    ratios to STTM's at that setting (None where STTM did not run)."""
+    out = {}
+    for setting, by_method in medians.items():
+        ref = by_method.get("sttm")
+        out[setting] = {
+            m: {
+                "median_ms": wall,
+                "median_cpu_ms": cpu,
+                "x_sttm": round(wall / ref[0], 2) if ref else None,
+                "cpu_x_sttm": round(cpu / ref[1], 2) if ref and ref[1] else None,
+            }
+            for m, (wall, cpu) in by_method.items()
+        }
+    return out
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""Prefill cost of in-LLM token reduction and of prefix reuse on a CPU-sized random Qwen2 decoder.
+"""Prefill cost of in-LLM token reduction and of prefix reuse on a CPU-sized random decoder.
+
+``--config qwen2`` (default): a Qwen2-shaped decoder, every layer full attention. ``--config
+qwen3_5``: a Qwen3.5-shaped hybrid (Gated DeltaNet layers with full attention every 4th layer,
+gated queries), run by transformers' torch kernels (no flash-linear-attention on CPU); its
+reused prefix continues from a snapshot of the DeltaNet states.
 
 Prints one JSON object:
 - ``reduction``: for retention r in {0.5, 0.3} and merge layer k in {0, 2}, the measured prefill-time
@@ -16,7 +21,8 @@ default: on a machine shared with other jobs, CPU time of a single-threaded run 
 model predicts (wall time also counts the time other jobs hold the core), so the targets are
 checked on CPU time and the wall-time figures are printed next to them.
 
-    .venv/bin/python scripts/bench_prefill.py [--repeats 7] [--target-seconds 1.0] [--threads 1]
+    .venv/bin/python scripts/bench_prefill.py [--config qwen2|qwen3_5] [--repeats 7]
+        [--target-seconds 1.0] [--threads 1]
 """
 
 from __future__ import annotations
@@ -27,13 +33,24 @@ import statistics
 import time
 
 import torch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3_5ForCausalLM, Qwen3_5TextConfig
 
 from lmms_sttm.engine import answer, apply_reduction, prefill
 from lmms_sttm.engine.flops import DecoderDims, reduced_prefill_ratio
 from lmms_sttm.merging.reduction import Reduction
 
 HIDDEN, LAYERS, HEADS, KV_HEADS, FFN, VOCAB = 512, 12, 8, 2, 1536, 1024
+#: the Qwen3.5 shape at CPU size: full attention at layers 3, 7, 11 (head 64, gated query, a quarter
+#: rotary), Gated DeltaNet elsewhere (4 key heads, 8 value heads of 64, conv kernel 4)
+QWEN3_5 = {
+    "head_dim": 64,
+    "full_attention_interval": 4,
+    "linear_num_key_heads": 4,
+    "linear_num_value_heads": 8,
+    "linear_key_head_dim": 64,
+    "linear_value_head_dim": 64,
+    "linear_conv_kernel_dim": 4,
+}
 TOKENS_PER_FRAME, FRAME_GRID = 196, (14, 14)
 SYSTEM, INSTRUCTION = 20, 12
 QUESTION_LENGTHS = (16, 24, 32, 20, 28)
@@ -60,12 +77,26 @@ class ChunkMeanReducer:
         return Reduction(features, counts, tlbr, token_map, rep_index, grid)
 
 
-def flop_model(n_full: int, n_reduced: int, k: int) -> dict:
+def flop_model(model, n_full: int, n_reduced: int, k: int) -> dict:
     """Predicted reduced/full prefill ratio and the per-layer FLOP terms (:mod:`lmms_sttm.engine.flops`)."""
-    return reduced_prefill_ratio(DecoderDims(HIDDEN, LAYERS, HEADS, KV_HEADS, FFN), n_full, n_reduced, k)
+    return reduced_prefill_ratio(DecoderDims.of(model.config), n_full, n_reduced, k)
 
 
-def build_model() -> Qwen2ForCausalLM:
+def build_model(name: str = "qwen2"):
+    if name == "qwen3_5":
+        config = Qwen3_5TextConfig(
+            vocab_size=VOCAB,
+            hidden_size=HIDDEN,
+            intermediate_size=FFN,
+            num_hidden_layers=LAYERS,
+            num_attention_heads=HEADS,
+            num_key_value_heads=KV_HEADS,
+            max_position_embeddings=65536,
+            tie_word_embeddings=False,
+            **QWEN3_5,
+        )
+        torch.manual_seed(0)
+        return Qwen3_5ForCausalLM._from_config(config, attn_implementation="sdpa").eval()
     config = Qwen2Config(
         vocab_size=VOCAB,
         hidden_size=HIDDEN,
@@ -133,7 +164,7 @@ def bench_reduction(model, frames: int, repeats: int) -> tuple[tuple[float, floa
     rows = []
     for k, r in configs:
         cpu, wall = medians(times[(k, r)])
-        model_terms = flop_model(ids.shape[1], kept[(k, r)], k)
+        model_terms = flop_model(model, ids.shape[1], kept[(k, r)], k)
         rel = cpu / full[0] / model_terms["predicted_ratio"] - 1
         rows.append(
             {
@@ -198,18 +229,21 @@ def bench_prefix_reuse(model, frames: int, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", choices=("qwen2", "qwen3_5"), default="qwen2")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--target-seconds", type=float, default=1.0)
     parser.add_argument("--frames", type=int, default=None, help="override the calibrated frame count")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = build_model()
+    model = build_model(args.config)
     frames = args.frames or choose_frames(model, args.target_seconds)
     full, rows = bench_reduction(model, frames, args.repeats)
     reuse = bench_prefix_reuse(model, frames, args.repeats)
     out = {
         "model": {
+            "config": args.config,
+            "layer_types": list(getattr(model.config, "layer_types", None) or []),
             "hidden": HIDDEN,
             "layers": LAYERS,
             "heads": HEADS,

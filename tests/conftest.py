@@ -51,8 +51,8 @@ def tiny_checkpoints(tmp_path_factory):
     """``get(arch) -> folder``: tiny random checkpoints, each built once per session (offline, deterministic).
 
     Any arch of ``lmms_sttm.data.tiny.ARCHS`` (``llava_video``, ``llava_onevision``, ``qwen2_vl``,
-    ``qwen2_5_vl``, ``qwen3_vl``, ``qwen3_vl_moe``, ``internvl3_5``); an arch is built on its first
-    ``get``, so a session builds only the archs its tests ask for.
+    ``qwen2_5_vl``, ``qwen3_vl``, ``qwen3_vl_moe``, ``qwen3_5``, ``qwen3_5_moe``, ``internvl3_5``); an
+    arch is built on its first ``get``, so a session builds only the archs its tests ask for.
     """
     from lmms_sttm.data.tiny import build_tiny
 
@@ -138,6 +138,21 @@ def read_run(out_dir: Path, returncode: int = 0, log: str = ""):
         rows = [json.loads(line) for line in Path(f).read_text().splitlines() if line.strip()]
         samples[task] = sorted(rows, key=lambda r: r["doc_id"])
     return results, samples
+
+
+def stats_rows(out: Path) -> list[dict]:
+    """Every per-answer statistics row a run under ``out`` wrote (``sttm_stats/*_rank*.jsonl``)."""
+    rows = []
+    for f in sorted((out / "sttm_stats").glob("*_rank*.jsonl")):
+        rows += [json.loads(line) for line in f.read_text().splitlines()]
+    return rows
+
+
+def by_question(samples: dict, stats: list[dict], task: str) -> dict:
+    """question_id -> (answer, visual tokens, kept) of ``task``'s answers: doc_ids differ between
+    world sizes, question ids do not."""
+    qid = {r["doc_id"]: r["sttm_acc"]["question_id"] for r in samples[task]}
+    return {qid[s["doc_id"]]: (s["answer"], s["visual_tokens"], s["visual_tokens_kept"]) for s in stats}
 
 
 def untimed(results: dict) -> dict:

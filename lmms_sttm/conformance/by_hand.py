@@ -16,11 +16,8 @@ def text_model_of(model: torch.nn.Module) -> torch.nn.Module:
     return model.model.language_model
 
 
-def decoder_inputs(model: torch.nn.Module, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(inputs_embeds [1, q, C], positions)`` the unpatched model hands its text decoder.
-
-    Positions: ``[1, q]`` for 1-D RoPE models (the decoder's default ``arange``), ``[3, 1, q]`` M-RoPE.
-    """
+def decoder_kwargs(model: torch.nn.Module, inputs: dict) -> dict:
+    """The keyword arguments the unpatched model hands its text decoder for ``inputs``."""
     seen = {}
 
     def grab(module, args, kwargs):
@@ -32,6 +29,15 @@ def decoder_inputs(model: torch.nn.Module, inputs: dict) -> tuple[torch.Tensor, 
             model(**inputs, use_cache=False)
     finally:
         handle.remove()
+    return seen
+
+
+def decoder_inputs(model: torch.nn.Module, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(inputs_embeds [1, q, C], positions)`` the unpatched model hands its text decoder.
+
+    Positions: ``[1, q]`` for 1-D RoPE models (the decoder's default ``arange``), ``[3, 1, q]`` M-RoPE.
+    """
+    seen = decoder_kwargs(model, inputs)
     embeds = seen["inputs_embeds"]
     positions = seen.get("position_ids")
     if positions is None:
@@ -45,13 +51,29 @@ def causal_float_mask(n: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.zeros(n, n, dtype=dtype).masked_fill(upper, torch.finfo(dtype).min)[None, None]
 
 
+def is_linear(layer) -> bool:
+    """Whether a decoder layer mixes tokens with linear attention (Qwen3.5's Gated DeltaNet)."""
+    return getattr(layer, "linear_attn", None) is not None
+
+
 def run_layers(text, hidden, pos, layers):
-    """``layers`` of decoder ``text`` on ``hidden`` ``[1, q, C]`` with ``pos``'s rotary and a causal mask."""
+    """``layers`` of decoder ``text`` on ``hidden`` ``[1, q, C]`` with ``pos``'s rotary and a causal mask
+    (no mask for a linear-attention layer: no padding). Cache-less: every linear layer starts from a
+    zero state and absorbs the ``q`` tokens in sequence order."""
     rotary = text.rotary_emb(hidden, pos)
     mask = causal_float_mask(hidden.shape[1], hidden.dtype)
     for layer in layers:
-        hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary, position_ids=None)
+        own = None if is_linear(layer) else mask
+        hidden = layer(hidden, attention_mask=own, position_embeddings=rotary, position_ids=None)
     return hidden
+
+
+def token_mixer(block, hidden: torch.Tensor, rotary, mask: torch.Tensor) -> torch.Tensor:
+    """The output of ``block``'s attention (or linear attention) on ``hidden [1, q, C]``, before the residual."""
+    normed = block.input_layernorm(hidden)
+    if is_linear(block):
+        return block.linear_attn(normed, attention_mask=None)
+    return block.self_attn(normed, attention_mask=mask, position_embeddings=rotary)[0]
 
 
 @torch.no_grad()
@@ -98,17 +120,7 @@ def last_row_scores(
 def decoder_side(model: torch.nn.Module, inputs: dict) -> tuple[list[torch.Tensor], torch.Tensor | None]:
     """``(DeepStack features [N, C] per layer, visual mask [q])`` the unpatched model hands its decoder
     (``([], None)`` for models without DeepStack)."""
-    seen = {}
-
-    def grab(module, args, kwargs):
-        seen.update(kwargs)
-
-    handle = text_model_of(model).register_forward_pre_hook(grab, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            model(**inputs, use_cache=False)
-    finally:
-        handle.remove()
+    seen = decoder_kwargs(model, inputs)
     embeds = seen.get("deepstack_visual_embeds")
     mask = seen.get("visual_pos_masks")
     return (list(embeds) if embeds is not None else []), (None if mask is None else mask[0])
@@ -169,6 +181,7 @@ def method_logits_by_hand(
     default when the stage has none (``mode``: ``reassign`` -> renumber, ``survive`` -> original).
     Returns logits ``[1, q', V]``.
     """
+    from lmms_sttm.engine.hybrid import layer_kinds
     from lmms_sttm.engine.query_aware import AttentionContext
     from lmms_sttm.engine.stages import compose, start_run
 
@@ -177,7 +190,7 @@ def method_logits_by_hand(
     n = grid[0] * grid[1] * grid[2]
     rows, blocks = (list(range(video, video + n)), [0] * n) if isinstance(video, int) else video
     side = [d.clone() for d in deepstack or []]
-    run = start_run(method, grid, len(layers), layer)
+    run = start_run(method, grid, len(layers), layer, layer_kinds(text))
     hidden, pos, done = embeds, positions, 0
     stage_grid, composed = tuple(grid), None
 
@@ -207,12 +220,7 @@ def method_logits_by_hand(
             block = layers[stage.layer]
             rotary = text.rotary_emb(hidden, pos)
             mask = causal_float_mask(hidden.shape[1], hidden.dtype)
-            hidden = (
-                hidden
-                + block.self_attn(
-                    block.input_layernorm(hidden), attention_mask=mask, position_embeddings=rotary
-                )[0]
-            )
+            hidden = hidden + token_mixer(block, hidden, rotary, mask)
         context = AttentionContext(scores, stage.layer, len(layers), tokens=composed)
         plan = run.run(hidden[0, rows], stage_grid, context)
         items, new_rows, new_blocks = _rebuild(hidden.shape[1], rows, blocks, plan)

@@ -2,7 +2,9 @@
 
 Each rule returns None (passed) or a message naming what broke. The model is built with eager
 attention so that the by-hand reference can read attention weights; the engine computes its own
-scores from the layer's projections, so the two runs stay independent.
+scores from the layer's projections, so the two runs stay independent. A method whose stage reads
+``vision_attention`` gets the scores of the tiny model's own vision tower (the kind it declares,
+``conformance/vision.py``) in every run, the by-hand one included.
 """
 
 from __future__ import annotations
@@ -14,44 +16,65 @@ import torch
 
 from lmms_sttm.conformance.by_hand import decoder_inputs, decoder_side, method_logits_by_hand, video_blocks
 from lmms_sttm.conformance.plans import Recorded
-from lmms_sttm.conformance.tiny import build_model, make_inputs, text_tokens
+from lmms_sttm.conformance.tiny import HYBRID, build_model, make_inputs, text_tokens
+from lmms_sttm.conformance.vision import WithVisionScores, tower_scores
 from lmms_sttm.engine import apply_reduction, session
 from lmms_sttm.engine.families import family_of
 from lmms_sttm.methods.bind import EXACT_TOL, bind
 from lmms_sttm.methods.spec import BuildContext, MethodSpec
 
 #: engine family of each tiny model, and the paper's model key its thresholds come from
-#: (the paper tuned no thresholds for Qwen3-VL / InternVL3.5: their checks borrow Qwen2-VL's / LLaVA-OV's)
+#: (the paper tuned no thresholds for Qwen3-VL / InternVL3.5 / Qwen3.5: their checks borrow Qwen2-VL's /
+#: LLaVA-OV's; Qwen3.5 takes Qwen3-VL's method family: the same frame blocks and M-RoPE)
 FAMILY = {"llava_onevision": ("llava", "llava_onevision_7b"), "qwen2_vl": ("qwen", "qwen2_vl_7b"),
           "qwen2_5_vl": ("qwen", "qwen2_vl_7b"), "qwen3_vl": ("qwen3_vl", "qwen2_vl_7b"),
-          "qwen3_vl_moe": ("qwen3_vl", "qwen2_vl_7b"), "internvl": ("internvl", "llava_onevision_7b")}  # fmt: skip
+          "qwen3_vl_moe": ("qwen3_vl", "qwen2_vl_7b"), "internvl": ("internvl", "llava_onevision_7b"),
+          "qwen3_5": ("qwen3_vl", "qwen2_vl_7b"), "qwen3_5_moe": ("qwen3_vl", "qwen2_vl_7b")}  # fmt: skip
 TASK = "videomme_sttm"
 TOL = 1e-5
-#: decoder layers of the check's tiny models (FrameFusion's cost budget needs more than 4)
+#: decoder layers of the check's tiny models (FrameFusion's cost budget needs more than 4); the hybrids
+#: take 16 (full attention at 3, 7, 11, 15) so that HoliTom's and FlashVID's default layers (18 and 20
+#: of 28, scaled) find a full-attention layer to read with a layer after it, as on the real depths
 LAYERS = 8
+HYBRID_LAYERS = 16
 
 
 @dataclass
 class Case:
-    """One tiny model with an engine at the method's layer, and its video prompt."""
+    """One tiny model with an engine at the method's layer, and its video prompt; ``vision_kind``:
+    the kind of vision-tower score the method reads (None: it reads none)."""
 
     family: str
     model: torch.nn.Module
     engine: object
     video: object
     layer: int
+    vision_kind: str | None = None
+    _scores: tuple | None = None
+
+    def vision_scores(self) -> torch.Tensor | None:
+        """The tiny tower's scores ``[T, H*W]`` of the current video (``conformance/vision.py``), or None."""
+        if self.vision_kind is None:
+            return None
+        if self._scores is None or self._scores[0] is not self.video:
+            scores = tower_scores(self.model, self.family, self.video.inputs, self.vision_kind)
+            self._scores = (self.video, scores)
+        return self._scores[1]
 
     def context(self, spec: MethodSpec, **budget) -> BuildContext:
         family, paper = FAMILY[self.family]
         num_layers = len(self.engine.text_model.layers)
-        return BuildContext(family, paper, TASK, self.layer, num_layers, **budget)
+        scores = self.vision_scores() is not None
+        return BuildContext(family, paper, TASK, self.layer, num_layers, vision_attention=scores, **budget)
 
 
 def make_case(family: str, spec: MethodSpec) -> Case:
-    model = build_model(family, attn="eager", seed=0, large=True, layers=LAYERS)
+    layers = HYBRID_LAYERS if family in HYBRID else LAYERS
+    model = build_model(family, attn="eager", seed=0, large=True, layers=layers)
     layer = spec.default_layer if spec.default_layer is not None else 2
     engine = apply_reduction(model, layer=layer)
-    return Case(family, model, engine, make_inputs(family, seed=0, large=True), layer)
+    kind = spec.vision_score if spec.reads_vision_attention else None
+    return Case(family, model, engine, make_inputs(family, seed=0, large=True), layer, kind)
 
 
 def native_budget(spec: MethodSpec) -> dict:
@@ -72,7 +95,10 @@ def whole_prompt(case: Case, method, question: torch.Tensor):
     if method is None:
         return session.prefill(case.engine, asked.inputs, whole_prompt=True), []
     recorded = Recorded(method)
-    prefix = session.prefill(case.engine, asked.inputs, recorded, case.video.grid, whole_prompt=True)
+    scores = case.vision_scores()
+    prefix = session.prefill(
+        case.engine, asked.inputs, recorded, case.video.grid, whole_prompt=True, vision_scores=scores
+    )
     return prefix, recorded.plans
 
 
@@ -116,11 +142,13 @@ def rule_by_hand(spec, settings, case) -> str | None:
     if family.blocks:
         video = video_blocks(inputs["input_ids"], family.video_token_id(case.model))
     deepstack, _ = decoder_side(case.model, inputs)
+    scores = case.vision_scores()
+    method = again.prefill if scores is None else WithVisionScores(again.prefill, scores)
     expected = method_logits_by_hand(
         case.model,
         embeds,
         positions,
-        again.prefill,
+        method,
         case.video.grid,
         video,
         case.layer,
@@ -172,7 +200,8 @@ def rule_query_agnostic(spec, settings, case) -> str | None:
     inst = instance(spec, settings, case, **native_budget(spec))
     try:
         grid = case.video.grid if inst.prefill is not None else None
-        prefix = session.prefill(case.engine, case.video.inputs, inst.prefill, grid)
+        scores = case.vision_scores() if inst.prefill is not None else None
+        prefix = session.prefill(case.engine, case.video.inputs, inst.prefill, grid, vision_scores=scores)
     except ValueError as e:
         return f"declared query-agnostic, but its prefix prefill was refused: {e}"
     plans = []

@@ -28,16 +28,20 @@ TEXT = {
 QWEN_ROPE = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
 #: the old families (one video run) and the frame-block families (Qwen3-VL with DeepStack, InternVL3.5)
 ONE_RUN = ("llava_onevision", "qwen2_vl", "qwen2_5_vl")
-BLOCKS = ("qwen3_vl", "qwen3_vl_moe", "internvl")
+#: the hybrid families (Qwen3.5 dense and MoE: Gated DeltaNet layers with one full-attention layer in four)
+HYBRID = ("qwen3_5", "qwen3_5_moe")
+BLOCKS = ("qwen3_vl", "qwen3_vl_moe", "internvl", *HYBRID)
 FAMILIES = ONE_RUN + BLOCKS
 INTERNVL_SIDE = 3  # 48 px frames, patch 8 -> 6x6 -> pixel shuffle 0.5 -> 3x3 tokens per frame (112 px: 7x7)
 
 
-def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+def _randomize(model: torch.nn.Module, seed: int, norms: bool = False) -> torch.nn.Module:
+    """Weights at std 0.1; norm weights kept (``norms=False``) or drawn at std 0.1 too (Qwen3.5's
+    zero-centred norms and its DeltaNet constants would otherwise be constants)."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if "norm" in name:
+            if "norm" in name and not norms:
                 continue
             param.copy_(torch.randn(param.shape, generator=gen) * 0.1)
     return model.eval()
@@ -105,6 +109,15 @@ def build_model(
             vision_end_token_id=VEND,
             tie_word_embeddings=False,
         )
+    elif family in HYBRID:
+        config = _hybrid_config(family, text)
+        cls = (
+            tf.Qwen3_5ForConditionalGeneration
+            if family == "qwen3_5"
+            else tf.Qwen3_5MoeForConditionalGeneration
+        )
+        model = cls._from_config(config, attn_implementation=attn)
+        return _randomize(model, seed, norms=True)
     elif family == "internvl":
         config = tf.InternVLConfig(
             text_config={"model_type": "qwen3", **text, "head_dim": 16},
@@ -142,6 +155,61 @@ def build_model(
         )
     model = cls._from_config(config, attn_implementation=attn)
     return _randomize(model, seed)
+
+
+def _hybrid_config(family: str, text: dict):
+    """Qwen3.5 (dense or MoE): Gated DeltaNet layers with a full-attention layer every
+    ``full_attention_interval=4`` (layers 3, 7, ...), gated queries, partial rotary (a quarter of a
+    32-wide head: M-RoPE sections [2, 1, 1]), ``rms_norm_eps`` 1e-3 (at 1e-6 the gated norm turns
+    fp32 rounding into ~1e-5 logit noise); the Qwen3-VL vision tower without DeepStack."""
+    import transformers as tf
+
+    hybrid = {
+        **text,
+        "head_dim": 32,
+        "rms_norm_eps": 1e-3,
+        "full_attention_interval": 4,
+        "linear_conv_kernel_dim": 4,
+        "linear_key_head_dim": 16,
+        "linear_value_head_dim": 16,
+        "linear_num_key_heads": 2,
+        "linear_num_value_heads": 4,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "partial_rotary_factor": 0.25,
+            "mrope_section": [2, 1, 1],
+            "mrope_interleaved": True,
+        },
+    }
+    if family == "qwen3_5_moe":
+        hybrid.update(
+            num_experts=4,
+            num_experts_per_tok=2,
+            moe_intermediate_size=32,
+            shared_expert_intermediate_size=32,
+        )
+    vision = {
+        "depth": 2,
+        "num_heads": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "out_hidden_size": 64,
+        "patch_size": 8,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "num_position_embeddings": 64,
+    }
+    config_cls = tf.Qwen3_5Config if family == "qwen3_5" else tf.Qwen3_5MoeConfig
+    return config_cls(
+        text_config=hybrid,
+        vision_config=vision,
+        image_token_id=IMAGE,
+        video_token_id=VIDEO,
+        vision_start_token_id=VSTART,
+        vision_end_token_id=VEND,
+        tie_word_embeddings=False,
+    )
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""ChatML chat templates (Jinja) for the LLaVA, Qwen2-VL, Qwen3-VL and InternVL families.
+"""ChatML chat templates (Jinja) for the LLaVA, Qwen2-VL, Qwen3-VL, Qwen3.5 and InternVL families.
 
 All follow the published templates' structure: ``<|im_start|>ROLE\\n ... <|im_end|>\\n`` turns and
 ``<|im_start|>assistant\\n`` as the generation prompt. LLaVA and Qwen2-VL add a default system turn
@@ -23,12 +23,19 @@ from __future__ import annotations
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 
+_GENERATION_PROMPT = "{{ '<|im_start|>assistant\\n' }}"
+
+
 def _chatml_template(
-    image_markup: str, video_markup: str, default_system: str | None = DEFAULT_SYSTEM_PROMPT
+    image_markup: str,
+    video_markup: str,
+    default_system: str | None = DEFAULT_SYSTEM_PROMPT,
+    generation_prompt: str = _GENERATION_PROMPT,
 ) -> str:
     """A ChatML template whose image/video items render as the given (Jinja-quoted) strings.
 
     ``default_system``: the system turn added when the messages do not start with one (None: none).
+    ``generation_prompt``: the Jinja rendered for ``add_generation_prompt`` (the assistant opener).
     """
     system = (
         "{%- if loop.first and message['role'] != 'system' -%}"
@@ -56,9 +63,7 @@ def _chatml_template(
     )
     return (
         "{%- for message in messages -%}" + system + turn + "{%- endfor -%}"
-        "{%- if add_generation_prompt -%}"
-        "{{ '<|im_start|>assistant\\n' }}"
-        "{%- endif -%}"
+        "{%- if add_generation_prompt -%}" + generation_prompt + "{%- endif -%}"
     )
 
 
@@ -72,6 +77,22 @@ QWEN3_VL_CHAT_TEMPLATE = _chatml_template(
     image_markup="<|vision_start|><|image_pad|><|vision_end|>",
     video_markup="<|vision_start|><|video_pad|><|vision_end|>",
     default_system=None,
+)
+# Qwen3.5 / Qwen3.6: Qwen3-VL's markup, no default system turn, and a thinking switch. The assistant
+# opener is followed by "<think>" and a newline (the model writes its reasoning, "</think>", then the
+# answer) unless ``enable_thinking=False`` is passed, which writes an empty, closed block instead:
+# "<think>", two newlines, "</think>", two newlines (the model answers at once).
+QWEN3_5_CHAT_TEMPLATE = _chatml_template(
+    image_markup="<|vision_start|><|image_pad|><|vision_end|>",
+    video_markup="<|vision_start|><|video_pad|><|vision_end|>",
+    default_system=None,
+    generation_prompt=(
+        _GENERATION_PROMPT + "{%- if enable_thinking is defined and not enable_thinking -%}"
+        "{{ '<think>\\n\\n</think>\\n\\n' }}"
+        "{%- else -%}"
+        "{{ '<think>\\n' }}"
+        "{%- endif -%}"
+    ),
 )
 # InternVL (HF): the processor's video token ``<video>`` and image context token, no default system turn.
 INTERNVL_CHAT_TEMPLATE = _chatml_template(

@@ -13,6 +13,8 @@ building twice gives byte-identical ``model.safetensors``. Nothing is downloaded
 | ``qwen2_5_vl``    | HF (Qwen/Qwen2.5-VL-7B-Instruct)           | F/2*7*11 for 112x176 frames                   |
 | ``qwen3_vl``      | HF (Qwen/Qwen3-VL-8B-Instruct)             | F/2 blocks of 7*11 for 112x176 frames (a)     |
 | ``qwen3_vl_moe``  | HF (Qwen/Qwen3-VL-30B-A3B-Instruct)        | F/2 blocks of 7*11 for 112x176 frames (a)     |
+| ``qwen3_5``       | HF (Qwen/Qwen3.5-4B)                       | F/2 blocks of 7*11 for 112x176 frames (c)     |
+| ``qwen3_5_moe``   | HF (Qwen/Qwen3.5-35B-A3B)                  | F/2 blocks of 7*11 for 112x176 frames (c)     |
 | ``internvl3_5``   | HF (OpenGVLab/InternVL3_5-8B-HF)           | F blocks of 7*7, frames resized to 112x112 (b) |
 
 The first four share a Qwen2 decoder of hidden 64, 4 layers, 4 heads, 2 key/value heads; the
@@ -24,6 +26,9 @@ features after LLM layers 0, 1, 2; the MoE text model has 4 experts, top-2
 (:mod:`lmms_sttm.data.tiny_qwen3`).
 (b) Each frame is ``Frame{i}: <img>`` + 49 ``<IMG_CONTEXT>`` + ``</img>``, lines joined by a
 newline; 1-D RoPE (:mod:`lmms_sttm.data.tiny_internvl`).
+(c) Qwen3-VL's processor and blocks, no DeepStack; a hybrid decoder of 8 layers, Gated DeltaNet
+(linear attention) except layers 3 and 7 (full attention); the chat template's ``enable_thinking``
+switch (:mod:`lmms_sttm.data.tiny_qwen3_5`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ ARCHS = (
     "qwen2_5_vl",
     "qwen3_vl",
     "qwen3_vl_moe",
+    "qwen3_5",
+    "qwen3_5_moe",
     "internvl3_5",
 )
 
@@ -62,6 +69,10 @@ def _builder(arch: str) -> Callable[[Path], Path]:
         from lmms_sttm.data.tiny_qwen3 import build_qwen3_vl
 
         return lambda out_dir: build_qwen3_vl(arch, out_dir)
+    if arch in ("qwen3_5", "qwen3_5_moe"):
+        from lmms_sttm.data.tiny_qwen3_5 import build_qwen3_5
+
+        return lambda out_dir: build_qwen3_5(arch, out_dir)
     if arch == "internvl3_5":
         from lmms_sttm.data.tiny_internvl import build_internvl3_5
 

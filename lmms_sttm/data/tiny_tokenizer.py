@@ -27,6 +27,8 @@ QWEN_VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|
 LLAVA_VISION_TOKENS = ("<image>", "<video>")
 # InternVL (HF format): image start/end and the context (placeholder) token, as in OpenGVLab/*-HF.
 INTERNVL_VISION_TOKENS = ("<img>", "</img>", "<IMG_CONTEXT>")
+# Qwen3 / Qwen3.5 thinking delimiters: added tokens, not special (decoded answers keep them).
+THINK_TOKENS = ("<think>", "</think>")
 
 # Training text: the kinds of strings the evaluation prompts contain (deterministic, no randomness).
 _CORPUS = [
@@ -81,8 +83,12 @@ def build_qwen2_tokenizer(
     image_token: str | None = None,
     video_token: str | None = None,
     extra_special_tokens: dict[str, str] | None = None,
+    plain_tokens: Sequence[str] = (),
 ):
     """A ``Qwen2Tokenizer`` (transformers) over the trained BPE plus ``special_tokens`` appended.
+
+    ``plain_tokens`` follow them as added tokens that are *not* special (kept by ``decode(...,
+    skip_special_tokens=True)``), as Qwen3's ``<think>`` / ``</think>``.
 
     eos = ``<|im_end|>``, pad = ``<|endoftext|>`` (as in Qwen2-Instruct / Qwen2-VL-Instruct).
     ``image_token`` / ``video_token`` become ``tokenizer.image_token`` / ``.video_token``; every
@@ -110,9 +116,10 @@ def build_qwen2_tokenizer(
         extra_special_tokens=extra or None,
     )
     tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in special_tokens], True)
+    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in plain_tokens])
     tokenizer.chat_template = chat_template
     expected = len(vocab)
-    for token in special_tokens:
+    for token in (*special_tokens, *plain_tokens):
         got = tokenizer.convert_tokens_to_ids(token)
         if got != expected:
             raise RuntimeError(f"special token {token!r} got id {got}, expected {expected}")

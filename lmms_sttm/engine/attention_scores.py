@@ -4,7 +4,9 @@ one function that every query-aware stage and decode-time KV pruning use.
 No attention map of the whole sequence is materialised, so the model keeps running with sdpa or
 flash-attention. What the layer's attention applies is applied here, read from the layer itself:
 ``input_layernorm``; ``q_proj``/``k_proj``; the per-head ``q_norm``/``k_norm`` of Qwen3-based
-decoders (Qwen3-VL, InternVL3.5) when the attention has them; the model's own
+decoders (Qwen3-VL, InternVL3.5, Qwen3.5) when the attention has them; Qwen3.5's gated query
+(``q_proj`` twice as wide: per head the query, then an output gate that does not enter the
+scores); the model's own
 ``apply_rotary_pos_emb`` (from the attention's module, so M-RoPE folding or a partial rotary is the
 model's); grouped-query heads (query head ``i`` reads kv head ``i // (Hq / Hkv)``); ``scaling``.
 Rotary and softmax run in float32 (the norms and projections in the model's dtype, as the model).
@@ -37,8 +39,14 @@ def _rotary_function(attn: nn.Module):
 
 
 def _heads(attn: nn.Module, proj: nn.Module, norm_name: str, h: torch.Tensor) -> torch.Tensor:
-    """``h [m, C]`` -> ``[m, H, d]`` through ``proj`` and the attention's per-head norm if it has one."""
-    x = proj(h).view(h.shape[0], -1, attn.head_dim)
+    """``h [m, C]`` -> ``[m, H, d]`` through ``proj`` and the attention's per-head norm if it has one.
+
+    A gated query projection (``[m, H * 2d]``: per head ``d`` query then ``d`` gate, Qwen3.5) keeps
+    the query halves."""
+    x = proj(h)
+    if proj is attn.q_proj and x.shape[-1] == 2 * attn.config.num_attention_heads * attn.head_dim:
+        x = x.view(h.shape[0], -1, 2 * attn.head_dim)[..., : attn.head_dim]
+    x = x.reshape(h.shape[0], -1, attn.head_dim)
     norm = getattr(attn, norm_name, None)
     return norm(x) if norm is not None else x
 

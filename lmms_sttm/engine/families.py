@@ -14,8 +14,9 @@ A family (one row of :data:`FAMILIES`) says everything the engine needs of an ar
   keeps its own);
 - ``deepstack``: the decoder adds vision-tower features to the visual positions after its first
   layers (Qwen3-VL); the engine then applies them itself so that they follow the reduction;
-- ``mask_dict``: the decoder accepts a per-layer-type mask dict (Qwen2 and Qwen3 decoders); the
-  others get the first segment's 4-D mask;
+- ``mask_dict``: the decoder accepts a per-layer-type mask dict (Qwen2, Qwen3 and Qwen3.5
+  decoders); the others get the first segment's 4-D mask. Qwen3.5's Gated DeltaNet layers take
+  ``"linear_attention"`` (None: no padding) and the full-attention layers their causal mask;
 - ``grid``: how the video's token grid ``(T, H, W)`` is read from the processor outputs.
 
 Adding an architecture is one row here. An unknown ``model_type`` raises: a silent no-op would put
@@ -140,6 +141,8 @@ class Family:
 
 _QWEN_VL = dict(position_mode="survive", multimodal=True, grid=_merged_thw)
 _QWEN3_VL = dict(_QWEN_VL, blocks=True, deepstack=True, mask_dict=False)
+# Qwen3.5 / 3.6: the Qwen3-VL video layout without DeepStack; a hybrid decoder that takes the mask dict
+_QWEN3_5 = dict(_QWEN_VL, blocks=True)
 
 FAMILIES: dict[str, Family] = {
     family.model_type: family
@@ -149,6 +152,8 @@ FAMILIES: dict[str, Family] = {
         Family("qwen2_5_vl", "qwen2_5_vl_text", **_QWEN_VL),
         Family("qwen3_vl", "qwen3_vl_text", **_QWEN3_VL),
         Family("qwen3_vl_moe", "qwen3_vl_moe_text", **_QWEN3_VL),
+        Family("qwen3_5", "qwen3_5_text", **_QWEN3_5),
+        Family("qwen3_5_moe", "qwen3_5_moe_text", **_QWEN3_5),
         Family(
             "internvl",
             "qwen3",
@@ -160,6 +165,8 @@ FAMILIES: dict[str, Family] = {
         ),
         # Text-only Qwen2 decoder (benchmarks, LLaVA's language model on its own): the caller gives the span.
         Family("qwen2", "qwen2", "reassign", multimodal=False),
+        # Text-only Qwen3.5 hybrid decoder (the prefill benchmark): 1-D positions, the caller gives the span.
+        Family("qwen3_5_text", "qwen3_5_text", "reassign", multimodal=False),
     )
 }
 

@@ -7,6 +7,11 @@ query (RoPE applied), the scores over the pruned range come from that layer's ca
 attention map is materialised, so the model keeps running with sdpa or flash attention), and
 layers ``>= L`` get the kept entries gathered by ``SegmentedCache.update`` (a view set for the
 step); positions are untouched (cached keys carry their RoPE).
+
+On a hybrid decoder (Qwen3.5) the scores come from the nearest full-attention layer at or after
+``L - 1`` (``engine/hybrid.py``) and the pruning starts right after it; Gated DeltaNet layers hold
+no entries to prune (their recurrent state has absorbed every token), so the pruning acts on the
+full-attention layers from there on.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import torch.nn.functional as F
 
 from lmms_sttm.engine.attention_scores import decode_token_attention, token_query
 from lmms_sttm.engine.hf_compat import read_cache
+from lmms_sttm.engine.hybrid import attention_layer_from, layer_kinds
 from lmms_sttm.engine.placement import on_layer_device
 from lmms_sttm.engine.segmented_cache import SegmentedCache
 from lmms_sttm.merging.dycoke_kv import MODES, SPANS, KvPruning, keep_entries, keep_entry_set
@@ -47,10 +53,17 @@ class KvPruner:
         num_layers = len(text.layers)
         if not config.layer < num_layers:
             raise ValueError(f"KV pruning layer {config.layer} outside [1, {num_layers - 1}]")
-        last_split = engine.layer if last_split is None else last_split
-        if config.layer - 1 < last_split:
+        # L: the first pruned layer (after the full-attention layer whose scores decide)
+        self.layer = attention_layer_from(layer_kinds(text), config.layer - 1, "KV pruning scores") + 1
+        if self.layer >= num_layers:
             raise ValueError(
-                f"KV pruning scores layer L-1 = {config.layer - 1} must not precede the last split "
+                f"KV pruning at layer {config.layer}: its scores come from layer {self.layer - 1}, the last "
+                "layer, which leaves no layer to prune; choose an earlier layer"
+            )
+        last_split = engine.layer if last_split is None else last_split
+        if self.layer - 1 < last_split:
+            raise ValueError(
+                f"KV pruning scores layer L-1 = {self.layer - 1} must not precede the last split "
                 f"{last_split} (its cache would hold the video before the last stage, and the span "
                 "of the pruned layers would not be one)"
             )
@@ -69,7 +82,7 @@ class KvPruner:
         self.kept_per_step: list[int] = []
         self._query: torch.Tensor | None = None
         self._cache: SegmentedCache | None = None
-        layer = config.layer
+        layer = self.layer
         self._handles = [
             text.layers[layer - 1].register_forward_pre_hook(self._grab_query, with_kwargs=True),
             text.register_forward_hook(self._clear, always_call=True),
@@ -108,7 +121,7 @@ class KvPruner:
         return None
 
     def _decide(self, cache: SegmentedCache) -> None:
-        layer = self.config.layer
+        layer = self.layer
         keys = cache.layers[layer - 1].keys  # includes the current token's entry
         start, stop = self.span
         total = keys.shape[-2]
@@ -144,7 +157,7 @@ class KvPruner:
             cache = read_cache(kwargs)
             if not self._decode_step(hidden, cache):
                 return None
-            if index == self.config.layer:
+            if index == self.layer:
                 if self._query is None:
                     raise RuntimeError("KV pruning: layer L-1 did not run on this decode step")
                 self._decide(cache)

@@ -17,6 +17,9 @@ forwards run exactly as unpatched. In an active forward (batch 1, no padding):
 - each stage opens a segment with its own positions (the method's rule, ``positions.py``),
   rotary recomputed by the decoder's ``rotary_emb``, and its own causal mask sized by its own cache
   length; later chunks (question, decoding) open the same segments at the cache's split layers.
+- hybrid decoders (Qwen3.5): Gated DeltaNet layers run in their segment like any layer (on the
+  sequence that segment sees, in order) with no mask; stages reading attention are placed on
+  full-attention layers (``hybrid.py``); the cache snapshots their states (``segmented_cache.py``).
 
 Decoding (``decode_positions``): ``"authors"`` (default) continues generated token ``i`` at
 ``N + i`` in every layer (``N`` the unreduced prompt length), as the STTM authors' ``generate``
@@ -105,11 +108,13 @@ class ReductionEngine:
         *,
         prompt_ends: bool = True,
         timestamps: tuple[float, ...] | None = None,
+        vision_scores: torch.Tensor | None = None,
     ) -> Iterator[ReductionEngine]:
         """Within the block, the first forward on an empty cache reduces this video's span.
 
         ``reducer``: a one-stage reducer or a staged method. ``prompt_ends=False`` when that forward
         is only a prefix (the caller then ends the prompt with ``cache.end_prompt``).
+        ``timestamps`` / ``vision_scores``: per grid frame, given to the stages (``VideoSpec``).
         """
         self._require_live()
         if self._video is not None:
@@ -118,7 +123,7 @@ class ReductionEngine:
             raise ValueError(
                 f"{reducer!r} reads layer k-1's attention and needs a reduction layer k >= 1, got {self.layer}"
             )
-        self._video = VideoSpec(tuple(grid), reducer, span_start, prompt_ends, timestamps)
+        self._video = VideoSpec(tuple(grid), reducer, span_start, prompt_ends, timestamps, vision_scores)
         try:
             yield self
         finally:
@@ -219,7 +224,7 @@ class ReductionEngine:
         driver = None
         if cache is None or cache.logical_length == 0:
             if video is not None:
-                run = start_run(video.reducer, video.grid, len(module.layers), self.layer)
+                run = start_run(video.reducer, video.grid, len(module.layers), self.layer, self._layer_types)
                 rows = self._locate_video(input_ids, video, q)
                 # every GPU the timed stages must wait for
                 driver = StageDriver(video, run, rows, len(module.layers), mode, model_devices(module))
@@ -403,8 +408,9 @@ def apply_reduction(
     """Patches ``model`` (an instance) to reduce video tokens; one-stage reducers run before decoder
     layer ``layer`` (0-based), staged methods at their own layers.
 
-    Dispatches on ``model.config.model_type`` (``llava_onevision``, ``qwen2_vl``, ``qwen2_5_vl``,
-    text-only ``qwen2``); an unknown type raises ``ValueError``. ``video_token_id`` overrides the
+    Dispatches on ``model.config.model_type`` (the rows of ``engine/families.py``: LLaVA-OneVision,
+    Qwen2-VL, Qwen2.5-VL, Qwen3-VL dense and MoE, InternVL, the hybrid Qwen3.5 dense and MoE, and the
+    text-only ``qwen2`` / ``qwen3_5_text`` decoders); an unknown type raises ``ValueError``. ``video_token_id`` overrides the
     config's placeholder id. ``decode_positions``: ``"authors"`` or ``"compact"`` (module
     docstring). A model can carry one engine at a time.
     """

@@ -34,6 +34,9 @@ class AttentionContext:
         tokens: the earlier stages' plan composed over the original tokens (None at the first stage):
             which original tokens each current token covers (``token_map``, ``rep_index``).
         timestamps: seconds of each of the grid's ``T`` frames in the video (None when unknown).
+        vision_scores: ``[T, H*W]`` float32, the vision tower's received attention of each grid
+            token (``models/vision_attention.py``), at the first stage of a run whose video was
+            encoded with it; None otherwise.
     """
 
     scores: torch.Tensor | None
@@ -41,6 +44,7 @@ class AttentionContext:
     num_layers: int
     tokens: Reduction | None = None
     timestamps: tuple[float, ...] | None = None
+    vision_scores: torch.Tensor | None = None
 
 
 def needs_attention(reducer: object) -> bool:

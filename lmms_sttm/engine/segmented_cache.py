@@ -20,6 +20,13 @@ are transformers' own ``DynamicLayer`` s (one per decoder layer); only the bookk
 
 ``fork()`` gives an independent cache for one question at the cost of a few Python objects:
 ``DynamicLayer.update`` concatenates into new tensors, so the prefix tensors are never written.
+
+Hybrid decoders (Qwen3.5): a Gated DeltaNet layer holds transformers' ``LinearAttentionLayer``
+(a causal-conv state ``[1, D, K]`` and a recurrent state ``[1, H, dk, dv]``, plus a token count),
+which its forward updates **in place**. ``fork()`` therefore copies those layers (the snapshot of
+the prefix boundary; a few MB), while the attention layers stay shared as above. Such a layer has
+no entries: its physical length is the count of tokens it absorbed; ``crop`` cannot roll it back
+(refused) and ``drop_entries`` leaves it alone.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from __future__ import annotations
 import copy
 
 import torch
-from transformers.cache_utils import DynamicCache
+from transformers.cache_utils import DynamicCache, LinearAttentionCacheLayerMixin
 
 #: generated tokens: ``authors`` (N + i in every layer) or ``compact`` (each segment from its length)
 DECODE_POSITIONS = ("authors", "compact")
@@ -108,6 +115,8 @@ class SegmentedCache(DynamicCache):
                 f"drop_entries needs from_layer > the last split layer ({self.splits[-1]}), got {from_layer}"
             )
         for layer in self.layers[from_layer:]:
+            if is_recurrent(layer):
+                continue
             n = layer.keys.shape[-2]
             keep = torch.ones(n, dtype=torch.bool, device=layer.keys.device)
             keep[positions.to(layer.keys.device)] = False
@@ -122,8 +131,8 @@ class SegmentedCache(DynamicCache):
         first split to the next; ``-1``: the last segment)."""
         segment = segment % self.num_segments
         if segment == 0:
-            return self.logical_length if self.splits[0] == 0 else self.layers[0].get_seq_length()
-        return self.layers[self.splits[segment - 1]].get_seq_length()
+            return self.logical_length if self.splits[0] == 0 else int(self.layers[0].get_seq_length())
+        return int(self.layers[self.splits[segment - 1]].get_seq_length())
 
     def advance(self, q: int, nexts: list[torch.Tensor], *, reduced: bool) -> None:
         """Records a processed chunk of ``q`` logical tokens and each segment's next position
@@ -157,9 +166,12 @@ class SegmentedCache(DynamicCache):
         return self.next_positions[segment]
 
     def fork(self) -> SegmentedCache:
-        """An independent copy sharing the (never mutated) prefix tensors."""
+        """An independent copy sharing the (never mutated) prefix keys and values; the states of
+        linear-attention layers, which their forward mutates in place, are copied."""
         new = copy.copy(self)
-        new.layers = [copy.copy(layer) for layer in self.layers]
+        new.layers = [
+            copy.deepcopy(layer) if is_recurrent(layer) else copy.copy(layer) for layer in self.layers
+        ]
         new.next_positions = list(self.next_positions)
         new.splits = list(self.splits)
         new.entry_view = None
@@ -180,8 +192,18 @@ class SegmentedCache(DynamicCache):
             )
         if n == 0:
             return
+        if any(is_recurrent(layer) for layer in self.layers):
+            raise ValueError(
+                "cannot crop a cache with linear-attention (Gated DeltaNet) layers: their recurrent state "
+                "has absorbed the tokens; continue from a fork() of the prefix instead"
+            )
         super().crop(tokens_to_remove)
         self.logical_length -= n
         if self.prompt_length is not None and self.logical_length < self.prompt_length:
             self.prompt_length = None
         self.next_positions = [None if p is None else p - n for p in self.next_positions]
+
+
+def is_recurrent(layer) -> bool:
+    """Whether a cache layer is a linear-attention state (conv + recurrent) rather than keys/values."""
+    return isinstance(layer, LinearAttentionCacheLayerMixin)

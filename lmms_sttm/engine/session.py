@@ -115,6 +115,7 @@ def prefill(
     span_start: int | None = None,
     whole_prompt: bool = False,
     timestamps: tuple[float, ...] | None = None,
+    vision_scores: torch.Tensor | None = None,
 ) -> Prefix:
     """Runs the model once on ``inputs`` (processor outputs, batch 1) into a new cache.
 
@@ -126,7 +127,8 @@ def prefill(
     prefix that ``answer`` extends with each question; a stage that reads the question (the last
     prompt token's attention) is refused with a ``ValueError``. ``whole_prompt=True``: ``inputs``
     hold the question too, the prompt ends here and ``answer`` takes an empty question.
-    ``timestamps``: seconds of each grid frame, for stages that read them.
+    ``timestamps``: seconds of each grid frame, for stages that read them. ``vision_scores``: the
+    vision tower's received attention ``[T, H*W]`` on the grid, given to the first stage.
     """
     if reducer is None and grid is not None:
         raise ValueError("a grid without a reducer: pass reducer=identity_reducer for an unreduced run")
@@ -145,7 +147,12 @@ def prefill(
     else:
         grid = engine.family.grid_from_inputs(model, inputs) if grid is None else grid
         with engine.video(
-            grid, reducer, span_start=span_start, prompt_ends=whole_prompt, timestamps=timestamps
+            grid,
+            reducer,
+            span_start=span_start,
+            prompt_ends=whole_prompt,
+            timestamps=timestamps,
+            vision_scores=vision_scores,
         ):
             out = model(**inputs, **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1)
     seconds = clock(devices) - began
@@ -273,10 +280,18 @@ def generate(
     pick: Callable[[torch.Tensor], torch.Tensor] | None = None,
     kv_pruning: KvPruning | None = None,
     timestamps: tuple[float, ...] | None = None,
+    vision_scores: torch.Tensor | None = None,
 ) -> Answer:
     """One question, no reuse: prefill the whole prompt (reducing at layer k) and decode."""
     prefix = prefill(
-        engine, inputs, reducer, grid, span_start=span_start, whole_prompt=True, timestamps=timestamps
+        engine,
+        inputs,
+        reducer,
+        grid,
+        span_start=span_start,
+        whole_prompt=True,
+        timestamps=timestamps,
+        vision_scores=vision_scores,
     )
     empty = torch.zeros(1, 0, dtype=torch.long)
     return answer(

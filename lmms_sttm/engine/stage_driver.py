@@ -200,6 +200,7 @@ class StageDriver:
             self.num_layers,
             tokens=None if self.record is None else self.record.plan,
             timestamps=self.video.timestamps,
+            vision_scores=self.video.vision_scores if self.record is None else None,
         )
         self.scores = None
         grid = self.video.grid if self.record is None else (1, 1, self.span_length)

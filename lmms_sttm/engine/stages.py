@@ -31,6 +31,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from lmms_sttm.engine.hybrid import HybridRun, is_hybrid
 from lmms_sttm.engine.query_aware import AttentionContext, needs_attention
 from lmms_sttm.merging.reduction import Reduction
 from lmms_sttm.merging.stage import POINTS, POSITION_RULES, Stage
@@ -79,11 +80,13 @@ class OneStage:
         return self.reducer(hidden, grid)
 
 
-def start_run(method, grid, num_layers: int, layer: int) -> StageRun:
-    """A fresh run of ``method`` for one prefill (``layer``: the engine's default stage layer)."""
-    if is_staged(method):
-        return method.start(tuple(grid), num_layers, layer)
-    return OneStage(method, layer)
+def start_run(method, grid, num_layers: int, layer: int, kinds: list[str] | None = None) -> StageRun:
+    """A fresh run of ``method`` for one prefill (``layer``: the engine's default stage layer).
+
+    ``kinds``: the decoder's layer types; on a hybrid decoder a stage reading attention reads it
+    from the nearest full-attention layer (``engine/hybrid.py``)."""
+    run = method.start(tuple(grid), num_layers, layer) if is_staged(method) else OneStage(method, layer)
+    return HybridRun(run, kinds) if kinds and is_hybrid(kinds) else run
 
 
 def compose(first: Reduction | None, plan: Reduction) -> Reduction:

@@ -20,6 +20,8 @@ class VideoSpec:
     prompt (``model.generate``), so the next forwards decode (the engine's ``decode_positions``);
     a prefix prefill sets False: the prompt then ends after the next chunk (the question) or at
     ``cache.end_prompt``. ``timestamps``: seconds of each grid frame, given to every stage.
+    ``vision_scores``: ``[T, H*W]``, the vision tower's received attention of each grid token
+    (``models/vision_attention.py``), given to the first stage (it is over the original grid).
     """
 
     grid: Grid
@@ -27,6 +29,7 @@ class VideoSpec:
     span_start: int | None = None
     prompt_ends: bool = True
     timestamps: tuple[float, ...] | None = None
+    vision_scores: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         grid = tuple(self.grid)
@@ -45,6 +48,11 @@ class VideoSpec:
             if len(stamps) != grid[0]:
                 raise ValueError(f"{len(stamps)} timestamps for a grid of {grid[0]} frames")
             object.__setattr__(self, "timestamps", stamps)
+        if self.vision_scores is not None and tuple(self.vision_scores.shape) != (grid[0], grid[1] * grid[2]):
+            raise ValueError(
+                f"vision_scores of shape {tuple(self.vision_scores.shape)} for a grid of {grid}: expected "
+                f"[T, H*W] = [{grid[0]}, {grid[1] * grid[2]}]"
+            )
 
     @property
     def num_tokens(self) -> int:

@@ -32,14 +32,18 @@ authors give survivors their original position ids on every family (``position_r
 In the plan a dropped token is counted with its context token in the context frame nearest in time
 (ties: the earlier), or, in a segment without context tokens, with the nearest kept token before it.
 
-Inputs the authors take from the vision tower (``saliency``: on LLaVA the SigLIP pooling head's
-attention pooled to the LLM grid, on Qwen2.5-VL the last ViT block's attention of the frame-mean
-query; ``frame_features``: on LLaVA the pooling head's output, on Qwen2.5-VL the frame mean of the
-LLM-input features) may be passed in. The engine hands a stage only the LLM-input features, so by
-default ``frame_features`` is the frame mean (the authors' Qwen2.5-VL choice) and ``saliency`` is
-the dot product of each token with its frame mean (the frame-mean query's attention order without
-the ViT's projections). The authors add ``U(0, 1e-6)`` noise to the densities (to break ties); here
-ties go to the lower index, without noise. Generalised beyond the authors' code: ``c - 1`` is
+Inputs the authors take from the vision tower. ``saliency [T, H*W]``: on Qwen2.5-VL the attention
+of each frame's mean query (last vision block, keys averaged per 2 x 2 merge unit); on LLaVA the
+attention of SigLIP's pooling head (a learned probe query) pooled to the LLM grid. The engine gives
+it as ``vision_scores`` (``models/vision_attention.py``, kind ``frame_query``: the Qwen2.5-VL
+computation on every Qwen; on LLaVA and InternVL, whose checkpoints have no pooling head, the
+frame-mean query at the feature layer). ``frame_features [T, C']``: on LLaVA the pooling head's
+output, on Qwen2.5-VL the frame mean of the LLM-input features; here always the frame mean.
+Without vision scores (stored features, no model) ``saliency`` falls back to a stand-in, each
+token's dot product with its frame mean (``default_saliency``: the frame-mean query's attention
+order without the ViT's projections).
+
+The authors add ``U(0, 1e-6)`` noise to the densities (to break ties); here ties go to the lower index, without noise. Generalised beyond the authors' code: ``c - 1`` is
 capped at ``T - 1``, at most 4 neighbours are used in a frame of fewer tokens, and a frame's counts
 are capped at its tokens (``min(K, F)`` salient, context at most the rest; the authors' LLaVA code
 raises there, e.g. ``ratio = 0.5`` with a 4-frame segment).
@@ -229,7 +233,8 @@ def fastvid_plan(
 
 
 class FastVidReducer:
-    """Engine reducer: FastVID with ``FastVidParams`` (saliency and frame features from the input)."""
+    """FastVID with ``FastVidParams``: ``(hidden, grid, vision_scores=None)``; the vision scores
+    ``[T, H*W]`` are the saliency, None: the stand-in (``default_saliency``)."""
 
     needs_attention = False
 
@@ -238,8 +243,11 @@ class FastVidReducer:
             raise ValueError(f"FastVID ratio must be in (0, 1], got {params.ratio}")
         self.params = params
 
-    def __call__(self, hidden: torch.Tensor, grid: Grid) -> Reduction:
-        return fastvid_plan(hidden, grid, self.params)
+    def __call__(
+        self, hidden: torch.Tensor, grid: Grid, vision_scores: torch.Tensor | None = None
+    ) -> Reduction:
+        saliency = None if vision_scores is None else vision_scores.to(hidden.device)
+        return fastvid_plan(hidden, grid, self.params, saliency=saliency)
 
     def __repr__(self) -> str:
         return f"FastVidReducer({self.params})"

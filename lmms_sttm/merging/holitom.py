@@ -33,9 +33,9 @@ Differences from the authors' code, by design: the DPC-kNN densities carry no ra
 (``dpc_knn.py``); kept tokens enter the LLM in raster order of their representatives (theirs:
 per window, the static tokens first, then each frame's dominant tokens by attention, then its
 clusters). A static token's representative is its centre position in the window's first frame.
-Dominant selection needs the vision tower's attention (``vision_scores [T, P]``), which the engine
-does not yet provide to a stage; with ``D = 1`` every kept dynamic token comes from DPC-kNN and
-the outer stage reads the hidden states only.
+Dominant selection needs the vision tower's attention (``vision_scores [T, P]``, computed while
+the video is encoded: ``models/vision_attention.py``); with ``D = 1`` every kept dynamic token
+comes from DPC-kNN and the outer stage reads the hidden states only.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ inner stage at the input of layer ``k`` that reads the last prompt token's atten
 The outer stage is ``outer(hidden [T*H*W, C], grid, vision_scores) -> Reduction``; the inner one
 ``inner(hidden [n, C], scores [n], grid (1, 1, n), n_original) -> Reduction`` over the ``n`` tokens
 the outer stage left. ``vision_scores [T, H*W]`` is the vision tower's per-token attention on the
-LLM's token grid, read from ``context.vision_scores`` when the engine provides it (it does not
-yet: None). Positions: the outer stage takes the model family's rule (LLaVA renumbers the reduced
+LLM's token grid, read from ``context.vision_scores`` (the model computes it while encoding the
+video for a method that declares the read ``vision_attention``; None otherwise). Positions: the outer stage takes the model family's rule (LLaVA renumbers the reduced
 sequence, Qwen keeps M-RoPE ids), the inner stage keeps the positions the tokens have (both
 authors index their position ids with the kept rows).
 
@@ -16,6 +16,7 @@ authors index their position ids with the kept rows).
 
 from __future__ import annotations
 
+from lmms_sttm.merging.budget import target_count
 from lmms_sttm.merging.stage import Stage
 
 AUTHORS_DEPTH = 28
@@ -26,6 +27,26 @@ def scaled_layer(layer: int, num_layers: int) -> int:
     if num_layers < 2:
         raise ValueError(f"an inner stage needs a model of at least 2 layers, got {num_layers}")
     return max(1, min(num_layers - 1, round(layer * num_layers / AUTHORS_DEPTH)))
+
+
+class Inner:
+    """An inner stage keeping ``count(n, ratio)`` of the ``n`` current tokens, or (``exact`` set)
+    ``round(exact * N)`` of the video's ``N``: ``reduce(hidden [n, C], scores [n], count, grid)``
+    makes the plan (HoliTom's merge, FlashVID's prune)."""
+
+    def __init__(self, name: str, count, reduce, ratio: float, exact: float | None = None) -> None:
+        self.name, self.count, self.reduce = name, count, reduce
+        self.ratio, self.exact = ratio, exact
+
+    def __call__(self, hidden, scores, grid, original: int):
+        n = hidden.shape[0]
+        count = (
+            self.count(n, self.ratio) if self.exact is None else min(n, target_count(self.exact, original))
+        )
+        return self.reduce(hidden, scores, count, grid)
+
+    def __repr__(self) -> str:
+        return f"{self.name}(ratio={self.ratio}, exact={self.exact})"
 
 
 class TwoStage:

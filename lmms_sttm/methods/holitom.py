@@ -6,8 +6,10 @@ in effect but declared with both stages).
 
 ``--model_args``: ``retain`` (``budget=50|30``: 0.50 / 0.30; the authors publish 0.10-0.25 with
 ``tau`` 0.65 at 0.10, 0.80 above), ``tau``, ``beta``, ``contextual`` (their ``D``: the share of kept
-dynamic tokens that come from DPC-kNN rather than the vision tower's attention; theirs is 0, which
-needs the vision-side scores the engine does not provide yet, so the default here is 1),
+dynamic tokens that come from DPC-kNN rather than the vision tower's attention; default theirs, 0:
+every kept dynamic token a dominant one by the vision tower's received attention, which the model
+computes while encoding the video, ``models/vision_attention.py``, timed as vision time; a run
+without it, i.e. from stored ``features=``, defaults to 1),
 ``knn``, ``max_window``, ``inner_ratio`` (their ``HOLITOM_r``), ``inner_layer`` (their
 ``HOLITOM_k``; default 18 of 28 scaled to the model's depth), ``inner_merge``.
 
@@ -27,10 +29,10 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-from lmms_sttm.merging import holitom
+from lmms_sttm.merging import holitom, two_stage
 from lmms_sttm.merging.budget import SearchInfo, settle, target_count
 from lmms_sttm.merging.two_stage import TwoStage
-from lmms_sttm.methods.bind import EXACT_TOL
+from lmms_sttm.methods.bind import EXACT_TOL, default_params
 from lmms_sttm.methods.options import check_fraction
 from lmms_sttm.methods.spec import MethodSpec, StageSpec
 
@@ -43,7 +45,7 @@ class HoliTomSettings:
     retain: float | None = None
     tau: float = 0.80
     beta: float = 0.6
-    contextual: float = 1.0
+    contextual: float | None = None
     knn: int = 7
     max_window: int = 1024
     inner_ratio: float = 0.5
@@ -70,8 +72,16 @@ class HoliTomSettings:
         if not isinstance(self.inner_merge, bool):
             raise ValueError(f"model_args inner_merge={self.inner_merge!r} must be true or false")
 
-    def outer(self, retain: float) -> holitom.OuterSettings:
-        return holitom.OuterSettings(retain, self.tau, self.beta, self.contextual, self.knn, self.max_window)
+    def contextual_for(self, ctx) -> float:
+        """``D`` on this run: the one asked for, else the authors' 0 when the run gives the vision
+        tower's attention, else 1 (DPC-kNN only)."""
+        if self.contextual is not None:
+            return float(self.contextual)
+        return 0.0 if ctx.vision_attention else 1.0
+
+    def outer(self, retain: float, ctx) -> holitom.OuterSettings:
+        d = self.contextual_for(ctx)
+        return holitom.OuterSettings(retain, self.tau, self.beta, d, self.knn, self.max_window)
 
 
 class Outer:
@@ -115,35 +125,27 @@ class Outer:
         return f"HoliTomOuter({self.settings}, floor={self.floor}, trim={self.trim})"
 
 
-class Inner:
-    """The inner merge: ``round(n * (1 - ratio))`` of the ``n`` tokens, or ``round(R * N)`` of the video's."""
-
-    def __init__(self, ratio: float, exact: float | None = None) -> None:
-        self.ratio, self.exact = ratio, exact
-
-    def __call__(self, hidden, scores, grid, original: int):
-        n = hidden.shape[0]
-        count = (
-            holitom.inner_count(n, self.ratio)
-            if self.exact is None
-            else min(n, target_count(self.exact, original))
-        )
-        return holitom.holitom_inner(hidden, scores, count, grid)
-
-    def __repr__(self) -> str:
-        return f"HoliTomInner(ratio={self.ratio}, exact={self.exact})"
+def inner_stage(ratio: float, exact: float | None = None) -> two_stage.Inner:
+    return two_stage.Inner("HoliTomInner", holitom.inner_count, holitom.holitom_inner, ratio, exact)
 
 
 def _build(s: HoliTomSettings, ctx) -> TwoStage:
-    inner = Inner(s.inner_ratio) if s.inner_merge else None
-    return TwoStage(Outer(s.outer(s.retain)), inner, AUTHORS_LAYER, s.inner_layer, "holitom")
+    inner = inner_stage(s.inner_ratio) if s.inner_merge else None
+    return TwoStage(Outer(s.outer(s.retain, ctx)), inner, AUTHORS_LAYER, s.inner_layer, "holitom")
 
 
 def _exact(r: float, s: HoliTomSettings, ctx) -> TwoStage:
     if not s.inner_merge:
-        return TwoStage(Outer(s.outer(r), floor=r, trim=True), None, AUTHORS_LAYER, s.inner_layer, "holitom")
-    outer = Outer(s.outer(min(1.0, r / (1 - s.inner_ratio))), floor=r)
-    return TwoStage(outer, Inner(s.inner_ratio, exact=r), AUTHORS_LAYER, s.inner_layer, "holitom")
+        return TwoStage(
+            Outer(s.outer(r, ctx), floor=r, trim=True), None, AUTHORS_LAYER, s.inner_layer, "holitom"
+        )
+    outer = Outer(s.outer(min(1.0, r / (1 - s.inner_ratio)), ctx), floor=r)
+    return TwoStage(outer, inner_stage(s.inner_ratio, exact=r), AUTHORS_LAYER, s.inner_layer, "holitom")
+
+
+def _params(s: HoliTomSettings, ctx) -> dict:
+    """The settings with the ``D`` this run uses (recorded with every answer)."""
+    return {**default_params(None, s, ctx), "contextual": s.contextual_for(ctx)}
 
 
 SPEC = MethodSpec(
@@ -151,7 +153,10 @@ SPEC = MethodSpec(
     build=_build,
     stages=(
         StageSpec(
-            "input", frozenset({"hidden", "grid"}), layer=0, note="outer: temporal windows + spatial merge"
+            "input",
+            frozenset({"hidden", "grid", "vision_attention"}),
+            layer=0,
+            note="outer: temporal windows + spatial merge (dominant tokens by the vision tower's attention)",
         ),
         StageSpec(
             "input",
@@ -163,5 +168,6 @@ SPEC = MethodSpec(
     knobs=("retain",),
     budgets={50: {"retain": 0.50}, 30: {"retain": 0.30}},
     exact=_exact,
+    params=_params,
     reference=REFERENCE,
 )

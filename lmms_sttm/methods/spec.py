@@ -25,13 +25,40 @@ from typing import Any
 #: MLP), or at every decode step
 WHERE = ("input", "attention", "decode")
 #: what a stage reads: the video tokens' hidden states, the frame grid, the frames' timestamps
-#: (``StageContext.timestamps``), the composed plan of the earlier stages, the last prompt token's
-#: attention at the split (the prompt holds the question), the generated token's attention at
-#: decode time (it follows the question)
-READS = ("hidden", "grid", "timestamps", "tokens", "prompt_attention", "decode_attention")
+#: (``StageContext.timestamps``), the composed plan of the earlier stages, the vision tower's
+#: received attention per grid token (``StageContext.vision_scores [T, H*W]``: the video is then
+#: encoded with the scoring hook, ``models/vision_attention.py``; given to the first stage), the last prompt
+#: token's attention at the split (the prompt holds the question), the generated token's attention
+#: at decode time (it follows the question)
+READS = (
+    "hidden",
+    "grid",
+    "timestamps",
+    "tokens",
+    "vision_attention",
+    "prompt_attention",
+    "decode_attention",
+)
+#: the kinds of vision-tower score a method may read (``models/vision_attention.KINDS``)
+VISION_SCORES = ("received", "frame_query")
 QUESTION_READS = frozenset({"prompt_attention", "decode_attention"})
 #: model families and their position mode: 1-D RoPE positions can be reassigned, M-RoPE ids survive
 FAMILIES = {"llava": "reassign", "qwen": "survive", "qwen3_vl": "survive", "internvl": "reassign"}
+#: model families whose methods run as another family's: Qwen3.5 / Qwen3.6 lay a video out exactly
+#: as Qwen3-VL does (one timestamped frame block per temporal patch, interleaved M-RoPE whose ids
+#: survive a reduction; no DeepStack), so a method gets Qwen3-VL's position rule and per-family
+#: defaults there. That their decoder is hybrid (Gated DeltaNet layers) is the engine's concern.
+METHOD_FAMILY_OF = {"qwen3_5": "qwen3_vl"}
+
+
+def method_family(model_family: str) -> str:
+    """The method family (a key of ``FAMILIES``) of a model family (``models/families.py``)."""
+    family = METHOD_FAMILY_OF.get(model_family, model_family)
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {model_family!r}; known: {[*FAMILIES, *METHOD_FAMILY_OF]}")
+    return family
+
+
 POSITION_RULES = ("renumber", "original")
 BUDGET_MODES = ("native", "exact")
 
@@ -67,6 +94,10 @@ class StageSpec:
             raise ValueError(f"a {self.where} stage cannot read the prompt's attention")
         if "decode_attention" in reads and self.where != "decode":
             raise ValueError("only a decode stage reads the generated token's attention")
+        if "vision_attention" in reads and self.where == "decode":
+            raise ValueError(
+                "a decode stage cannot read the vision tower's attention (given to the first stage)"
+            )
 
     @property
     def reads_question(self) -> bool:
@@ -86,7 +117,10 @@ class BuildContext:
     k and the model's depth, the budget the user asked for, and which model it is: the lmms-eval
     model name (``model``) and the checkpoint's configuration fingerprint (``checkpoint``,
     ``models/identity.config_fingerprint``; what STTM's calibrated ``thresholds=FILE`` is checked
-    against). The lmms-eval models set both; None elsewhere."""
+    against). The lmms-eval models set both; None elsewhere. ``vision_attention``: the run gives the
+    first stage the vision tower's attention (``StageContext.vision_scores``); the lmms-eval models
+    set it for a method that reads it when the video is encoded here (not from ``features=`` files);
+    a method's defaults that need the scores fall back to attention-free ones without them."""
 
     family: str
     paper_model: str
@@ -98,6 +132,7 @@ class BuildContext:
     retention: float | None = None
     model: str | None = None
     checkpoint: str | None = None
+    vision_attention: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +160,9 @@ class MethodSpec:
         default_layer: k when ``merge_layer=`` is not given (None: the model's paper layer).
         params: ``(settings, ctx) -> dict`` recorded with every answer (None: the settings' fields).
         reference: one line: the method's source (paper, repository).
+        vision_score: the kind of vision-tower score a stage reading ``vision_attention`` gets
+            (``models/vision_attention.KINDS``: ``received``, the attention each token receives,
+            mean over queries; ``frame_query``, the attention of each frame's mean query).
     """
 
     name: str
@@ -142,6 +180,7 @@ class MethodSpec:
     default_layer: int | None = None
     params: Callable[[Any, BuildContext], dict] | None = None
     reference: str = ""
+    vision_score: str = "received"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or "," in self.name or "=" in self.name:
@@ -150,6 +189,10 @@ class MethodSpec:
         for stage in self.stages:
             if not isinstance(stage, StageSpec):
                 raise TypeError(f"method {self.name}: stages must be StageSpec, got {stage!r}")
+        if self.vision_score not in VISION_SCORES:
+            raise ValueError(
+                f"method {self.name}: vision_score {self.vision_score!r} not in {list(VISION_SCORES)}"
+            )
         if self.stages and self.build is None:
             raise ValueError(f"method {self.name}: declares stages but has no build function")
         decode = [s for s in self.stages if s.where == "decode"]
@@ -184,6 +227,12 @@ class MethodSpec:
     def query_agnostic(self) -> bool:
         """No stage reads the question: one prefilled video prefix can serve every question."""
         return not any(s.reads_question for s in self.stages)
+
+    @property
+    def reads_vision_attention(self) -> bool:
+        """Some stage reads the vision tower's attention: the model encodes the video with the
+        scoring hook (its time counts as vision time); other methods pay nothing."""
+        return any("vision_attention" in s.reads for s in self.stages)
 
     @property
     def reduces(self) -> bool:

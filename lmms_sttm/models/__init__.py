@@ -20,6 +20,7 @@ MODEL_CLASSES: dict[str, str] = {
     "qwen2_vl_sttm": "lmms_sttm.models.qwen2_vl_sttm.Qwen2VLSttm",
     "qwen2_5_vl_sttm": "lmms_sttm.models.qwen2_vl_sttm.Qwen25VLSttm",
     "qwen3_vl_sttm": "lmms_sttm.models.qwen3_vl_sttm.Qwen3VLSttm",
+    "qwen3_5_sttm": "lmms_sttm.models.qwen3_5_sttm.Qwen35Sttm",
     "internvl3_5_sttm": "lmms_sttm.models.qwen3_vl_sttm.InternVL35Sttm",
     "sttm_oracle": "lmms_sttm.models.oracle.NeedleOracle",
 }

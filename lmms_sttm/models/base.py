@@ -25,7 +25,7 @@ from lmms_sttm.engine import patch as engine_patch
 from lmms_sttm.engine import session
 from lmms_sttm.engine.sampling import sampler
 from lmms_sttm.methods.bind import MethodInstance, bind
-from lmms_sttm.methods.spec import BuildContext
+from lmms_sttm.methods.spec import BuildContext, method_family
 from lmms_sttm.models import provenance
 from lmms_sttm.models.answer import AnswerText
 from lmms_sttm.models.checkpoints import load_checkpoint
@@ -40,6 +40,7 @@ from lmms_sttm.models.prefetch import Fetched, Prefetcher, fetch
 from lmms_sttm.models.prompts import Prompt, time_instruction
 from lmms_sttm.models.settings import ModelSettings
 from lmms_sttm.models.stats import StatsWriter, default_stats_dir
+from lmms_sttm.models.thinking import split_thinking, think_end_id
 from lmms_sttm.models.video_inputs import (
     VideoInputs,
     as_encoder_outputs,
@@ -83,6 +84,15 @@ class SttmVideoModel(GenerateOnlyLmms):
             )
         if self.family != "qwen" and s.rope_index != "original":
             raise ValueError("rope_index applies to Qwen2-VL / Qwen2.5-VL only")
+        if s.enable_thinking is not None and not fam.thinking:
+            raise ValueError(
+                f"enable_thinking applies to models with a thinking switch; {self.model_name} has none"
+            )
+        # the thinking switch (None: the family has none); with it on the answer follows </think>
+        self.thinking = (
+            (s.enable_thinking if s.enable_thinking is not None else True) if fam.thinking else None
+        )
+        self.think_end = think_end_id(self.tokenizer) if self.thinking else None
         if s.features is not None and not fam.stored_features:
             raise ValueError(
                 f"features= (two-stage runs) is not supported for {self.model_name} yet: its stored features "
@@ -94,6 +104,9 @@ class SttmVideoModel(GenerateOnlyLmms):
             self.merge_layer = (
                 spec.default_layer if spec.default_layer is not None else MERGE_LAYER[self.paper_key]
             )
+        # the vision tower's attention for a method whose stage reads it, when the video is encoded
+        # here (stored features carry none: the method's defaults then fall back)
+        self.vision_attention = spec.reads_vision_attention and s.features is None
         self.num_layers = n_layers = self._model.config.get_text_config().num_hidden_layers
         if not 0 <= self.merge_layer < n_layers:
             raise ValueError(f"merge_layer={self.merge_layer} outside 0..{n_layers - 1} for this checkpoint")
@@ -142,7 +155,7 @@ class SttmVideoModel(GenerateOnlyLmms):
         ``ValueError`` for settings it cannot serve on this task."""
         s = self.settings
         ctx = BuildContext(
-            family=self.family,
+            family=method_family(self.family),
             paper_model=self.paper_key,
             task=task,
             layer=self.merge_layer,
@@ -152,6 +165,7 @@ class SttmVideoModel(GenerateOnlyLmms):
             retention=s.retention,
             model=self.model_name,
             checkpoint=config_fingerprint(self._model.config),
+            vision_attention=self.vision_attention,
         )
         return bind(self.spec, s.method_settings, ctx, s.decode_positions)
 
@@ -180,7 +194,16 @@ class SttmVideoModel(GenerateOnlyLmms):
         fam = self.protocol
         if fam.pairs:
             frames, idx = even_frames(frames, idx)
-        video = fam.encode(self._model, self.processor, frames, idx, info, fetched.pixels, self.settings)
+        video = fam.encode(
+            self._model,
+            self.processor,
+            frames,
+            idx,
+            info,
+            fetched.pixels,
+            self.settings,
+            self.spec.vision_score if self.vision_attention else False,  # the kind the method reads
+        )
         per_grid = fam.per_grid(self.processor)
         seconds = [i / info.fps for i in idx]  # of each sampled frame
         if self.use_time_instruction:  # LLaVA-Video only (refused for Qwen at start-up)
@@ -190,7 +213,7 @@ class SttmVideoModel(GenerateOnlyLmms):
         return video, time_text, {"frames": len(idx), "video_seconds": round(info.duration, 3)}
 
     def prompt(self, ctx: str, time_text: str | None) -> Prompt:
-        return self.protocol.prompt(ctx, time_text)
+        return self.protocol.prompt(ctx, time_text, self.thinking)
 
     def _ids(self, text: str) -> torch.Tensor:
         return torch.tensor(self.tokenizer(text, add_special_tokens=False)["input_ids"], dtype=torch.long)
@@ -290,12 +313,13 @@ class SttmVideoModel(GenerateOnlyLmms):
             raise stop_run(f"{self.model_name} rank {self._rank}: warm-up", e) from e
         self.warmup_ms = None if seconds is None else round(1000 * seconds, 3)
 
-    @staticmethod
-    def _gen_settings(gen_kwargs: dict, task: str, doc_id: int) -> tuple[int, list[str], object]:
+    def _gen_settings(self, gen_kwargs: dict, task: str, doc_id: int) -> tuple[int, list[str], object]:
         """``(max_new_tokens, stop strings, token picker)``: greedy unless ``do_sample`` with temperature > 0.
 
         Sampling is seeded per question (task, doc id), so answers do not depend on prefix reuse or
-        on the rank; ``temperature``, ``top_p``, ``top_k`` and ``seed`` are honoured.
+        on the rank; ``temperature``, ``top_p``, ``top_k`` and ``seed`` are honoured. With thinking
+        on, the thinking block's budget (``max_thinking_tokens``, from the task's generation
+        kwargs or the model's) comes on top of the answer's.
         """
         until = gen_kwargs.get("until") or []
         until = [until] if isinstance(until, str) else list(until)
@@ -308,7 +332,10 @@ class SttmVideoModel(GenerateOnlyLmms):
                 top_k=int(gen_kwargs.get("top_k") or 0),
                 seed=seed,
             )
-        return int(gen_kwargs.get("max_new_tokens", 32)), until, pick
+        max_new = int(gen_kwargs.get("max_new_tokens", 32))
+        if self.thinking:
+            max_new += int(gen_kwargs.get("max_thinking_tokens", self.settings.max_thinking_tokens))
+        return max_new, until, pick
 
     def _answer_video(
         self,
@@ -341,7 +368,14 @@ class SttmVideoModel(GenerateOnlyLmms):
             if self.settings.kv_reuse and method.query_agnostic:
                 if prefix is None:
                     inputs, _ = self.prefix_inputs(prompt.prefix, video)
-                    prefix = session.prefill(self.engine, inputs, reducer, grid, timestamps=video.timestamps)
+                    prefix = session.prefill(
+                        self.engine,
+                        inputs,
+                        reducer,
+                        grid,
+                        timestamps=video.timestamps,
+                        vision_scores=video.vision_scores,
+                    )
                 ans = session.answer(
                     self.engine,
                     prefix,
@@ -369,8 +403,12 @@ class SttmVideoModel(GenerateOnlyLmms):
                     pick=pick,
                     kv_pruning=method.decode,
                     timestamps=video.timestamps if reducer is not None else None,
+                    vision_scores=video.vision_scores if reducer is not None else None,
                 )
-            text = self.tokenizer.decode(ans.tokens.tolist(), skip_special_tokens=True)
+            tokens, thinking = ans.tokens.tolist(), None
+            if self.thinking:  # the answer follows the thinking block (models/thinking.py)
+                tokens, thinking = split_thinking(tokens, self.think_end)
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
             for stop in until:
                 if stop and stop in text:
                     text = text.split(stop, 1)[0]
@@ -399,6 +437,8 @@ class SttmVideoModel(GenerateOnlyLmms):
                 "decode_ms": round(1000 * st.decode_s, 3),
                 "new_tokens": st.new_tokens,
                 "prefix_reused": st.prefix_reused,
+                **({"enable_thinking": self.thinking} if self.thinking is not None else {}),
+                **(thinking.record() if thinking is not None else {}),
                 **({"kv_video_kept": list(st.kv_video_kept)} if method.decode is not None else {}),
                 "answer": text,
                 "error": None,

@@ -24,7 +24,16 @@ from typing import Any, NamedTuple
 
 import torch
 
-HF_MODEL_TYPES = ("llava_onevision", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "internvl")
+HF_MODEL_TYPES = (
+    "llava_onevision",
+    "qwen2_vl",
+    "qwen2_5_vl",
+    "qwen3_vl",
+    "qwen3_vl_moe",
+    "qwen3_5",
+    "qwen3_5_moe",
+    "internvl",
+)
 LLAVA_NEXT_ARCHITECTURES = ("LlavaQwenForCausalLM",)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lmms_eval.api.model import lmms
 
-from lmms_sttm.runtime import dist_rank_world
+from lmms_sttm.runtime import dist_rank_world, release_process_group_at_exit
 
 
 class GenerateOnlyLmms(lmms):
@@ -16,6 +16,8 @@ class GenerateOnlyLmms(lmms):
     def __init__(self) -> None:
         super().__init__()
         self._rank, self._world_size = dist_rank_world()
+        if self._world_size > 1:
+            release_process_group_at_exit()
 
     @property
     def rank(self) -> int:

@@ -27,6 +27,9 @@ MERGE_LAYER = {
     # not in the paper: Qwen3-VL merges after its DeepStack layers (0-2), InternVL3.5 as the 7B models
     "qwen3_vl_8b": 3,
     "internvl3_5_8b": 2,
+    # not in the paper: Qwen3.5 (no DeepStack) before the third layer, as the 7B models; on the
+    # hybrids layer 2 is a Gated DeltaNet layer whose recurrent state has seen every video token
+    "qwen3_5": 2,
 }
 
 #: the paper's frame protocol per model family: (target fps, frame cap, frame cap on VNBench)

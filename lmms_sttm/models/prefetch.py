@@ -60,7 +60,9 @@ def fetch(model, path: str, task: str) -> Fetched:
     from lmms_sttm.video import load_video
 
     fps, cap = model.frames_for(task)
-    frames, idx, info = load_video(path, target_fps=fps, max_frames=cap, backend=s.video_backend)
+    frames, idx, info = load_video(
+        path, target_fps=fps, max_frames=cap, backend=s.video_backend, sampler=model.protocol.sampler
+    )
     if model.protocol.pairs:
         frames, idx = even_frames(frames, idx)
     pixels = model.protocol.pixels(model.processor, frames)

@@ -50,6 +50,19 @@ def qwen3_vl_prompt(ctx: str) -> Prompt:
     return Prompt(prefix, f"{ctx}<|im_end|>\n<|im_start|>assistant\n")
 
 
+def qwen3_5_prompt(ctx: str, thinking: bool = True) -> Prompt:
+    """Qwen3.5 / Qwen3.6 chat prompt as lmms-eval's ``qwen3_5`` wrapper builds it: a system turn
+    (``system_prompt``'s default), content ``[video, text]``, then the assistant opener of the
+    model's template: ``<think>\\n`` with thinking on (the model reasons, closes ``</think>``, then
+    answers), an empty closed block ``<think>\\n\\n</think>\\n\\n`` with it off."""
+    prefix = (
+        f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
+        "<|vision_start|><|video_pad|><|vision_end|>"
+    )
+    opener = "<think>\n" if thinking else "<think>\n\n</think>\n\n"
+    return Prompt(prefix, f"{ctx}<|im_end|>\n<|im_start|>assistant\n{opener}")
+
+
 def internvl_prompt(ctx: str) -> Prompt:
     """InternVL3.5 (HF) chat prompt: ``<video>\\n`` then the text (no default system turn); ``<video>``
     becomes one ``Frame{i}: <img>...</img>`` line per frame (``video_blocks``)."""

@@ -37,6 +37,7 @@ _OPTIONAL = (
     "features",
     "features_ckpt",
     "gpus_per_replica",
+    "enable_thinking",
 )
 
 
@@ -82,6 +83,10 @@ class ModelSettings:
     # decode-ahead depth (models/prefetch.py); GPUs per replica (models/placement.py)
     prefetch: int = 1
     gpus_per_replica: int | None = None
+    # models with a thinking switch (Qwen3.5): None = the model's default (lmms-eval's: on); the
+    # tokens a thinking block may take on top of the task's answer budget (models/thinking.py)
+    enable_thinking: bool | None = None
+    max_thinking_tokens: int = 1024
     #: the method's own settings (``MethodSpec.settings``), built from its ``--model_args`` keys
     method_settings: object = None
 
@@ -118,6 +123,11 @@ class ModelSettings:
             raise ValueError(f"model_args warmup={self.warmup!r} must be true or false")
         if not isinstance(self.kv_reuse, bool):
             raise ValueError(f"model_args kv_reuse={self.kv_reuse!r} must be true or false")
+        if self.enable_thinking is not None and not isinstance(self.enable_thinking, bool):
+            raise ValueError(f"model_args enable_thinking={self.enable_thinking!r} must be true or false")
+        t = self.max_thinking_tokens
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise ValueError(f"model_args max_thinking_tokens={t!r} must be a non-negative integer")
         if self.time_instruction is not None and not isinstance(self.time_instruction, bool):
             raise ValueError(f"model_args time_instruction={self.time_instruction!r} must be true or false")
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from lmms_sttm.engine.timing import clock, model_devices
+from lmms_sttm.models import vision_attention as vision_attention_scores
 
 Grid = tuple[int, int, int]
 
@@ -43,6 +44,9 @@ class VideoInputs:
         layout: how the prompt's one video placeholder is written out for frame-block families
             (``video_blocks.Layout``); None: one run of placeholders.
         deepstack: Qwen3-VL's DeepStack features, ``[K, D]`` per tapped vision layer (else empty).
+        vision_scores: ``[T, H*W]`` float32, the attention each grid token's vision-tower tokens
+            receive in the layer FlashVID reads, mapped to the grid as the features are
+            (``models/vision_attention.py``); None unless the encoder was asked for them.
     """
 
     features: torch.Tensor
@@ -52,6 +56,7 @@ class VideoInputs:
     timestamps: tuple[float, ...] | None = None
     layout: object = None
     deepstack: list = field(default_factory=list)
+    vision_scores: torch.Tensor | None = None
 
     @property
     def num_placeholders(self) -> int:
@@ -134,11 +139,32 @@ def llava_from_tower(model, tower: torch.Tensor, newline: str, vision_s: float =
 
 
 def encode_llava(
-    model, processor, frames: np.ndarray, newline: str, pixels: torch.Tensor | None = None
+    model,
+    processor,
+    frames: np.ndarray,
+    newline: str,
+    pixels: torch.Tensor | None = None,
+    vision_attention: bool | str = False,
 ) -> VideoInputs:
-    """``frames [F, H, W, 3]`` uint8 -> LLaVA video features (see module docstring)."""
-    tower, seconds = llava_tower(model, processor, frames, pixels)
-    return llava_from_tower(model, tower, newline, vision_s=seconds)
+    """``frames [F, H, W, 3]`` uint8 -> LLaVA video features (see module docstring).
+
+    ``vision_attention``: also the SigLIP layer's attention scores on the grid (a kind of
+    ``models/vision_attention.KINDS``; ``True``: ``received``) (``vision_scores``,
+    ``[F, h*w]``; its time counts in ``vision_s``); only with a grid (``newline=no_token``).
+    """
+    if not vision_attention:
+        tower, seconds = llava_tower(model, processor, frames, pixels)
+        return llava_from_tower(model, tower, newline, vision_s=seconds)
+    with vision_attention_scores.recorder(model, "llava", vision_attention) as hook:
+        tower, seconds = llava_tower(
+            model, processor, frames, pixels
+        )  # the hook runs inside the timed forward
+    video = llava_from_tower(model, tower, newline, vision_s=seconds)
+    if video.grid is None:
+        return video
+    began = _clock(model)
+    scores = vision_attention_scores.llava_grid_scores(model, hook.scores)
+    return replace(video, vision_scores=scores, vision_s=video.vision_s + _clock(model) - began)
 
 
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
@@ -192,30 +218,45 @@ def even_frames(frames: np.ndarray, indices: list[int]) -> tuple[np.ndarray, lis
 def qwen_pixels(processor, frames: np.ndarray) -> dict:
     """CPU preprocessing of Qwen: ``frames [F, H, W, 3]`` uint8 (F even) resized to the protocol's
     size -> the video processor's ``pixel_values_videos`` ``[t*h*w, C*2*p*p]`` and ``video_grid_thw`` ``[1, 3]``."""
-    from torchvision.transforms.functional import InterpolationMode, resize
-
     vp = processor.video_processor
     factor = vp.patch_size * vp.merge_size
     h, w = qwen_frame_size(frames.shape[1], frames.shape[2], frames.shape[0], factor)
+    return resized_pixels(processor, frames, h, w)
+
+
+def resized_pixels(processor, frames: np.ndarray, height: int, width: int) -> dict:
+    """``frames [F, H, W, 3]`` uint8 resized to ``height x width`` (bicubic, antialiased: qwen-vl-utils'
+    resize), then the Qwen video processor without its own resize -> ``pixel_values_videos``,
+    ``video_grid_thw``."""
+    from torchvision.transforms.functional import InterpolationMode, resize
+
     video = torch.from_numpy(frames).permute(0, 3, 1, 2)
-    video = resize(video, [h, w], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    video = resize(video, [height, width], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    vp = processor.video_processor
     return dict(vp(videos=[video], do_resize=False, do_sample_frames=False, return_tensors="pt"))
 
 
 @torch.no_grad()
-def encode_qwen(model, processor, frames: np.ndarray, fps: float, pixels: dict | None = None) -> VideoInputs:
+def encode_qwen(
+    model,
+    processor,
+    frames: np.ndarray,
+    fps: float,
+    pixels: dict | None = None,
+    vision_attention: bool | str = False,
+) -> VideoInputs:
     """``frames [F, H, W, 3]`` uint8 (F even) -> Qwen2-VL / 2.5-VL video features and grid.
 
     ``fps``: the sampled frames' rate (``sampled_fps``), which sets ``second_per_grid_ts``.
     ``pixels``: :func:`qwen_pixels` of the frames when already computed (decode-ahead).
+    ``vision_attention``: also the last vision block's attention scores (a kind of
+    ``models/vision_attention.KINDS``; ``True``: ``received``) on the merged grid
+    (``vision_scores [t, h'*w']``, timed with the tower).
     """
-    device = model.device
     enc = qwen_pixels(processor, frames) if pixels is None else pixels
     thw = enc["video_grid_thw"]
     began = _clock(model)
-    out = model.model.get_video_features(
-        enc["pixel_values_videos"].to(device, model.dtype), thw.to(device), return_dict=True
-    )
+    out, scores = qwen_tower(model, enc["pixel_values_videos"], thw, vision_attention)
     seconds = _clock(model) - began
     pooled = out.pooler_output
     feats = (
@@ -224,7 +265,23 @@ def encode_qwen(model, processor, frames: np.ndarray, fps: float, pixels: dict |
         else pooled.reshape(-1, pooled.shape[-1])
     )
     t, gh, gw = (int(v) for v in thw[0])
-    return _qwen_inputs(model, processor, feats, (t, gh, gw), fps, seconds)
+    return replace(_qwen_inputs(model, processor, feats, (t, gh, gw), fps, seconds), vision_scores=scores)
+
+
+def qwen_tower(model, pixel_values: torch.Tensor, thw: torch.Tensor, vision_attention: bool | str = False):
+    """``get_video_features`` of a Qwen model (2-VL, 2.5-VL, 3-VL), and with ``vision_attention`` the
+    last vision block's received attention on the merged grid ``[t, h'*w']`` (else None)."""
+    device = model.device
+    if not vision_attention:
+        out = model.model.get_video_features(
+            pixel_values.to(device, model.dtype), thw.to(device), return_dict=True
+        )
+        return out, None
+    with vision_attention_scores.recorder(model, "qwen", vision_attention) as hook:
+        out = model.model.get_video_features(
+            pixel_values.to(device, model.dtype), thw.to(device), return_dict=True
+        )
+    return out, vision_attention_scores.qwen_grid_scores(model, hook.scores, thw.to(hook.scores.device))
 
 
 def _qwen_inputs(model, processor, feats: torch.Tensor, thw: Grid, fps: float, seconds: float) -> VideoInputs:
@@ -256,8 +313,9 @@ def qwen_from_features(model, processor, stored: torch.Tensor, fps: float) -> Vi
 
 
 def as_encoder_outputs(video: VideoInputs, family: str) -> dict:
-    """``mm_encoder_outputs`` for the model forward: LLaVA reads ``[1, K, D]``; Qwen a tuple of ``[K, D]``
-    (Qwen3-VL with its DeepStack features); InternVL the frames as ``image`` features ``[K, D]``."""
+    """``mm_encoder_outputs`` for the model forward: LLaVA reads ``[1, K, D]``; Qwen (2-VL, 2.5-VL, 3.5)
+    a tuple of ``[K, D]`` (Qwen3-VL with its DeepStack features); InternVL the frames as ``image``
+    features ``[K, D]``."""
     if family == "qwen3_vl":
         from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
 
@@ -267,7 +325,7 @@ def as_encoder_outputs(video: VideoInputs, family: str) -> dict:
         return {"video": out}
     if family == "internvl":
         return {"image": BaseModelOutputWithPooling(pooler_output=video.features)}
-    pooled = (video.features,) if family == "qwen" else video.features[None]
+    pooled = (video.features,) if family in ("qwen", "qwen3_5") else video.features[None]
     return {"video": BaseModelOutputWithPooling(pooler_output=pooled)}
 
 

@@ -38,7 +38,9 @@ def warm_up(model, task: str) -> float | None:
     try:
         with tempfile.TemporaryDirectory(prefix="lmms_sttm_warmup_") as tmp:
             path = str(write_clip(WARMUP_CLIP, Path(tmp) / "warmup.mp4"))
-            args = (WARMUP_QUESTION, {"max_new_tokens": 2}, None, -1, task, "warmup")
+            # two new tokens, no thinking budget: the warm-up runs the path, not a reasoning
+            gen = {"max_new_tokens": 2, "max_thinking_tokens": 0}
+            args = (WARMUP_QUESTION, gen, None, -1, task, "warmup")
             request = Instance("generate_until", args, -1, {"task": task, "doc_id": -1, "repeats": 1})
             model._answer_video(task, path, [request], [0], [""])
     finally:

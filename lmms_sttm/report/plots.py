@@ -90,6 +90,17 @@ def ttft_series(rows: list[Row], rels: dict[tuple, Relative]) -> dict[str, list[
     return {m: sorted(p) for m, p in lines.items()}
 
 
+def palette(n: int) -> list:
+    """``n`` distinct colours: matplotlib's tab10, then (past 10 series) tab20's lighter shades."""
+    import matplotlib
+
+    tab20 = list(matplotlib.colormaps["tab20"].colors)
+    colours = tab20[0::2] + tab20[1::2]
+    if n > len(colours):
+        raise ValueError(f"{n} series in one plot: at most {len(colours)} have distinct colours")
+    return colours[:n]
+
+
 def plot(rows: list[Row], metric: str, path: Path, rels: dict[tuple, Relative] | None = None) -> Path:
     """Write one PNG (``metric`` is ``"acc"`` or ``"ttft"``)."""
     groups = panels(rows) or {("no runs", "", ""): []}
@@ -104,10 +115,10 @@ def plot(rows: list[Row], metric: str, path: Path, rels: dict[tuple, Relative] |
             lines, over = ttft_series(members, rels or {}), "paired prefilled questions"
             ax.set_ylabel("R.TTFT (% of the unreduced prefill time), 90% interval")
             ax.axhline(100.0, color="0.6", lw=0.8, ls=":")
-        for name, points in sorted(lines.items()):
+        for (name, points), colour in zip(sorted(lines.items()), palette(len(lines)), strict=True):
             xs, ys, lo, hi, _ = zip(*points, strict=True)
             style = "--" if name.endswith("exact budget") else "-"
-            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", ls=style, capsize=3, label=name)
+            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", ls=style, capsize=3, label=name, color=colour)
             for x, y, _, _, text in points:
                 ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6, alpha=0.7)
         if not lines:

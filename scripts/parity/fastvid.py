@@ -11,17 +11,25 @@ it receives. The file's imports (their transformers 4.x, loguru) are never execu
 Input: ``[6 text tokens | 64 frames x 13 rows x (13 tokens + newline) | 10 text tokens]`` (their
 code hard-codes LLaVA-Video's 64 x 13 x 13 grid and its newline column), the video from
 :mod:`videos` (layout ``llava_video``; ``--videos`` seeds x similarity levels mid, high, low and
-fair), float32. Both sides get the same saliency (``merging.fastvid.default_saliency``: on their
-side it stands for the SigLIP pooling head's attention) and the same frame features (the frame
-means: for the pooling head's output). Settings: the authors' (c 8, tau 0.9, d 0.4, p 4, beta 0.6)
-at retention ratios 0.10 and 0.25 (their headline range) and 0.30 (``budget=30``); 0.50
-(``budget=50``) is run too: their code raises there (a context frame is asked for more tokens
-than it has left) and the driver records that.
+fair: 24 videos by default), float32. Both sides get the same saliency ``[T, H*W]`` (their
+``frame_attn_weights``) and the same frame features (the frame means; their
+``frame_global_features``). Two saliency sources, each case run with both:
+
+- ``vision``: what the engine now gives FastVID, the vision tower's frame-mean-query attention
+  (``models.vision_attention.frame_query``), here of one head with seeded random ``Q``/``K``
+  projections of the video's tokens: per frame ``softmax(mean_i(Q_i) K^T / sqrt(C))``;
+- ``stand_in``: the fallback without vision scores (``merging.fastvid.default_saliency``).
+
+Settings: the authors' (c 8, tau 0.9, d 0.4, p 4, beta 0.6) at retention ratios 0.10 and 0.25
+(their headline range) and 0.30 (``budget=30``); 0.50 (``budget=50``) is run too: their code
+raises there (a context frame is asked for more tokens than it has left) and the driver records it.
 
 Their densities get ``U(0, 1e-6)`` noise from ``torch.rand``: each case runs their code with two
 seeds (how far it moves against itself) and compares ours with seed 0: the kept set (original
-indices of the frames' tokens; their newline tokens are left out) and the kept features (max
-absolute difference). Prints JSON.
+indices of the frames' tokens; their newline tokens are left out) and the merged groups through
+the kept features (a context token's feature is ``w * itself + (1 - w) * mean(its group)``, so
+with the same kept set equal features mean the same groups: ``same_merged_features`` counts the
+cases within 1e-4, ``max_feature_diff`` is the largest absolute difference). Prints JSON.
 
     .venv/bin/python scripts/parity/fastvid.py --authors-dir DIR [--videos 6]
 """
@@ -40,6 +48,7 @@ import pinned  # noqa: E402
 from videos import video  # noqa: E402
 
 from lmms_sttm.merging.fastvid import FastVidParams, default_saliency, fastvid_plan  # noqa: E402
+from lmms_sttm.models.vision_attention import frame_query  # noqa: E402
 
 REL = "fastvid_llavavideo/LLaVA-NeXT/llava/model/language_model/modeling_qwen2.py"
 T, H, W, C = 64, 13, 13, 64
@@ -47,6 +56,18 @@ ROW = W + 1  # their newline column
 PREFIX, SUFFIX = 6, 10
 RATIOS = (0.10, 0.25, 0.30, 0.50)
 SIMILARITY = ("mid", "high", "low", "fair")
+SOURCES = ("vision", "stand_in")
+FEATURE_TOL = 1e-4
+
+
+def vision_saliency(frames: torch.Tensor, seed: int) -> torch.Tensor:
+    """``frames [T, F, C]`` -> ``[T, F]``: the frame-mean query's attention with seeded random
+    single-head ``Q``/``K`` projections (the engine's ``frame_query`` score, on the video's tokens)."""
+    gen = torch.Generator().manual_seed(1000 + seed)
+    c = frames.shape[-1]
+    wq, wk = (torch.randn(c, c, generator=gen) / c**0.5 for _ in range(2))
+    q, k = (frames @ w for w in (wq, wk))  # [T, F, C]
+    return frame_query(q[:, None], k[:, None], c**-0.5)
 
 
 def their_forward(root: Path):
@@ -121,44 +142,68 @@ def their_kept(forward, params, x, saliency, frames, seed: int, gen_seed: int):
     return index, rec.hidden[0][inside]
 
 
+def compare(forward, x: torch.Tensor, saliency: torch.Tensor, frames: torch.Tensor, seed: int) -> dict:
+    """Every ratio on one video and saliency: the per-source tallies' increments
+    (``kept_unlike_stand_in``: cases where our kept set differs from ours on the stand-in)."""
+    out = {"cases": 0, "same_kept_set": 0, "same_merged_features": 0, "max_feature_diff": 0.0,
+           "different": [], "authors_self_same": 0, "authors_self_different": [], "authors_raised": [],
+           "kept_unlike_stand_in": 0}  # fmt: skip
+    flat = x.reshape(-1, C)
+    for ratio in RATIOS:
+        params = FastVidParams(ratio=ratio)
+        case = f"seed {seed} ratio {ratio}"
+        try:
+            idx0, feat0 = their_kept(forward, params, x, saliency, frames, 0, seed)
+            idx1, _ = their_kept(forward, params, x, saliency, frames, 1, seed)
+        except RuntimeError as e:
+            out["authors_raised"].append(f"{case}: {str(e).splitlines()[0][:80]}")
+            continue
+        out["cases"] += 1
+        if torch.equal(idx0, idx1):
+            out["authors_self_same"] += 1
+        else:
+            out["authors_self_different"].append(
+                f"{case}: {len(set(idx0.tolist()) ^ set(idx1.tolist()))} tokens"
+            )
+        plan = fastvid_plan(flat, (T, H, W), params, saliency=saliency, frame_features=frames)
+        stand_in = fastvid_plan(flat, (T, H, W), params, frame_features=frames)
+        out["kept_unlike_stand_in"] += not torch.equal(plan.rep_index, stand_in.rep_index)
+        if torch.equal(plan.rep_index, idx0):
+            out["same_kept_set"] += 1
+            diff = float((plan.features - feat0).abs().max())
+            out["max_feature_diff"] = max(out["max_feature_diff"], diff)
+            out["same_merged_features"] += diff <= FEATURE_TOL
+        else:
+            sym = len(set(plan.rep_index.tolist()) ^ set(idx0.tolist()))
+            out["different"].append(
+                f"{case}: authors {idx0.numel()} kept, ours {plan.num_kept}, {sym} differ"
+            )
+    return out
+
+
 def main() -> None:
     p = pinned.parser(pinned.FASTVID, __doc__.splitlines()[0])
-    p.add_argument("--videos", type=int, default=6, help="seeds per similarity level")
+    p.add_argument("--videos", type=int, default=6, help="seeds per similarity level (4 levels)")
     args = p.parse_args()
     forward = their_forward(pinned.root_from(pinned.FASTVID, args))
-    cases, same, self_same, raised, diff, self_diff = 0, 0, 0, [], [], []
-    max_feat = 0.0
-    for sim in SIMILARITY:
-        for seed in range(args.videos):
-            x = video(T, H, W, C, seed, sim)
-            flat = x.reshape(-1, C)
-            saliency = default_saliency(x.reshape(T, H * W, C))
-            frames = x.reshape(T, H * W, C).mean(dim=1)
-            for ratio in RATIOS:
-                params = FastVidParams(ratio=ratio)
-                case = f"{sim} seed {seed} ratio {ratio}"
-                try:
-                    idx0, feat0 = their_kept(forward, params, x, saliency, frames, 0, seed)
-                    idx1, _ = their_kept(forward, params, x, saliency, frames, 1, seed)
-                except RuntimeError as e:
-                    raised.append(f"{case}: {str(e).splitlines()[0][:80]}")
-                    continue
-                cases += 1
-                if torch.equal(idx0, idx1):
-                    self_same += 1
-                else:
-                    self_diff.append(f"{case}: {len(set(idx0.tolist()) ^ set(idx1.tolist()))} tokens")
-                plan = fastvid_plan(flat, (T, H, W), params, saliency=saliency, frame_features=frames)
-                if torch.equal(plan.rep_index, idx0):
-                    same += 1
-                    max_feat = max(max_feat, float((plan.features - feat0).abs().max()))
-                else:
-                    sym = len(set(plan.rep_index.tolist()) ^ set(idx0.tolist()))
-                    diff.append(f"{case}: authors {idx0.numel()} kept, ours {plan.num_kept}, {sym} differ")
-    pinned.emit(pinned.FASTVID, {
-        "cases": cases, "same_kept_set": same, "different": diff, "max_feature_diff": max_feat,
-        "authors_self_same": self_same, "authors_self_different": self_diff, "authors_raised": raised,
-    })  # fmt: skip
+    result = {}
+    for source in SOURCES:
+        total: dict = {}
+        for sim in SIMILARITY:
+            for seed in range(args.videos):
+                x = video(T, H, W, C, seed, sim)
+                tokens = x.reshape(T, H * W, C)
+                saliency = vision_saliency(tokens, seed) if source == "vision" else default_saliency(tokens)
+                got = compare(forward, x, saliency, tokens.mean(dim=1), seed)
+                for key, value in got.items():
+                    if isinstance(value, list):
+                        total.setdefault(key, []).extend(f"{sim} {v}" for v in value)
+                    elif key == "max_feature_diff":
+                        total[key] = max(total.get(key, 0.0), value)
+                    else:
+                        total[key] = total.get(key, 0) + value
+        result[source] = {"videos": len(SIMILARITY) * args.videos, "ratios": list(RATIOS), **total}
+    pinned.emit(pinned.FASTVID, result)
 
 
 if __name__ == "__main__":

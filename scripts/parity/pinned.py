@@ -57,7 +57,8 @@ FASTVID = Pin(
     "FastVID",
     "a40a109cb8df20e8c2c17c6850f8269717369990",
     {
-        "fastvid_llavavideo/LLaVA-NeXT/llava/model/language_model/modeling_qwen2.py": "f5f0b61ed3e108ffc6ab522ec3f8efa7d4323631"
+        "fastvid_llavavideo/LLaVA-NeXT/llava/model/language_model/modeling_qwen2.py": "f5f0b61ed3e108ffc6ab522ec3f8efa7d4323631",
+        "fastvid_qwen25vl/lmms-eval/lmms_eval/models/qwenvlutils/modeling_qwen2_5_vl.py": "48abf6b195a39c3f7b3a13b37a5aac6d983e7c4f",
     },
 )
 

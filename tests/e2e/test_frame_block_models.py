@@ -6,29 +6,14 @@ budgets, query-agnosticism) by `tests/methods/test_conformance_blocks.py`."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import run_lmms_eval, torchrun, untimed
+from tests.conftest import by_question, run_lmms_eval, stats_rows, torchrun, untimed
 
 pytestmark = pytest.mark.e2e
 
 TASK = "synthetic_needle_sttm"
 MODELS = {"qwen3_vl_sttm": "qwen3_vl", "internvl3_5_sttm": "internvl3_5"}
-
-
-def _stats(out: Path) -> list[dict]:
-    rows = []
-    for f in sorted((out / "sttm_stats").glob("*_rank*.jsonl")):
-        rows += [json.loads(line) for line in f.read_text().splitlines()]
-    return rows
-
-
-def _answers(samples: dict, stats: list[dict]) -> dict:
-    qid = {r["doc_id"]: r["sttm_acc"]["question_id"] for r in samples[TASK]}
-    return {qid[s["doc_id"]]: (s["answer"], s["visual_tokens"], s["visual_tokens_kept"]) for s in stats}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -43,7 +28,7 @@ def test_frame_block_model_one_and_two_processes(name, tiny_checkpoints, tmp_pat
         out = tmp_path / label
         args = ["--model", name, "--model_args", f"pretrained={ckpt},{extra}", "--tasks", TASK]
         results, samples = run_lmms_eval(args, out, offline_env, launcher)
-        runs[label] = (results, samples, _stats(out))
+        runs[label] = (results, samples, stats_rows(out))
     for results, _samples, stats in runs.values():
         assert results["n-samples"][TASK]["effective"] == 16
         assert len(stats) == 16 and all(s["error"] is None for s in stats)
@@ -60,4 +45,4 @@ def test_frame_block_model_one_and_two_processes(name, tiny_checkpoints, tmp_pat
     assert got.keys() == want.keys()
     for key, value in want.items():
         assert got[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
-    assert _answers(two[1], two[2]) == _answers(one[1], one[2])
+    assert by_question(two[1], two[2], TASK) == by_question(one[1], one[2], TASK)

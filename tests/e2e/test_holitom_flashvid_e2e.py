@@ -1,16 +1,15 @@
 """``method=holitom`` and ``method=flashvid`` through ``python -m lmms_eval`` on the tiny checkpoints:
-exact 30% (within one point) and the authors' budgets, one and two processes identical. Both methods read the last prompt token's attention (their inner stage), so every
-question is prefilled on its own: no prefix is reused."""
+exact 30% (within one point) and the authors' budgets on the four older families, and exact 30% in
+one and two processes with identical results on a frame-block family each (HoliTom on InternVL3.5,
+FlashVID on Qwen3-VL with DeepStack; the whole matrix: ``scripts/methods_matrix.py``). Both methods
+read the last prompt token's attention (their inner stage), so every question is prefilled on its
+own: no prefix is reused."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from lmms_sttm.data.tiny import build_tiny
-from tests.conftest import run_lmms_eval, torchrun, untimed
+from tests.conftest import by_question, run_lmms_eval, stats_rows, torchrun, untimed
 
 pytestmark = pytest.mark.e2e
 TASK = "synthetic_needle_sttm"
@@ -19,8 +18,10 @@ MODELS = {
     "llava_onevision_sttm": "llava_onevision",
     "qwen2_vl_sttm": "qwen2_vl",
     "qwen2_5_vl_sttm": "qwen2_5_vl",
+    "qwen3_vl_sttm": "qwen3_vl",
+    "internvl3_5_sttm": "internvl3_5",
 }
-#: (model, method args): both methods on two families each (four families in all), exact 30% and
+#: (model, method args): both methods on three families each (six families in all), exact 30% and
 #: the authors' budgets 50 / 30; ``python -m lmms_sttm.check_method holitom|flashvid`` runs both on
 #: every tiny family through the engine (tests/methods/test_conformance.py)
 RUNS = [
@@ -28,34 +29,17 @@ RUNS = [
     ("qwen2_5_vl_sttm", "method=holitom,budget=30"),
     ("qwen2_vl_sttm", "method=flashvid,budget_mode=exact,retention=0.3"),
     ("llava_onevision_sttm", "method=flashvid,budget=50"),
+    ("internvl3_5_sttm", "method=holitom,budget_mode=exact,retention=0.3"),
+    ("qwen3_vl_sttm", "method=flashvid,budget_mode=exact,retention=0.3"),
 ]
-#: the configurations also run in two processes
-TWO_PROCESSES = {RUNS[0], RUNS[2]}
+#: the configurations also run in two processes (the frame-block families)
+TWO_PROCESSES = {RUNS[4], RUNS[5]}
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """``checkpoint(model)``: the tiny checkpoint of ``model``, built on first use."""
-    root, built = tmp_path_factory.mktemp("tiny"), {}
-
-    def get(name: str) -> str:
-        if name not in built:
-            built[name] = str(build_tiny(MODELS[name], root / MODELS[name]))
-        return built[name]
-
-    return get
-
-
-def _stats(out: Path) -> list[dict]:
-    rows = []
-    for f in sorted((out / "sttm_stats").glob("*_rank*.jsonl")):
-        rows += [json.loads(line) for line in f.read_text().splitlines()]
-    return rows
-
-
-def _by_question(samples: dict, stats: list[dict]) -> dict:
-    qid = {r["doc_id"]: r["sttm_acc"]["question_id"] for r in samples[TASK]}
-    return {qid[s["doc_id"]]: (s["answer"], s["visual_tokens"], s["visual_tokens_kept"]) for s in stats}
+def checkpoint(tiny_checkpoints):
+    """``checkpoint(model)``: the tiny checkpoint of ``model`` (built once per session)."""
+    return lambda name: tiny_checkpoints(MODELS[name])
 
 
 @pytest.mark.parametrize(
@@ -64,7 +48,7 @@ def _by_question(samples: dict, stats: list[dict]) -> dict:
 def test_method_runs_through_lmms_eval(model, margs, checkpoint, tmp_path, offline_env):
     args = ["--model", model, "--model_args", f"pretrained={checkpoint(model)},{margs}", "--tasks", TASK]
     results, samples = run_lmms_eval(args, tmp_path / "one", offline_env)
-    stats = _stats(tmp_path / "one")
+    stats = stats_rows(tmp_path / "one")
     method = margs.split(",")[0].removeprefix("method=")
     assert results["n-samples"][TASK]["effective"] == 16 and len(stats) == 16
     for s in stats:
@@ -75,7 +59,7 @@ def test_method_runs_through_lmms_eval(model, margs, checkpoint, tmp_path, offli
     assert sum(s["prefix_reused"] for s in stats) == 0  # query-aware: a prefill per question
     if (model, margs) in TWO_PROCESSES:
         two, two_samples = run_lmms_eval(args, tmp_path / "two", offline_env, torchrun())
-        two_stats = _stats(tmp_path / "two")
+        two_stats = stats_rows(tmp_path / "two")
         assert {s["rank"] for s in two_stats} == {0, 1}
         assert untimed(results["results"]) == untimed(two["results"])
-        assert _by_question(samples, stats) == _by_question(two_samples, two_stats)
+        assert by_question(samples, stats, TASK) == by_question(two_samples, two_stats, TASK)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lmms_sttm.data.tiny import build_tiny
-from tests.conftest import free_port, read_run, run_lmms_eval, torchrun, untimed
+from tests.conftest import by_question, free_port, read_run, run_lmms_eval, stats_rows, torchrun, untimed
 
 pytestmark = pytest.mark.e2e
 
@@ -35,10 +35,7 @@ def _args(name: str, ckpt: str) -> list[str]:
 
 
 def _stats(out: Path) -> list[dict]:
-    rows = []
-    for f in sorted((out / "sttm_stats").glob("*_rank*.jsonl")):
-        rows += [json.loads(line) for line in f.read_text().splitlines()]
-    return sorted(rows, key=lambda r: r["doc_id"])
+    return sorted(stats_rows(out), key=lambda r: r["doc_id"])
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +68,6 @@ def test_model_runs_end_to_end_with_statistics(name, single_runs):
     assert [s["answer"] for s in stats] == [r["filtered_resps"] for r in rows]
 
 
-def _by_question(samples: dict, stats: list[dict]) -> dict:
-    """question_id -> (answer, visual tokens, kept): doc_ids differ between world sizes."""
-    qid = {r["doc_id"]: r["sttm_acc"]["question_id"] for r in samples[TASK]}
-    return {qid[s["doc_id"]]: (s["answer"], s["visual_tokens"], s["visual_tokens_kept"]) for s in stats}
-
-
 def test_two_processes_equal_one(single_runs, checkpoints, tmp_path, offline_env):
     name = "llava_video_sttm"
     launcher = torchrun()
@@ -88,7 +79,7 @@ def test_two_processes_equal_one(single_runs, checkpoints, tmp_path, offline_env
         (r["sttm_acc"]["question_id"], r["filtered_resps"]) for r in one_samples[TASK]
     )
     assert {s["rank"] for s in stats} == {0, 1}
-    assert _by_question(samples, stats) == _by_question(one_samples, one_stats)
+    assert by_question(samples, stats, TASK) == by_question(one_samples, one_stats, TASK)
     # the video-major document order keeps both questions of a clip on one rank: reuse survives sharding
     assert sum(s["prefix_reused"] for s in stats) == 8
 
@@ -133,7 +124,7 @@ def test_two_nodes_equal_one(single_runs, checkpoints, tmp_path, offline_env):
     for r in (0, 1):
         rows = (out / "sttm_stats" / f"{name}_rank{r}.jsonl").read_text().splitlines()
         assert rows and {json.loads(line)["rank"] for line in rows} == {r}
-    assert _by_question(samples, stats) == _by_question(one_samples, one_stats)
+    assert by_question(samples, stats, TASK) == by_question(one_samples, one_stats, TASK)
     # video-major sharding across the nodes: each clip's questions on one rank, its prefix reused
     qid = {r["doc_id"]: r["sttm_acc"]["question_id"] for r in samples[TASK]}
     rank_of_clip: dict[str, set] = {}

@@ -16,6 +16,7 @@ from lmms_sttm.conformance.by_hand import decoder_side, method_logits_by_hand, v
 from lmms_sttm.conformance.tiny import BLOCKS, FAMILIES, build_model, make_inputs, text_tokens
 from lmms_sttm.engine import answer, apply_reduction, generate, identity_reducer, prefill
 from lmms_sttm.engine.families import family_of
+from lmms_sttm.engine.hybrid import FULL, attention_layer_from, layer_kinds
 from lmms_sttm.merging.fastv import FastVReducer
 from lmms_sttm.merging.sttm import SttmReducer
 from tests.engine.engine_helpers import decoder_inputs
@@ -27,6 +28,10 @@ def _model(family: str, attn: str = "sdpa"):
     if (family, attn) not in _MODELS:
         _MODELS[(family, attn)] = build_model(family, attn, layers=5, large=True)
     return _MODELS[(family, attn)]
+
+
+def engine_text(model):
+    return family_of(model).text_model(model)
 
 
 def _by_hand(model, video, method, layer):
@@ -72,7 +77,7 @@ def test_sttm_equals_by_hand_with_deepstack(engines, family, layer):
     assert rows.numel() == record.visual_tokens_kept and bool((rows[1:] > rows[:-1]).all())
 
 
-@pytest.mark.parametrize("family", ["qwen3_vl", "internvl"])
+@pytest.mark.parametrize("family", ["qwen3_vl", "internvl", "qwen3_5"])
 @pytest.mark.parametrize("layer", [2, 4])
 def test_fastv_equals_by_hand(engines, family, layer):
     model, video = _model(family, "eager"), make_inputs(family, large=True)
@@ -94,7 +99,7 @@ class DropBlock:
         return from_keep_mask(hidden, keep, grid)
 
 
-@pytest.mark.parametrize("family", ["qwen3_vl", "internvl"])
+@pytest.mark.parametrize("family", ["qwen3_vl", "internvl", "qwen3_5"])
 def test_an_emptied_block_keeps_its_text(engines, family):
     model, video = _model(family), make_inputs(family, large=True)
     expected = _by_hand(model, video, DropBlock(), 2)[:, -1]
@@ -124,8 +129,10 @@ def test_prefix_reuse_equals_a_fresh_prefill(engines, family, length):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_scores_equal_the_stock_eager_attention(engines, family):
-    """The engine's score function (q/k norms, the model's rotary, GQA) equals the eager weights
-    of the stock model, last row, mean over heads, at the video tokens, on every family."""
+    """The engine's score function (q/k norms, the model's rotary, GQA, Qwen3.5's gated query and
+    partial rotary) equals the eager weights of the stock model, last row, mean over heads, at the
+    video tokens, on every family. A stage at layer 2 reads layer 1, or on a hybrid the first
+    full-attention layer from 1 on (stock ``attentions`` hold the full-attention layers only)."""
     model, video = _model(family, "eager"), make_inputs(family, large=True)
     with torch.no_grad():
         out = model(**video.inputs, output_attentions=True, use_cache=False)
@@ -133,7 +140,10 @@ def test_scores_equal_the_stock_eager_attention(engines, family):
     rows, _ = video_blocks(video.input_ids, fam.video_token_id(model))
     n = video.grid[0] * video.grid[1] * video.grid[2]
     rows = rows[:n]
-    reference = out.attentions[1][0, :, -1][:, rows].mean(0)
+    kinds = layer_kinds(engine_text(model))
+    read = attention_layer_from(kinds, 1)
+    reference = out.attentions[[i for i, k in enumerate(kinds) if k == FULL].index(read)]
+    reference = reference[0, :, -1][:, rows].mean(0)
 
     class Keep:
         needs_attention = True

@@ -279,3 +279,22 @@ def test_authors_format_round_trip(tiny_checkpoints, clips, tmp_path):
     answers = _run(qwen, {0: clips[2]}, task)  # the model runs on them (prefill with M-RoPE over the grid)
     assert qwen.stats.records[0]["error"] is None and qwen.stats.records[0]["visual_tokens"] == 30
     assert isinstance(answers[0], str)
+
+
+def test_fastvid_from_features_falls_back_to_its_stand_in_and_says_so(tiny_checkpoints, clips, tmp_path):
+    """Stored features hold no vision scores: FastVID runs on its stand-in saliency, recorded per answer."""
+    ckpt, cls = tiny_checkpoints("qwen2_vl"), CLASSES["qwen2_vl"]
+    root, one = str(tmp_path / "datasets"), dict(list(clips.items())[:1])
+    ext = cls(pretrained=ckpt, method="none", features=root, features_mode="extract", stats_dir=str(tmp_path))
+    _run(ext, one)
+    from_feats = cls(
+        pretrained=ckpt, method="fastvid", budget=30, features=root, stats_dir=str(tmp_path / "f")
+    )
+    from_video = cls(pretrained=ckpt, method="fastvid", budget=30, stats_dir=str(tmp_path / "v"))
+    assert from_feats.vision_attention is False and from_video.vision_attention is True
+    _run(from_feats, one)
+    _run(from_video, one)
+    (feat_row,), (video_row,) = from_feats.stats.records, from_video.stats.records
+    assert feat_row["error"] is None and feat_row["visual_tokens_kept"] > 0
+    assert feat_row["params"]["saliency"] == "stand_in_frame_mean_dot"
+    assert video_row["params"]["saliency"] == "vision_frame_query"

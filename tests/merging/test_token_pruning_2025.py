@@ -118,6 +118,26 @@ def test_fastvid_matches_loop_reference(grid, ratio):
         _check_plan(plan, x.shape[0])
 
 
+@pytest.mark.parametrize("grid", [(6, 3, 4), (9, 2, 3)])
+def test_fastvid_with_vision_scores_matches_loop_reference_and_they_choose_the_salient(grid):
+    """The vision scores replace the stand-in saliency: the same plan as the loop run on them, and a
+    plan other than the stand-in's (the salient tokens are the scores' top ones)."""
+    for seed in range(2):
+        x = _video(grid, seed, channels=8)
+        scores = torch.rand(grid[0], grid[1] * grid[2], generator=torch.Generator().manual_seed(seed + 7))
+        params = FastVidParams(ratio=0.5, c=3, tau=0.5, p=2)
+        plan = fastvid_plan(x, grid, params, saliency=scores)
+        kept, feats = fastvid_ref(x, grid, 0.5, c=3, tau=0.5, p=2, saliency=scores.tolist())
+        assert _kept(plan) == kept
+        ref = torch.tensor([feats[i] for i in kept], dtype=torch.float64)
+        assert torch.allclose(plan.features.double(), ref, atol=1e-5)
+        stand_in, _ = fastvid_ref(x, grid, 0.5, c=3, tau=0.5, p=2)
+        assert kept != stand_in
+        f = grid[1] * grid[2]
+        top = torch.argsort(-scores[0], stable=True)[: int(f * 0.5) - int(int(f * 0.5) * 0.4)]
+        assert set(top.tolist()) <= set(kept)  # frame 0's salient tokens: its top scores
+
+
 def test_fastvid_merges_context_tokens():
     grid = (8, 3, 4)
     x = _video(grid, 1)
@@ -137,7 +157,11 @@ def test_exact_budgets_guess_then_search():
         for r in (0.3, 0.5):
             ctx = BuildContext("qwen", "qwen2_vl_7b", "t", 0, 2, budget_mode="exact", retention=r)
             reducer = bind(spec, method_settings(spec, {}), ctx).prefill
-            plan = reducer(x, (16, 3, 3))
+            if name == "fastvid":  # a staged method (its stage reads the vision scores)
+                reducer = reducer.reduce
+                plan = reducer(x, (16, 3, 3), None)
+            else:
+                plan = reducer(x, (16, 3, 3))
             assert abs(plan.ratio - r) <= 0.01, (name, r, plan.ratio)
             _check_plan(plan, x.shape[0])
             if name == "fastvid":

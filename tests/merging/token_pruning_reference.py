@@ -80,9 +80,10 @@ def vidcom2_ref(x: torch.Tensor, grid, retention: float) -> list[int]:
     return sorted(kept)
 
 
-def fastvid_ref(x: torch.Tensor, grid, ratio: float, c=8, tau=0.9, d=0.4, p=4, beta=0.6):
-    """FastVID: ``(kept original indices sorted, {index: feature list})`` with the default saliency
-    (dot product with the frame mean) and frame features (frame means)."""
+def fastvid_ref(x: torch.Tensor, grid, ratio: float, c=8, tau=0.9, d=0.4, p=4, beta=0.6, saliency=None):
+    """FastVID: ``(kept original indices sorted, {index: feature list})`` with frame features (frame
+    means) and ``saliency`` (``[T, H*W]``, the vision tower's scores) or, None, the stand-in (dot
+    product with the frame mean)."""
     t, h, w = grid
     f = h * w
     rows = _rows(x)
@@ -119,7 +120,10 @@ def fastvid_ref(x: torch.Tensor, grid, ratio: float, c=8, tau=0.9, d=0.4, p=4, b
         for i, fr in enumerate(seg):
             s = min(sal_n[i], f)
             k = min(ctx_n[i], f - s)
-            score = [_dot(frames[fr][j], mean[fr]) for j in range(f)]
+            if saliency is None:
+                score = [_dot(frames[fr][j], mean[fr]) for j in range(f)]
+            else:
+                score = [float(saliency[fr][j]) for j in range(f)]
             sal = sorted(range(f), key=lambda j: (-score[j], j))[:s]
             salient[fr] = sal
             rest = [j for j in range(f) if j not in sal]

@@ -82,3 +82,32 @@ TWO_STAGES_AT_ONE_SPLIT = _spec(
     stages=(api.StageSpec("input", layer=2), api.StageSpec("attention", layer=1)),
 )
 WORKS = _spec("first_tokens", lambda s, ctx: _first_tokens(s.keep))
+
+
+def _top_vision(keep: float):
+    """Keeps the tokens of highest vision-tower score; raises when a run gives it none."""
+    from lmms_sttm.merging.vision_stage import VisionStage
+
+    def reduce(hidden, grid, vision_scores):
+        if vision_scores is None:
+            raise ValueError("no vision scores reached the stage")
+        if tuple(vision_scores.shape) != (grid[0], grid[1] * grid[2]):
+            raise ValueError(f"vision scores of shape {tuple(vision_scores.shape)} for grid {grid}")
+        n = hidden.shape[0]
+        order = torch.argsort(-vision_scores.reshape(-1).float(), stable=True)
+        mask = torch.zeros(n, dtype=torch.bool)
+        mask[order[: max(1, round(keep * n))].to(mask.device)] = True
+        return api.from_keep_mask(hidden, mask, grid)
+
+    return VisionStage(reduce, name=f"top_vision {keep}")
+
+
+#: reads the vision tower's frame-query attention (works only where every run gives it)
+VISION_READER = _spec(
+    "vision_reader",
+    lambda s, ctx: _top_vision(s.keep),
+    stages=(api.StageSpec("input", frozenset({"hidden", "grid", "vision_attention"})),),
+    exact=lambda r, s, ctx: _top_vision(r),
+    knob=None,
+    vision_score="frame_query",
+)

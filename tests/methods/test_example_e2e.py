@@ -4,17 +4,15 @@ one and two processes with identical results."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from lmms_sttm.data.tiny import build_tiny
 from lmms_sttm.example_method import install_example
-from tests.conftest import run_lmms_eval, torchrun, untimed
+from tests.conftest import by_question, run_lmms_eval, stats_rows, torchrun, untimed
 
 pytestmark = pytest.mark.e2e
 TASK = "synthetic_needle_sttm"
@@ -48,27 +46,15 @@ def test_entry_point_is_discovered_without_importing_the_method(example_env):
     assert "l2keep" not in listed.stdout  # not installed: not there
 
 
-def _stats(out: Path) -> list[dict]:
-    rows = []
-    for f in sorted((out / "sttm_stats").glob("*_rank*.jsonl")):
-        rows += [json.loads(line) for line in f.read_text().splitlines()]
-    return rows
-
-
-def _by_question(samples: dict, stats: list[dict]) -> dict:
-    qid = {r["doc_id"]: r["sttm_acc"]["question_id"] for r in samples[TASK]}
-    return {qid[s["doc_id"]]: (s["answer"], s["visual_tokens"], s["visual_tokens_kept"]) for s in stats}
-
-
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_example_runs_through_lmms_eval_in_one_and_two_processes(name, example_env, tmp_path):
     ckpt = str(build_tiny(MODELS[name], tmp_path / "ckpt"))
     args = ["--model", name, "--model_args", f"pretrained={ckpt},{ARGS}", "--tasks", TASK]
     one, one_samples = run_lmms_eval(args, tmp_path / "one", example_env)
     two, two_samples = run_lmms_eval(args, tmp_path / "two", example_env, torchrun())
-    one_stats, two_stats = _stats(tmp_path / "one"), _stats(tmp_path / "two")
+    one_stats, two_stats = stats_rows(tmp_path / "one"), stats_rows(tmp_path / "two")
     assert untimed(one["results"]) == untimed(two["results"])
-    assert _by_question(one_samples, one_stats) == _by_question(two_samples, two_stats)
+    assert by_question(one_samples, one_stats, TASK) == by_question(two_samples, two_stats, TASK)
     assert {s["rank"] for s in two_stats} == {0, 1} and len(one_stats) == 16
     for s in one_stats:
         assert s["error"] is None and s["method"] == "l2keep"

@@ -58,7 +58,7 @@ def test_exact_mode_labels_its_params(method):
             r"budget_mode='fixed' is not accepted; use one of \['native', 'exact'\]",
         ),
         ({"method": "none", "budget_mode": "exact"}, "method=none"),
-        ({"method": "holitom"}, r"method='holitom' is not accepted"),
+        ({"method": "visionzip"}, r"method='visionzip' is not accepted"),
         ({"method": "tome", "budget": 30, "token_order": "zigzag"}, r"use one of \['authors', 'raster'\]"),
         ({"method": "sttm", "budget": 30, "token_order": "raster"}, "token_order= applies to method in"),
         ({"method": "dycoke", "budget": 30, "dycoke_kv": "off"}, r"\['authors', 'video', 'gated'\]"),

@@ -29,8 +29,8 @@ def test_defaults_and_lmms_eval_style_values():
     [
         ({"pretrained": "/c", "budget": 50, "tau_sx": 1}, r"unknown model_args \['tau_sx'\]; accepted keys"),
         (
-            {"pretrained": "/c", "method": "holitom"},
-            r"method='holitom' is not accepted; use one of \['none', 'sttm', ",
+            {"pretrained": "/c", "method": "visionzip"},
+            r"method='visionzip' is not accepted; use one of \['none', 'sttm', ",
         ),
         ({"pretrained": "/c", "budget": 40}, r"budget=40 is not accepted; use one of \[50, 30\]"),
         ({"pretrained": "/c"}, "needs budget="),

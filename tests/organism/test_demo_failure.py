@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 import lmms_sttm.demo as demo
 
 
@@ -36,6 +38,25 @@ def test_demo_runs_cover_every_method_and_setting():
     ]
     assert {t.rsplit("_", 1)[0] for t in tags[6:]} == {*demo.BASELINES, demo.EXAMPLE_METHOD}
     assert all("pretrained=lmms_sttm/organism/weights" in a for _, a in demo.demo_runs())
+
+
+def test_side_sections_cover_every_method_at_exact_30():
+    """Qwen3-VL and Qwen3.5 sections: unreduced, then STTM and every baseline at an exact 30%; the
+    tiny hybrid runs with thinking off and HoliTom / FlashVID reading its first full-attention layer."""
+    assert [s.name for s in demo.SIDES] == ["qwen3_vl", "qwen3_5"]
+    for side in demo.SIDES:
+        runs = side.runs("ckpt")
+        prefix = {"qwen3_vl": "qwen3vl", "qwen3_5": "qwen35"}[side.name]
+        assert [t for t, _ in runs] == [
+            f"{prefix}_none",
+            *(f"{prefix}_{m}_exact30" for m in ("sttm", *demo.BASELINES)),
+        ]
+        for _tag, args in runs[1:]:
+            assert "budget_mode=exact,retention=0.3" in args and args.startswith("pretrained=ckpt")
+    hybrid = dict(demo.qwen3_5_runs("ckpt"))
+    assert all("enable_thinking=false" in a for a in hybrid.values())
+    assert hybrid["qwen35_holitom_exact30"].endswith("inner_layer=4")
+    assert hybrid["qwen35_flashvid_exact30"].endswith("prune_layer=4")
 
 
 def _board(path, rows):
@@ -72,3 +93,13 @@ def test_findings_paragraph_lists_each_band_in_tag_order_not_ranked(tmp_path):
         findings(_board(tmp_path / "noref.csv", [["tome", "budget=30", "60.0", "75.0", "55.0", "30.1"]]))
         == ""
     )
+
+
+def test_side_runs_alone_need_main_runs_for_the_leaderboard(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(demo, "write_benchmark", lambda root, n: None)
+    monkeypatch.setattr(demo.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
+    argv = ["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--runs", "qwen3vl_none"]
+    with pytest.raises(SystemExit) as stop:
+        demo.main(argv)
+    assert stop.value.code == 2
+    assert "the leaderboard needs main runs" in capsys.readouterr().err

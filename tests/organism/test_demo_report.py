@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import lmms_sttm.demo as demo
 from tests.report.test_browser import CHECK, _run, find_chromium
 
 DEMO = Path(__file__).resolve().parents[2] / "results" / "demo"
 BOARD = DEMO / "leaderboard"
-# matplotlib's default colour cycle (tab10), in the order the plot assigns it to methods
+# the plot's colours in the order it assigns them to methods: matplotlib's tab10, then tab20's lighter shades
 TAB10 = [
     "#1f77b4",
     "#ff7f0e",
@@ -31,6 +32,18 @@ TAB10 = [
     "#7f7f7f",
     "#bcbd22",
     "#17becf",
+]
+TAB20_LIGHT = [
+    "#aec7e8",
+    "#ffbb78",
+    "#98df8a",
+    "#ff9896",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#c7c7c7",
+    "#dbdb8d",
+    "#9edae5",
 ]
 
 
@@ -85,11 +98,10 @@ def test_report_in_browser_shows_both_plots_with_a_curve_per_method(tmp_path):
     with Image.open(shot) as img:
         pixels = np.asarray(img.convert("RGB"))
     series = _series()
-    # none, STTM twice (paper settings, exact budget), 6 baselines and the out-of-tree l2keep
-    assert {"sttm, exact budget", "sttm, paper settings", "l2keep, exact budget"} <= set(series) and len(
-        series
-    ) == 10
-    colours = TAB10[: len(series)]
+    # none, STTM twice (paper settings, exact budget), every baseline and the out-of-tree l2keep
+    assert {"sttm, exact budget", "sttm, paper settings", "l2keep, exact budget"} <= set(series)
+    assert len(series) == 4 + len(demo.BASELINES)
+    colours = (TAB10 + TAB20_LIGHT)[: len(series)]  # each series its own colour
     missing = [m for m, c in zip(series, colours, strict=True) if not _colour_present(pixels, c)]
     assert not missing, f"no curve drawn in the screenshot for {missing}"
     # the leaderboard as the browser shows it: intervals, the speed control, the kept-share flag
