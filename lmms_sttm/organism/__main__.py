@@ -40,6 +40,12 @@ def _train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument(
         "--threads", type=int, default=DEFAULT_THREADS, help="torch CPU threads (part of the recipe)"
     )
+    t.add_argument(
+        "--merged-share",
+        type=float,
+        default=0.0,
+        help="share of the reduced steps that see STTM-merged tokens instead of a thinned subset (default 0)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,9 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     from lmms_sttm.organism.train import BANK, train
 
     bank = args.bank or BANK
-    facts = train(
-        args.out, args.steps, seed=args.seed, threads=args.threads, bank=bank, stop_after=args.stop_after
-    )
+    if not 0 <= args.merged_share <= 1:
+        print(f"[organism] --merged-share must be in [0, 1], got {args.merged_share}", file=sys.stderr)
+        return 2
+    facts = train(args.out, args.steps, seed=args.seed, threads=args.threads, bank=bank,
+                  stop_after=args.stop_after, merged_share=args.merged_share)  # fmt: skip
     if "stopped_at" in facts:
         print(
             f"[organism] stopped after {facts['stopped_at']} video steps ({facts['seconds']} s) -> {args.out}"
@@ -117,6 +125,8 @@ def train_draws(args) -> int:
                 cmd += ["--bank", str(args.bank)]
             if args.stop_after:
                 cmd += ["--stop-after", str(args.stop_after)]
+            if args.merged_share:
+                cmd += ["--merged-share", str(args.merged_share)]
             log = open(args.out / f"seed_{seed}.log", "w")  # noqa: SIM115 (closed when the process ends)
             running.append((seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
             print(f"[organism] draw seed {seed}: {' '.join(cmd[1:])}", flush=True)

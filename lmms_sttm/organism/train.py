@@ -65,6 +65,7 @@ from lmms_sttm.organism.sequences import (
     clip_row,
     encode_clip,
     match_key,
+    merged,
     option_letter_targets,
     options_start,
     question_text,
@@ -201,6 +202,7 @@ def train(
     save_every: int = 25,
     bank: int = BANK,
     stop_after: int | None = None,
+    merged_share: float = 0.0,
 ) -> dict:
     """Train ``steps`` steps into ``out`` (a LLaVA-NeXT checkpoint folder); returns the training facts.
 
@@ -208,7 +210,12 @@ def train(
     with ``"stopped_at"``) the whole training state goes to ``out/resume.pt`` and the clip bank, once,
     to ``out/bank.pt``; a later call with the same arguments continues from there and gives the weights
     an uninterrupted training gives, bit for bit (the step's draws depend on the seed and the step
-    alone). Both files are removed when the training finishes."""
+    alone). Both files are removed when the training finishes.
+
+    ``merged_share``: the share of the reduced steps whose rows see STTM-merged tokens
+    (:func:`~lmms_sttm.organism.sequences.merged`, the same uniform retention) instead of a thinned
+    subset; its draws come from a generator of their own, so ``0`` trains exactly what the recipe
+    without it trained."""
     pin(threads)
     began = time.time()
     out = Path(out)
@@ -223,7 +230,7 @@ def train(
     letters = torch.tensor([tokenizer.convert_tokens_to_ids(c) for c in "ABCD"])
     history, window = [], []
     lookup = min(LOOKUP_STEPS, 4 * steps)
-    state = resume_state(out, seed, steps, bank)
+    state = resume_state(out, seed, steps, bank, merged_share)
     first, spent, resumed = 0, 0.0, []
     if state is not None:
         model.load_state_dict(state["model"])
@@ -265,10 +272,15 @@ def train(
             clip, main = items[i]
             rows.append(clip_row(tokenizer, clip.num_frames, *clip_question(clip, main, rng)))
             labels.append(video_labels(tokenizer, clip))
-        keep = None
+        keep, plans, tower = None, None, towers[torch.from_numpy(pick)].float()
         if rng.random() < THIN_SHARE:  # a video of fewer tokens: robust to any reduction's shorter sequence
-            keep = thinned(rng, len(pick), len(labels[0]), rng.uniform(*THIN_RANGE))
-        batch = build_batch(tokenizer, towers[torch.from_numpy(pick)].float(), rows, labels, keep)
+            fraction = rng.uniform(*THIN_RANGE)
+            if merged_share and rng_for(seed + 4_000_000, step).random() < merged_share:
+                keep, plans = merged(model, tower, fraction)
+            else:
+                keep = thinned(rng, len(pick), len(labels[0]), fraction)
+        batch = build_batch(tokenizer, tower, rows, labels, keep)
+        batch.merge = plans
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps)
         logits, video, attention = target_logits(model, batch)
@@ -296,7 +308,8 @@ def train(
         if (save_every and (step + 1) % save_every == 0 and step + 1 < steps) or step + 1 == stop_after:
             save_weights(model, out)  # a usable checkpoint while training goes on
             seconds = spent + time.time() - began
-            save_state(out, model, opt, towers, items, seed=seed, steps=steps, bank=bank, step=step + 1,
+            save_state(out, model, opt, towers, items, seed=seed, steps=steps, bank=bank,
+                       merged_share=merged_share, step=step + 1,
                        history=history, window=window, prints=prints, seconds=seconds, resumed=resumed)  # fmt: skip
             if step + 1 == stop_after:
                 print(
@@ -309,12 +322,14 @@ def train(
     prints["final"] = fingerprint(model.state_dict())
     command = f"python -m lmms_sttm.organism train --out DIR --steps {steps} --seed {seed}"
     command += "" if bank == BANK else f" --bank {bank}"
+    command += f" --merged-share {merged_share}" if merged_share else ""
     facts = {
         "command": command + (f" --threads {threads}" if threads else ""),
         "steps": steps,
         "lookup_steps": lookup,
         "bank": bank,
         "batch": BATCH,
+        **({"merged_share": merged_share} if merged_share else {}),
         "seed": seed,
         "threads": threads,
         "seconds": round(spent + time.time() - began, 1),
@@ -348,16 +363,17 @@ def save_state(out: Path, model, opt, towers, items, **state) -> None:
     (out / (RESUME + ".tmp")).replace(out / RESUME)
 
 
-def resume_state(out: Path, seed: int, steps: int, bank: int) -> dict | None:
+def resume_state(out: Path, seed: int, steps: int, bank: int, merged_share: float = 0.0) -> dict | None:
     """The state saved by :func:`save_state` in ``out`` when it belongs to this training (same seed,
-    steps and bank), else None."""
+    steps, bank and merged share), else None."""
     path = out / RESUME
     if not path.is_file():
         return None
     state = torch.load(path, weights_only=False)
-    if (state["seed"], state["steps"], state["bank"]) != (seed, steps, bank):
-        raise SystemExit(f"{path} belongs to another training (seed, steps, bank = "
-                         f"{state['seed']}, {state['steps']}, {state['bank']}); remove it or use another --out")  # fmt: skip
+    theirs = (state["seed"], state["steps"], state["bank"], state.get("merged_share", 0.0))
+    if theirs != (seed, steps, bank, merged_share):
+        raise SystemExit(f"{path} belongs to another training (seed, steps, bank, merged share = "
+                         f"{', '.join(map(str, theirs))}); remove it or use another --out")  # fmt: skip
     return state
 
 

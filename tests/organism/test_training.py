@@ -280,3 +280,73 @@ def test_draws_command_trains_each_seed_in_its_own_process_on_pinned_kernels(tmp
         assert env["cpu_capability"] == "AVX2" and env["env"]["ATEN_CPU_CAPABILITY"] == "avx2"
         assert env["env"]["MKL_CBWR"] == "AVX2" and env["torch_threads"] == 1
     assert (tmp_path / "seed_5.log").read_text().count("[organism] trained 1 steps") == 1
+
+
+def test_merged_batches_feed_the_llm_each_rows_sttm_features_at_its_representatives(tmp_path):
+    """``merged`` plans STTM on each row's projected tokens; the LLM then sees exactly those plans'
+    merged features (an independent ``sttm_exact`` call on the same rows, trimmed to the rows' common
+    count), at the representatives' places, numbered as a thinned video of that length."""
+    from lmms_sttm.merging.budget import sttm_exact, trim_to
+    from lmms_sttm.organism.model import new_model
+    from lmms_sttm.organism.sequences import (
+        build_batch,
+        clip_row,
+        merged,
+        target_logits,
+        video_labels,
+        video_rows,
+    )
+    from lmms_sttm.organism.train import clip_question
+
+    model, processor = new_model(tmp_path / "m", 0)
+    tok = processor.tokenizer
+    rng = np.random.default_rng(7)
+    clips = [sample_clip(rng, family, 6) for family in FAMILIES[:2]]
+    rows = [clip_row(tok, 6, *clip_question(c, q, rng)) for c, q in clips]
+    labels = [video_labels(tok, c) for c, _ in clips]
+    torch.manual_seed(0)
+    width = model.model.multi_modal_projector.linear_1.in_features
+    tower = torch.randn(1, 6, 169, width).repeat(2, 1, 1, 1)
+    tower[1] += 0.3 * torch.randn(6, 169, width)  # two rows, two different plans
+    keep, plans = merged(model, tower, 0.4)
+    with torch.no_grad():
+        projected = video_rows(model, tower)
+    by_hand = [sttm_exact(projected[i], (6, 7, 7), 0.4)[0] for i in range(2)]
+    k = min(p.num_kept for p in by_hand)
+    by_hand = [trim_to(p, k) for p in by_hand]
+    assert keep.shape == (2, k) and abs(k - round(0.4 * 294)) <= 3
+    assert not torch.equal(by_hand[0].rep_index, by_hand[1].rep_index)
+    for i in range(2):
+        assert torch.equal(keep[i], by_hand[i].rep_index) and bool((keep[i].diff() > 0).all())
+    batch = build_batch(tok, tower, rows, labels, keep)
+    batch.merge = plans
+    assert torch.equal(batch.video_labels, torch.stack(labels).gather(1, keep))
+    with torch.no_grad():
+        logits, video, _ = target_logits(model, batch)
+        lm = model.model.language_model
+        emb = lm.embed_tokens(batch.ids)
+        s = batch.video_start
+        emb[:, s : s + k] = torch.stack([p.features for p in by_hand])
+        hidden = lm(inputs_embeds=emb, position_ids=batch.positions).last_hidden_state
+        expected = model.lm_head(hidden[batch.target_rows, batch.target_pos])
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+    assert video.shape[:2] == (2, k)
+
+
+def test_merged_share_trains_records_itself_and_a_resume_of_another_share_is_refused(tmp_path, monkeypatch):
+    import lmms_sttm.organism.train as train
+
+    calls = []
+    real = train.merged
+    monkeypatch.setattr(train, "merged", lambda *a: calls.append(a[2]) or real(*a))
+    out = tmp_path / "m"
+    cmd = ["train", "--out", str(out), "--steps", "4", "--seed", "1", "--bank", "6"]
+    assert main([*cmd, "--merged-share", "1", "--stop-after", "1"]) == 0
+    with pytest.raises(SystemExit, match="another training"):
+        main(cmd)  # the recipe without merged steps
+    assert main([*cmd, "--merged-share", "1"]) == 0
+    assert calls and all(train.THIN_RANGE[0] <= f <= train.THIN_RANGE[1] for f in calls)  # every reduced step
+    facts = json.loads((out / "training.json").read_text())
+    assert facts["merged_share"] == 1.0 and "--merged-share 1.0" in facts["command"]
+    assert np.isfinite(facts["history"][-1]["loss"])
+    assert main([*cmd, "--merged-share", "1.5"]) == 2
