@@ -251,6 +251,23 @@ def method_logits_by_hand(
     return model.lm_head(text.norm(hidden))
 
 
+def prompt_logits_by_hand(model, inputs: dict, grid, method, layer: int, span_start: int | None = None):
+    """:func:`method_logits_by_hand` on processor-like ``inputs`` of any family: the decoder's own
+    inputs, DeepStack features and positions, the video's rows (its frame blocks, or the one run
+    from ``span_start``) and the family's position mode. Returns logits ``[1, q', V]``."""
+    from lmms_sttm.engine.families import family_of
+
+    family = family_of(model)
+    embeds, positions = decoder_inputs(model, inputs)
+    deepstack, _ = decoder_side(model, inputs)
+    video = span_start
+    if family.blocks:
+        video = video_blocks(inputs["input_ids"], family.video_token_id(model))
+    return method_logits_by_hand(
+        model, embeds, positions, method, grid, video, layer, family.position_mode, deepstack
+    )
+
+
 def _eager_weights(block, hidden, pos, text) -> torch.Tensor:
     """Eager attention weights ``[1, H, q, q]`` of decoder layer ``block`` on ``hidden [1, q, C]``."""
     rotary = text.rotary_emb(hidden, pos)

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 import torch
 
-from lmms_sttm.conformance.by_hand import decoder_inputs, decoder_side, method_logits_by_hand, video_blocks
+from lmms_sttm.conformance.by_hand import prompt_logits_by_hand
 from lmms_sttm.conformance.plans import Recorded
 from lmms_sttm.conformance.tiny import HYBRID, build_model, make_inputs, text_tokens
 from lmms_sttm.conformance.vision import WithVisionScores, tower_scores
 from lmms_sttm.engine import apply_reduction, session
-from lmms_sttm.engine.families import family_of
 from lmms_sttm.methods.bind import EXACT_TOL, bind
 from lmms_sttm.methods.spec import BuildContext, MethodSpec
 
@@ -130,30 +129,20 @@ def rule_by_hand(spec, settings, case) -> str | None:
     question = text_tokens(5, seed=3)
     prefix, _ = whole_prompt(case, inst.prefill, question)
     again = instance(spec, settings, case, **native_budget(spec))
-    embeds, positions = decoder_inputs(case.model, case.video.extended(question).inputs)
     if again.prefill is None:  # keeps every token: the stock model's own logits
         with torch.no_grad():
             expected = case.model(**case.video.extended(question).inputs).logits[:, -1]
         diff = float((prefix.last_logits - expected).abs().max())
         return None if diff <= TOL else f"logits differ from the stock model by {diff:.2e} (> {TOL})"
-    family = family_of(case.model)
-    inputs = case.video.extended(question).inputs
-    video = case.video.span_start
-    if family.blocks:
-        video = video_blocks(inputs["input_ids"], family.video_token_id(case.model))
-    deepstack, _ = decoder_side(case.model, inputs)
     scores = case.vision_scores()
     method = again.prefill if scores is None else WithVisionScores(again.prefill, scores)
-    expected = method_logits_by_hand(
+    expected = prompt_logits_by_hand(
         case.model,
-        embeds,
-        positions,
-        method,
+        case.video.extended(question).inputs,
         case.video.grid,
-        video,
+        method,
         case.layer,
-        family.position_mode,
-        deepstack,
+        case.video.span_start,
     )[:, -1]
     diff = float((prefix.last_logits - expected).abs().max())
     return None if diff <= TOL else f"logits differ from the by-hand run by {diff:.2e} (> {TOL})"

@@ -95,16 +95,52 @@ def _text_config(arch: str, vocab_size: int, bos_id: int, eos_id: int) -> dict:
     return text
 
 
+def vision_language_config(config_cls, text: dict, vision: dict, ids: dict):
+    """A Qwen3-VL-layout config (Qwen3-VL, Qwen3.5) with the tokenizer's placeholder ids ``ids``."""
+    return config_cls(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+
+
+def qwen3_vl_processor(tokenizer, chat_template: str):
+    """The tiny checkpoints' ``Qwen3VLProcessor`` (Qwen3-VL and Qwen3.5 share it): patch 8, 2x2 merge,
+    temporal patch 2, the video pixel budgets above, frames sampled by the caller."""
+    from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
+
+    geometry = {"patch_size": PATCH, "merge_size": MERGE, "temporal_patch_size": TEMPORAL_PATCH}
+    normalise = {"image_mean": QWEN3_VL_MEAN, "image_std": QWEN3_VL_STD}
+    image_processor = Qwen2VLImageProcessor(
+        size={"shortest_edge": IMAGE_MIN_PIXELS, "longest_edge": IMAGE_MAX_PIXELS}, **geometry, **normalise
+    )
+    video_processor = Qwen3VLVideoProcessor(
+        size={"shortest_edge": VIDEO_MIN_PIXELS, "longest_edge": VIDEO_MAX_PIXELS},
+        cap_pixels_per_frame=True,
+        max_video_tokens=VIDEO_MAX_TOKENS_PER_FRAME,
+        do_sample_frames=False,
+        **geometry,
+        **normalise,
+    )
+    return Qwen3VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        chat_template=chat_template,
+    )
+
+
 def build_qwen3_vl(arch: str, out_dir: Path) -> Path:
     """Write a tiny ``qwen3_vl`` or ``qwen3_vl_moe`` checkpoint (model, tokenizer, processors) to ``out_dir``."""
     from transformers import (
-        Qwen2VLImageProcessor,
         Qwen3VLConfig,
         Qwen3VLForConditionalGeneration,
         Qwen3VLMoeConfig,
         Qwen3VLMoeForConditionalGeneration,
-        Qwen3VLProcessor,
-        Qwen3VLVideoProcessor,
     )
 
     classes = {
@@ -122,38 +158,12 @@ def build_qwen3_vl(arch: str, out_dir: Path) -> Path:
     )
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
     text = _text_config(arch, padded_vocab_size(len(tokenizer)), ids["<|endoftext|>"], ids["<|im_end|>"])
-    config = config_cls(
-        text_config=text,
-        vision_config=_vision_config(),
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
-    )
+    config = vision_language_config(config_cls, text, _vision_config(), ids)
     torch.manual_seed(SEED)
     model = model_cls(config).eval()
     randomize_parameters(model)
 
-    geometry = {"patch_size": PATCH, "merge_size": MERGE, "temporal_patch_size": TEMPORAL_PATCH}
-    normalise = {"image_mean": QWEN3_VL_MEAN, "image_std": QWEN3_VL_STD}
-    image_processor = Qwen2VLImageProcessor(
-        size={"shortest_edge": IMAGE_MIN_PIXELS, "longest_edge": IMAGE_MAX_PIXELS}, **geometry, **normalise
-    )
-    video_processor = Qwen3VLVideoProcessor(
-        size={"shortest_edge": VIDEO_MIN_PIXELS, "longest_edge": VIDEO_MAX_PIXELS},
-        cap_pixels_per_frame=True,
-        max_video_tokens=VIDEO_MAX_TOKENS_PER_FRAME,
-        do_sample_frames=False,
-        **geometry,
-        **normalise,
-    )
-    processor = Qwen3VLProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=video_processor,
-        chat_template=QWEN3_VL_CHAT_TEMPLATE,
-    )
+    processor = qwen3_vl_processor(tokenizer, QWEN3_VL_CHAT_TEMPLATE)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     if arch == "qwen3_vl_moe":

@@ -43,16 +43,11 @@ from lmms_sttm.data.tiny_common import (
     save_hf_processor,
 )
 from lmms_sttm.data.tiny_qwen3 import (
-    IMAGE_MAX_PIXELS,
-    IMAGE_MIN_PIXELS,
     MERGE,
     PATCH,
-    QWEN3_VL_MEAN,
-    QWEN3_VL_STD,
     TEMPORAL_PATCH,
-    VIDEO_MAX_PIXELS,
-    VIDEO_MAX_TOKENS_PER_FRAME,
-    VIDEO_MIN_PIXELS,
+    qwen3_vl_processor,
+    vision_language_config,
 )
 from lmms_sttm.data.tiny_tokenizer import (
     CHATML_SPECIAL_TOKENS,
@@ -143,13 +138,10 @@ def _randomize(model) -> None:
 def build_qwen3_5(arch: str, out_dir: Path) -> Path:
     """Write a tiny ``qwen3_5`` or ``qwen3_5_moe`` checkpoint (model, tokenizer, processors) to ``out_dir``."""
     from transformers import (
-        Qwen2VLImageProcessor,
         Qwen3_5Config,
         Qwen3_5ForConditionalGeneration,
         Qwen3_5MoeConfig,
         Qwen3_5MoeForConditionalGeneration,
-        Qwen3VLProcessor,
-        Qwen3VLVideoProcessor,
     )
 
     classes = {
@@ -168,38 +160,12 @@ def build_qwen3_5(arch: str, out_dir: Path) -> Path:
     )
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
     text = _text_config(arch, padded_vocab_size(len(tokenizer)), ids["<|endoftext|>"], ids["<|im_end|>"])
-    config = config_cls(
-        text_config=text,
-        vision_config=_vision_config(),
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
-    )
+    config = vision_language_config(config_cls, text, _vision_config(), ids)
     torch.manual_seed(SEED)
     model = model_cls(config).eval()
     _randomize(model)
 
-    geometry = {"patch_size": PATCH, "merge_size": MERGE, "temporal_patch_size": TEMPORAL_PATCH}
-    normalise = {"image_mean": QWEN3_VL_MEAN, "image_std": QWEN3_VL_STD}
-    image_processor = Qwen2VLImageProcessor(
-        size={"shortest_edge": IMAGE_MIN_PIXELS, "longest_edge": IMAGE_MAX_PIXELS}, **geometry, **normalise
-    )
-    video_processor = Qwen3VLVideoProcessor(
-        size={"shortest_edge": VIDEO_MIN_PIXELS, "longest_edge": VIDEO_MAX_PIXELS},
-        cap_pixels_per_frame=True,
-        max_video_tokens=VIDEO_MAX_TOKENS_PER_FRAME,
-        do_sample_frames=False,
-        **geometry,
-        **normalise,
-    )
-    processor = Qwen3VLProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=video_processor,
-        chat_template=QWEN3_5_CHAT_TEMPLATE,
-    )
+    processor = qwen3_vl_processor(tokenizer, QWEN3_5_CHAT_TEMPLATE)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     save_hf_processor(processor, out_dir)

@@ -23,6 +23,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from lmms_sttm.engine.query_aware import needs_attention
 from lmms_sttm.merging.reduction import Reduction
 from lmms_sttm.merging.stage import Stage
 
@@ -67,6 +68,43 @@ def hybrid_stage(stage: Stage, kinds: list[str]) -> Stage:
             f"{attention}, with no layer after it to reduce: choose an earlier layer"
         )
     return dataclasses.replace(stage, layer=layer)
+
+
+def planned_stages(method, num_layers: int, layer: int) -> list[Stage]:
+    """The stages ``method`` announces before it runs: a staged method's ``planned_stages(num_layers,
+    layer)`` when it has one (TwoStage: HoliTom, FlashVID), one stage at ``layer`` for a plain
+    reducer; [] when they depend on the data (FrameFusion): those are placed as they come."""
+    if method is None:
+        return []
+    if callable(getattr(method, "start", None)):
+        plan = getattr(method, "planned_stages", None)
+        return list(plan(num_layers, layer)) if plan is not None else []
+    return [Stage(layer, needs_attention(method))]
+
+
+def check_placement(method, decode, kinds: list[str], layer: int) -> None:
+    """Raises ``ValueError`` (before any video) when a stage of ``method`` or the decode-time KV
+    pruning ``decode`` (its ``layer``) reads attention that no full-attention layer of a hybrid
+    decoder can serve; nothing on a decoder without linear-attention layers."""
+    if not is_hybrid(kinds):
+        return
+    for stage in planned_stages(method, len(kinds), layer):
+        hybrid_stage(stage, kinds)
+    if decode is not None:
+        kv_pruning_layer(kinds, decode.layer)
+
+
+def kv_pruning_layer(kinds: list[str], layer: int) -> int:
+    """The first layer DyCoke's KV pruning set at ``layer`` prunes: right after the full-attention
+    layer its scores come from (``layer - 1``, or the nearest full-attention layer after it);
+    ``ValueError`` when that leaves no layer to prune."""
+    read = attention_layer_from(kinds, layer - 1, "KV pruning scores")
+    if read + 1 >= len(kinds):
+        raise ValueError(
+            f"KV pruning at layer {layer}: its scores come from layer {read}, the last layer, "
+            "which leaves no layer to prune; choose an earlier layer"
+        )
+    return read + 1
 
 
 class HybridRun:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from lmms_sttm.engine.attention_scores import decode_token_attention, token_query
 from lmms_sttm.engine.hf_compat import read_cache
-from lmms_sttm.engine.hybrid import attention_layer_from, layer_kinds
+from lmms_sttm.engine.hybrid import kv_pruning_layer, layer_kinds
 from lmms_sttm.engine.placement import on_layer_device
 from lmms_sttm.engine.segmented_cache import SegmentedCache
 from lmms_sttm.merging.dycoke_kv import MODES, SPANS, KvPruning, keep_entries, keep_entry_set
@@ -54,12 +54,7 @@ class KvPruner:
         if not config.layer < num_layers:
             raise ValueError(f"KV pruning layer {config.layer} outside [1, {num_layers - 1}]")
         # L: the first pruned layer (after the full-attention layer whose scores decide)
-        self.layer = attention_layer_from(layer_kinds(text), config.layer - 1, "KV pruning scores") + 1
-        if self.layer >= num_layers:
-            raise ValueError(
-                f"KV pruning at layer {config.layer}: its scores come from layer {self.layer - 1}, the last "
-                "layer, which leaves no layer to prune; choose an earlier layer"
-            )
+        self.layer = kv_pruning_layer(layer_kinds(text), config.layer)
         last_split = engine.layer if last_split is None else last_split
         if self.layer - 1 < last_split:
             raise ValueError(

@@ -68,9 +68,15 @@ class TwoStage:
             raise ValueError(f"{self.name} inner layer {self.layer} outside [1, {num_layers - 1}]")
         return self.layer
 
+    def planned_stages(self, num_layers: int, layer: int) -> list[Stage]:
+        """The stages every run takes (known before it runs: checked at start-up on hybrids)."""
+        stages = [Stage(0)]
+        if self.inner is not None:
+            stages.append(Stage(self.inner_layer(num_layers), needs_attention=True, position_rule="original"))
+        return stages
+
     def start(self, grid, num_layers: int, layer: int) -> TwoStageRun:
-        inner_layer = self.inner_layer(num_layers) if self.inner is not None else None
-        return TwoStageRun(self, tuple(grid), inner_layer)
+        return TwoStageRun(self, tuple(grid), self.planned_stages(num_layers, layer))
 
     def __repr__(self) -> str:
         return f"TwoStage({self.name}, outer={self.outer!r}, inner={self.inner!r}, layer={self.layer})"
@@ -79,17 +85,13 @@ class TwoStage:
 class TwoStageRun:
     """One prefill: the outer stage, then the inner one."""
 
-    def __init__(self, method: TwoStage, grid, inner_layer: int | None) -> None:
-        self.method, self.grid, self.inner_layer = method, grid, inner_layer
+    def __init__(self, method: TwoStage, grid, stages: list[Stage]) -> None:
+        self.method, self.grid, self.stages = method, grid, stages
         self.done = 0
         self.original = grid[0] * grid[1] * grid[2]
 
     def next_stage(self) -> Stage | None:
-        if self.done == 0:
-            return Stage(0)
-        if self.done == 1 and self.inner_layer is not None:
-            return Stage(self.inner_layer, needs_attention=True, position_rule="original")
-        return None
+        return self.stages[self.done] if self.done < len(self.stages) else None
 
     def run(self, hidden, grid, context):
         self.done += 1

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from lmms_sttm.engine import patch as engine_patch
 from lmms_sttm.engine import session
+from lmms_sttm.engine.hybrid import check_placement, layer_kinds
 from lmms_sttm.engine.sampling import sampler
 from lmms_sttm.methods.bind import MethodInstance, bind
 from lmms_sttm.methods.spec import BuildContext, method_family
@@ -167,7 +168,12 @@ class SttmVideoModel(GenerateOnlyLmms):
             checkpoint=config_fingerprint(self._model.config),
             vision_attention=self.vision_attention,
         )
-        return bind(self.spec, s.method_settings, ctx, s.decode_positions)
+        instance = bind(self.spec, s.method_settings, ctx, s.decode_positions)
+        # a hybrid decoder (Qwen3.5) reads attention on its full-attention layers only: refuse here
+        check_placement(
+            instance.prefill, instance.decode, layer_kinds(self.engine.text_model), self.merge_layer
+        )
+        return instance
 
     def frames_for(self, task: str) -> tuple[float, int]:
         fps, cap = frame_protocol(self.protocol.frames, task)

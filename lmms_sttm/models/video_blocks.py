@@ -53,12 +53,12 @@ def encode_qwen3_vl(
     indices: list[int],
     fps: float,
     pixels=None,
-    vision_attention: bool = False,
+    vision_attention: bool | str = False,
 ) -> VideoInputs:
     """``frames [F, H, W, 3]`` uint8 (F even; ``indices`` their frame numbers in a video of ``fps``)
-    -> features, DeepStack features, grid and the block layout; with ``vision_attention`` also the
-    last vision block's received attention on the merged grid (``vision_scores [t, h'*w']``, timed
-    with the tower)."""
+    -> features, DeepStack features, grid and the block layout; with ``vision_attention`` (a kind of
+    ``models/vision_attention.KINDS``; ``True``: ``received``) also the last vision block's
+    attention scores on the merged grid (``vision_scores [t, h'*w']``, timed with the tower)."""
     pixels = qwen_pixels(processor, frames) if pixels is None else pixels
     video, out = _encode_blocks(model, processor, indices, fps, pixels, vision_attention)
     return replace(video, deepstack=[torch.cat(list(level), dim=0) for level in out.deepstack_features])
@@ -72,7 +72,7 @@ def encode_qwen3_5(
     indices: list[int],
     fps: float,
     pixels=None,
-    vision_attention: bool = False,
+    vision_attention: bool | str = False,
 ) -> VideoInputs:
     """Qwen3.5 / Qwen3.6 (dense and MoE): Qwen3-VL's blocks without DeepStack (the tower has no
     taps); ``pixels`` from :func:`qwen3_5_pixels` (lmms-eval's ``qwen3_5`` budgets). Shapes as

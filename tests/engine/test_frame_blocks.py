@@ -12,14 +12,13 @@ import pytest
 import torch
 
 from lmms_sttm.api import from_keep_mask
-from lmms_sttm.conformance.by_hand import decoder_side, method_logits_by_hand, video_blocks
+from lmms_sttm.conformance.by_hand import prompt_logits_by_hand, video_blocks
 from lmms_sttm.conformance.tiny import BLOCKS, FAMILIES, build_model, make_inputs, text_tokens
 from lmms_sttm.engine import answer, apply_reduction, generate, identity_reducer, prefill
 from lmms_sttm.engine.families import family_of
 from lmms_sttm.engine.hybrid import FULL, attention_layer_from, layer_kinds
 from lmms_sttm.merging.fastv import FastVReducer
 from lmms_sttm.merging.sttm import SttmReducer
-from tests.engine.engine_helpers import decoder_inputs
 
 _MODELS: dict = {}
 
@@ -35,13 +34,7 @@ def engine_text(model):
 
 
 def _by_hand(model, video, method, layer):
-    family = family_of(model)
-    embeds, positions = decoder_inputs(model, video.inputs)
-    deepstack, _ = decoder_side(model, video.inputs)
-    blocks = video_blocks(video.input_ids, family.video_token_id(model))
-    return method_logits_by_hand(
-        model, embeds, positions, method, video.grid, blocks, layer, family.position_mode, deepstack
-    )
+    return prompt_logits_by_hand(model, video.inputs, video.grid, method, layer)
 
 
 @pytest.mark.parametrize("family", BLOCKS)
@@ -99,7 +92,7 @@ class DropBlock:
         return from_keep_mask(hidden, keep, grid)
 
 
-@pytest.mark.parametrize("family", ["qwen3_vl", "internvl", "qwen3_5"])
+@pytest.mark.parametrize("family", ["qwen3_vl", "internvl", "qwen3_5", "qwen3_5_moe"])
 def test_an_emptied_block_keeps_its_text(engines, family):
     model, video = _model(family), make_inputs(family, large=True)
     expected = _by_hand(model, video, DropBlock(), 2)[:, -1]

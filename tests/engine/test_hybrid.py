@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmms_sttm.conformance.by_hand import decoder_inputs, method_logits_by_hand, video_blocks
+from lmms_sttm.conformance.by_hand import prompt_logits_by_hand
 from lmms_sttm.conformance.tiny import HYBRID, build_model, make_inputs, text_tokens
 from lmms_sttm.engine import answer, apply_reduction, generate, identity_reducer, prefill
 from lmms_sttm.engine.families import family_of
@@ -34,10 +34,7 @@ def _model(family: str, attn: str = "sdpa"):
 
 
 def _by_hand(model, video, method, layer):
-    family = family_of(model)
-    embeds, positions = decoder_inputs(model, video.inputs)
-    blocks = video_blocks(video.input_ids, family.video_token_id(model))
-    return method_logits_by_hand(model, embeds, positions, method, video.grid, blocks, layer, "survive")
+    return prompt_logits_by_hand(model, video.inputs, video.grid, method, layer)
 
 
 def test_the_tiny_hybrids_have_both_layer_kinds():
@@ -161,3 +158,28 @@ def test_a_hybrid_cache_refuses_crop(engines):
         model(input_ids=text_tokens(3, seed=1)[None], cache=cache, use_cache=True)
     with pytest.raises(ValueError, match="linear-attention"):
         cache.crop(-1)
+
+
+def test_placement_is_checked_before_any_video():
+    """HoliTom's inner stage (18 of 28 scaled to 8 layers: 5) reads layer 4 -> 7, the last: refused;
+    at layer 4 it reads layer 3 and passes. KV pruning at layer 8 would score on 7 with nothing after;
+    the same settings on a decoder without linear layers are not this check's business."""
+    from types import SimpleNamespace
+
+    from lmms_sttm.engine.hybrid import check_placement
+    from lmms_sttm.merging.two_stage import TwoStage
+
+    def inner(hidden, scores, grid, original):
+        raise AssertionError("never run by the check")
+
+    with pytest.raises(ValueError, match="nearest full-attention layer is 7, with no layer after"):
+        check_placement(TwoStage(object(), inner, 18), None, KINDS, 2)
+    check_placement(TwoStage(object(), inner, 18, layer=4), None, KINDS, 2)
+    check_placement(TwoStage(object(), None, 18), None, KINDS, 2)  # no inner stage: nothing to read
+    check_placement(FastVReducer(0.3), None, KINDS, 2)  # reads 1 -> 3, reduces before 4
+    with pytest.raises(ValueError, match="no layer after it"):
+        check_placement(FastVReducer(0.3), None, KINDS, 6)  # reads 5 -> 7
+    with pytest.raises(ValueError, match="leaves no layer to prune"):
+        check_placement(None, SimpleNamespace(layer=5), KINDS, 2)  # scores 4 -> 7
+    check_placement(None, SimpleNamespace(layer=3), KINDS, 2)  # scores on 3, prunes from 4
+    check_placement(TwoStage(object(), inner, 18), None, ["full_attention"] * 8, 2)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 import pytest
 import torch
@@ -163,14 +164,15 @@ def test_features_are_refused_with_the_reason(tiny_checkpoints, tmp_path):
 
 @pytest.mark.parametrize(("method", "layer"), [("flashvid", 6), ("holitom", 5)])
 def test_an_inner_stage_with_no_full_attention_layer_to_read_is_refused(
-    method, layer, tiny_checkpoints, clips, capfd
+    method, layer, tiny_checkpoints, clips
 ):
     """8 layers, full attention at 3 and 7: the inner stage at its default layer (20 / 18 of 28,
-    scaled) reads layer 7, the last; the run stops with the reason (e2e runs pass an earlier layer)."""
-    from lmms_sttm.models.failures import RunStopped
-
+    scaled) reads layer 7, the last; the run stops with the reason before any video is decoded
+    (a configuration error, on every rank alike; e2e runs pass an earlier layer)."""
     m = model("qwen3_5", tiny_checkpoints, method=method, budget=30, enable_thinking=False)
-    with pytest.raises(RunStopped):
-        _run(m, {0: clips[0]})
     expected = f"a stage at layer {layer} reads attention; the nearest full-attention layer is 7, with no layer after"
-    assert expected in capfd.readouterr().err
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        m.method_for("synthetic_needle_sttm")
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        _run(m, {0: clips[0]})
+    assert m.failures == []  # refused before any sample

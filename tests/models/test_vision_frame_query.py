@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lmms_sttm.models import vision_attention as va
-from lmms_sttm.models.video_blocks import encode_internvl, encode_qwen3_vl, internvl_pixels
+from lmms_sttm.models.video_blocks import encode_internvl, encode_qwen3_5, encode_qwen3_vl, internvl_pixels
 from lmms_sttm.models.video_inputs import encode_llava, encode_qwen, llava_pixels, qwen_pixels
 from tests.models.test_vision_attention import (
     QWEN,
@@ -142,8 +142,9 @@ def test_qwen_frame_query_equals_by_hand_over_merge_units(arch, tiny_checkpoints
     assert torch.allclose(
         hook.scores.double(), torch.tensor(units, dtype=torch.float64).repeat_interleave(4), atol=TOL, rtol=0
     )
-    if arch == "qwen3_vl":
-        video = encode_qwen3_vl(
+    if arch in ("qwen3_vl", "qwen3_5"):  # Qwen3.5: Qwen3-VL's tower without DeepStack
+        encode = encode_qwen3_vl if arch == "qwen3_vl" else encode_qwen3_5
+        video = encode(
             model, processor, frames, [0, 1, 2, 3], 2.0, pixels=enc, vision_attention="frame_query"
         )
     else:
@@ -195,12 +196,14 @@ def clip(tmp_path_factory) -> str:
     return str(ensure_clip(ClipSpec(num_frames=16, height=112, width=176, fps=4, seed=3, cut_at=8), path))
 
 
-@pytest.mark.parametrize("arch", ["llava_video", "qwen2_5_vl"])
+@pytest.mark.parametrize("arch", ["llava_video", "qwen2_5_vl", "qwen3_5"])
 def test_model_class_hands_frame_query_scores_to_fastvid(arch, tiny_checkpoints, clip, tmp_path, monkeypatch):
     """FastVID's run encodes the video with the ``frame_query`` hook and its plan is FastVID's on those
     scores, another than the stand-in's; the answer records the saliency it used."""
+    from lmms_sttm.models.qwen3_5_sttm import Qwen35Sttm
     from tests.models.test_model_layer import CLASSES, _run
 
+    classes = {**CLASSES, "qwen3_5": Qwen35Sttm}
     kinds = []
     original = va.recorder
 
@@ -209,7 +212,7 @@ def test_model_class_hands_frame_query_scores_to_fastvid(arch, tiny_checkpoints,
         return original(model, family, kind)
 
     monkeypatch.setattr(va, "recorder", recording)
-    m = CLASSES[arch](pretrained=tiny_checkpoints(arch), method="fastvid", budget=30, stats_dir=str(tmp_path))
+    m = classes[arch](pretrained=tiny_checkpoints(arch), method="fastvid", budget=30, stats_dir=str(tmp_path))
     assert m.vision_attention is True
     _run(m, {0: clip})
     engine_plan = m.engine.last_reduction.plan
