@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("--per-family", type=int, default=50)
     h.add_argument("--runs", default="all", help="comma-separated demo run tags (default: all)")
     h.add_argument("--processes", type=int, default=2)
+    h.add_argument("--spread-out", default="results/organism", help="folder for draws.csv / draws.md")
     s = sub.add_parser("spread", help="summarise the held-out evaluations of several draws")
     s.add_argument("draws_dir", type=Path)
     s.add_argument("--out", required=True, type=Path)
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
         tags = None if args.runs == "all" else args.runs.split(",")
         return heldout.evaluate(args.seeds, args.checkpoints or heldout.CHECKPOINTS, args.out or heldout.OUT,
-                                args.per_family, tags, args.processes)  # fmt: skip
+                                args.per_family, tags, args.processes, spread_out=args.spread_out)  # fmt: skip
     if args.command == "draws":
         return train_draws(args)
     if "torch" not in sys.modules:  # too late once torch has loaded (tests call main() in process)

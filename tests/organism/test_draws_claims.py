@@ -164,3 +164,23 @@ def test_committed_demo_text_states_only_orders_that_hold_on_every_draw():
         for seed in dx:  # on every draw, by more than the spread: x's worst above y's best
             assert dx[seed] > dy[seed], (x, y, seed)
         assert min(dx.values()) > max(dy.values()), (x, y)
+
+
+def test_committed_spread_is_the_draws_results_and_the_demo_organism_is_the_typical_draw():
+    """``results/organism/draws.csv`` is what the committed per-draw results files give (every demo
+    row on at least 3 draws), and ``lmms_sttm/organism/weights`` is byte for byte the checkpoint of
+    the draw closest to the draws' means."""
+    from lmms_sttm.demo import demo_runs
+
+    draws = ROOT / "results" / "organism" / "draws"
+    rows = summarise(collect(draws))
+    committed = read_spread(ROOT / "results" / "organism" / "draws.csv")
+    assert {(r["tag"], r["family"]) for r in rows} == set(committed)
+    for r in rows:
+        assert committed[(r["tag"], r["family"])]["draws"] == pytest.approx(r["draws"], abs=0.051)
+    assert {tag for tag, _ in demo_runs()} <= {r["tag"] for r in rows}
+    assert all(len(r["draws"]) >= 3 for r in rows)
+    seed = typical_draw(rows)
+    weights = ROOT / "lmms_sttm" / "organism" / "weights"
+    for name in ("model.safetensors", "training.json"):
+        assert (weights / name).read_bytes() == (draws / "checkpoints" / f"seed_{seed}" / name).read_bytes()
