@@ -34,6 +34,8 @@ from lmms_sttm.report.ttft_spread import spread
 
 TASK = "vnbench_sttm"
 CHECKPOINT = "lmms_sttm/organism/weights"  # relative to the repository root (the demo's working dir)
+#: the committed held-out evaluation of several training draws (lmms_sttm.organism.draws)
+DRAWS_CSV = "results/organism/draws.csv"
 BASELINES = (
     "tome", "dycoke_stage1", "dycoke", "fastv", "framefusion", "pool",
     "evs", "vidcom2", "fastvid", "holitom", "flashvid",
@@ -83,33 +85,93 @@ TIMING_NOTE = (
 )
 
 
-def findings(leaderboard_csv: Path) -> str:
+def findings(
+    leaderboard_csv: Path, runs: list[tuple[str, str]] | None = None, spread: dict | None = None
+) -> str:
     """A paragraph of what this run measured: the unreduced accuracy, and per retention band (the
-    rows' R.NV near 50%, 30%, 15% or below 10%) each row's accuracy kept (R.Acc) and prefill time
-    (R.TTFT), best first. Empty when there is no unreduced row."""
+    rows' R.NV near 50%, 30%, 15% or below 10%) each row's accuracy, accuracy kept (R.Acc) and
+    prefill time (R.TTFT), rows in tag order; then the orders that hold
+    (:func:`lmms_sttm.organism.claims.order_holds`: beyond both rows' 95% intervals and beyond the
+    spread across the training draws of ``spread``, :func:`lmms_sttm.organism.draws.read_spread`).
+    No other order is stated. Empty when there is no unreduced row."""
     import csv
 
+    from lmms_sttm.organism.claims import claim_text, holding_orders, row_key, row_numbers
+
+    runs = demo_runs() if runs is None else runs
+    spread = spread or {}
     with leaderboard_csv.open(newline="") as f:
         rows = list(csv.DictReader(f))
     ref = next((r for r in rows if r["method"] == "none"), None)
     if ref is None:
         return ""
+    numbers = row_numbers(runs, leaderboard_csv, spread)
+    key_tag = {row_key(args): tag for tag, args in runs}
+    seeds = sorted({s for n in numbers.values() for s in n.draws})
     parts = [
         f"Measured in this run: the unreduced organism answers {float(ref['avg_acc']):.1f}% of the tries (chance: 25%)."
     ]
+    if seeds:
+        parts.append(
+            f"An order between two rows is stated only where it holds beyond both rows' 95% intervals here and on "
+            f"each of the {len(seeds)} training draws' held-out evaluations (the lower row's best draw below the "
+            "upper row's worst); the rows of a band are otherwise listed in tag order, not ranked."
+        )
+    else:
+        parts.append(
+            "No held-out evaluation of several training draws was found, so no order between rows is stated."
+        )
     bands = [("about 50%", 40, 60), ("about 30%", 22, 40), ("about 15%", 10, 22), ("under 10%", 0, 10)]
     for name, lo, hi in bands:
         band = [r for r in rows if r["r_nv"] and lo <= float(r["r_nv"]) < hi]
         if not band:
             continue
-        band.sort(key=lambda r: -float(r["avg_acc"]))
+        band.sort(key=lambda r: key_tag.get((r["method"], r["setting"]), f"{r['method']} {r['setting']}"))
         cells = ", ".join(
             f"{r['method']} [{r['setting']}] {float(r['avg_acc']):.1f}% (R.Acc {float(r['r_acc']):.0f}, "
             f"R.TTFT {float(r['r_ttft']):.0f})"
             for r in band
         )
         parts.append(f"Keeping {name} of the tokens: {cells}.")
+        tags = [key_tag[(r["method"], r["setting"])] for r in band if (r["method"], r["setting"]) in key_tag]
+        orders = holding_orders([numbers[t] for t in tags if t in numbers]) if seeds else []
+        if orders:
+            parts.append("Beyond the noise: " + "; ".join(claim_text(x, y) for x, y in orders) + ".")
+        elif seeds:
+            parts.append("No order in this band is beyond the noise.")
     return " ".join(parts)
+
+
+def spread_table(runs: list[tuple[str, str]], leaderboard_csv: Path, spread: dict) -> str:
+    """Markdown: per demo row, this run's accuracy with its 95% interval next to the held-out
+    accuracy across training draws (mean, min-max, each draw; per family mean and min-max).
+    Empty without ``spread`` (:func:`lmms_sttm.organism.draws.read_spread`)."""
+    from lmms_sttm.organism.claims import row_numbers
+    from lmms_sttm.organism.draws import ALL
+
+    if not spread:
+        return ""
+    numbers = row_numbers(runs, leaderboard_csv, spread)
+    seeds = sorted({s for (_, fam), v in spread.items() if fam == ALL for s in v["draws"]})
+    head = ["run", "this run [95%]", "draws: mean (min–max)", *[f"seed {s}" for s in seeds],
+            *[f"{f}: mean (min–max)" for f in FAMILIES]]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for tag, _ in runs:
+        n = numbers.get(tag)
+        if n is None:
+            continue
+        row = [tag, f"{n.acc:.1f} [{n.low:.1f}, {n.high:.1f}]"]
+        whole = spread.get((tag, ALL))
+        if whole is None:
+            row += ["not evaluated", *["—"] * len(seeds), *["—"] * len(FAMILIES)]
+        else:
+            row.append(f"{whole['mean']:.1f} ({whole['min']:.1f}–{whole['max']:.1f})")
+            row += [f"{whole['draws'][s]:.1f}" if s in whole["draws"] else "—" for s in seeds]
+            for fam in FAMILIES:
+                v = spread.get((tag, fam))
+                row.append("—" if v is None else f"{v['mean']:.1f} ({v['min']:.1f}–{v['max']:.1f})")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def demo_runs(checkpoint: str = CHECKPOINT) -> list[tuple[str, str]]:
@@ -235,6 +297,20 @@ def run_lmms_eval(
     return Path(found[0])
 
 
+def run_env(root: Path, data_root: Path, work: Path, site: Path | None) -> dict:
+    """The environment of the demo's lmms-eval runs: offline, CPU, one thread per process, the held-out
+    benchmark under ``data_root``, the repository ``root`` (and the example method's ``site``) importable."""
+    env = dict(os.environ)
+    env.update(
+        LMMS_STTM_DATA_ROOT=os.path.relpath(data_root), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1", HF_HOME=str(work / "hf"), ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false", WANDB_MODE="disabled", PYTHONPATH=os.pathsep.join(
+            [str(root), *([str(site)] if site else []), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+        ),
+    )  # fmt: skip
+    return env
+
+
 def relativize(tree: Path, root: Path) -> int:
     """Rewrite every text file under ``tree`` so that no absolute path of ``root`` remains; returns the count."""
     prefix, changed = str(root), 0
@@ -333,6 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--processes", type=int, default=2, help="lmms-eval processes per run (CPU, gloo)")
     p.add_argument("--per-family", type=int, default=4, help="held-out videos per family (4 tries each)")
     p.add_argument("--runs", default="all", help="comma-separated run tags (default: all)")
+    p.add_argument(
+        "--draws",
+        default=DRAWS_CSV,
+        help="held-out accuracies of several training draws (draws.csv) shown next to each row; 'none': no spread",
+    )
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     command = " ".join(["python -m lmms_sttm.demo", *(sys.argv[1:] if argv is None else argv)])
     if args.out is None:
@@ -377,14 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         if any(f"method={EXAMPLE_METHOD}," in a for _, a in runs)
         else None
     )
-    env = dict(os.environ)
-    env.update(
-        LMMS_STTM_DATA_ROOT=os.path.relpath(data_root), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1", HF_HOME=str(work / "hf"), ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1",
-        TOKENIZERS_PARALLELISM="false", WANDB_MODE="disabled", PYTHONPATH=os.pathsep.join(
-            [str(root), *([str(site)] if site else []), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
-        ),
-    )  # fmt: skip
+    env = run_env(root, data_root, work, site)
     for tag, model_args in [] if args.report_only else runs:
         t0 = time.time()
         try:
@@ -456,12 +530,27 @@ def main(argv: list[str] | None = None) -> int:
         else f"Leaderboard rebuilt by `{command}` from {len(runs)} runs ({3 * args.per_family} videos x 4 tries); "
         "each run's own command is in `runs.csv`"
     )
+    spread = {}
+    if args.draws != "none" and Path(args.draws).is_file():
+        from lmms_sttm.organism.draws import read_spread
+
+        spread = read_spread(args.draws)
+    across = spread_table(runs, board / "leaderboard.csv", spread)
+    if across:
+        across = (
+            "\n## Accuracy across training draws (%)\n\nThis run's organism is one training draw; "
+            f"`{os.path.relpath(Path(args.draws).absolute(), root)}` holds the held-out evaluation of several draws "
+            "(same command, other seeds; `results/organism/draws.md`). Next to each row: this run's per-try "
+            "accuracy with its 95% interval, and the held-out accuracy across draws (mean, min–max, each draw, "
+            f"per family).\n\n{across}"
+        )
     (board / "README.md").write_text(
-        f"# Demo leaderboard\n\n{caveat(args.per_family)}\n\n{findings(board / 'leaderboard.csv')}\n\n"
+        f"# Demo leaderboard\n\n{caveat(args.per_family)}\n\n"
+        f"{findings(board / 'leaderboard.csv', runs, spread)}\n\n"
         "## Accuracy per family (%)\n\nPer-try accuracy per family, "
         f"and VNBench's official circular accuracy (an item counts only when all 4 tries are right).\n\n{table}\n"
         f"{made}. Leaderboard: `leaderboard.md`; plots: `index.html`.\n"
-        f"{timing}{sections}"
+        f"{across}{timing}{sections}"
     )
     relativize(out, root)
     print(f"[demo] leaderboard: {os.path.relpath(board)}  ({seconds:.0f} s in all)", flush=True)

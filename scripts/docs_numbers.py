@@ -96,6 +96,24 @@ def training_values() -> dict[str, str]:
     }
 
 
+def draws_values() -> dict[str, str]:
+    """``draws.<tag>.<family>.mean`` / ``.range`` / ``.seed_S``: the held-out accuracy across training
+    draws (``results/organism/draws.csv``; family ``all`` for the three together)."""
+    path = ROOT / "results" / "organism" / "draws.csv"
+    if not path.is_file():
+        return {}
+    out = {}
+    with path.open(newline="") as f:
+        for r in csv.DictReader(f):
+            p = f"draws.{r['tag']}.{r['family']}"
+            out[f"{p}.mean"] = _num(r["mean"], 1)
+            out[f"{p}.range"] = f"{_num(r['min'], 1)}–{_num(r['max'], 1)}"
+            for k, v in r.items():
+                if k.startswith("acc_seed_"):
+                    out[f"{p}.seed_{k.removeprefix('acc_seed_')}"] = _num(v, 1)
+    return out
+
+
 def lock_values() -> dict[str, str]:
     """``lock.packages``: the distributions pinned in requirements.lock."""
     lines = (ROOT / "requirements.lock").read_text().splitlines()
@@ -105,7 +123,7 @@ def lock_values() -> dict[str, str]:
 
 
 def values() -> dict[str, str]:
-    out = {**training_values(), **lock_values()}
+    out = {**training_values(), **lock_values(), **draws_values()}
     for prefix in ("demo", "organism"):
         out.update(leaderboard_values(prefix, ROOT / "results" / prefix / "leaderboard"))
         out.update(run_values(prefix, ROOT / "results" / prefix / "runs"))

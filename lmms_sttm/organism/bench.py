@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmms_sttm.data.synthetic import write_frames
+from lmms_sttm.data.synthetic import DETERMINISTIC_X264, write_frames
 from lmms_sttm.organism.clips import (
     FAMILIES,
     FPS,
@@ -76,10 +76,16 @@ def write_benchmark(root: str | Path, per_family: int) -> Path:
         path = videos / f"{vid}.mp4"
         meta = path.with_suffix(".json")
         want = json.dumps(
-            {"seed": clip.seed, "needles": clip.needles, "cuts": clip.cuts, "frames": clip.num_frames}
+            {
+                "seed": clip.seed,
+                "needles": clip.needles,
+                "cuts": clip.cuts,
+                "frames": clip.num_frames,
+                "x264": DETERMINISTIC_X264,
+            }  # fmt: skip
         )
         if not (path.exists() and meta.exists() and meta.read_text() == want):
-            write_frames(render(clip), path, FPS)
+            write_frames(render(clip), path, FPS, DETERMINISTIC_X264)
             meta.write_text(want)
     ann = root / "vnbench" / "annotations" / ANNOTATION
     ann.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from lmms_sttm.data.synthetic import write_frames
+from lmms_sttm.data.synthetic import DETERMINISTIC_X264, write_frames
 from lmms_sttm.models.prompts import llava_prompt
 from lmms_sttm.models.video_inputs import llava_tower
 from lmms_sttm.organism.clips import FPS, QUESTIONS, Clip, Question, option_texts, render
@@ -32,7 +32,7 @@ def encode_clip(clip: Clip, model, processor) -> torch.Tensor:
     the tower output ``[F, 169, C]``."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.mp4"
-        write_frames(render(clip), path, FPS)
+        write_frames(render(clip), path, FPS, DETERMINISTIC_X264)
         frames, _, _ = load_video(str(path), target_fps=1.0, max_frames=VNBENCH_MAX_FRAMES, backend="pyav")
     tower, _ = llava_tower(model, processor, frames)
     return tower
@@ -130,7 +130,8 @@ class Batch:
     ``(target_rows[j], target_pos[j])``; ``is_letter[j]`` marks the MCQ answer letters;
     ``video_labels [B, K]`` (:func:`video_labels`) are the targets at the video positions;
     ``match [B, 2]`` each row's ``(query, key)`` positions (:func:`clip_row`); ``positions [B, L]``
-    the RoPE position ids; ``keep [B, K]`` the visual tokens the rows see (``None``: all ``K = F*49``)."""
+    the RoPE position ids; ``keep [B, K]`` the visual tokens the rows see (``None``: all ``K = F*49``),
+    or with ``merge`` (one STTM plan per row, :func:`merged`) their merged groups' representatives."""
 
     ids: torch.Tensor
     video_start: int
@@ -143,6 +144,7 @@ class Batch:
     match: torch.Tensor
     positions: torch.Tensor
     keep: torch.Tensor | None = None
+    merge: list | None = None
 
 
 def video_labels(tokenizer, clip: Clip) -> torch.Tensor:
@@ -215,14 +217,12 @@ def target_logits(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torc
     """Logits ``[len(target_ids), V]`` at the target positions, ``[B, K, V]`` at the video
     positions and the matching head's attention ``[B]`` from each row's match query to its key
     (:func:`~lmms_sttm.organism.matching.match_attention`; gradients reach projector and LLM)."""
-    inner = model.model
-    lm = inner.language_model
-    b, f = batch.tower.shape[:2]
-    proj = inner.multi_modal_projector(
-        batch.tower.flatten(0, 1).to(inner.multi_modal_projector.linear_1.weight.dtype)
-    )
-    rows = inner.apply_pooling(proj).reshape(b, f * 49, -1)  # [B, F*49, D]
-    if batch.keep is not None:
+    lm = model.model.language_model
+    b = batch.tower.shape[0]
+    rows = video_rows(model, batch.tower)  # [B, F*49, D]
+    if batch.merge is not None:  # each row's STTM plan, in its own merge arithmetic
+        rows = torch.stack([plan.carried(r) for plan, r in zip(batch.merge, rows, strict=True)])  # [B, K, D]
+    elif batch.keep is not None:
         rows = rows[torch.arange(b)[:, None], batch.keep]  # [B, K, D]
     emb = lm.embed_tokens(batch.ids)
     s = batch.video_start
@@ -235,6 +235,36 @@ def target_logits(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torc
         video,
         match_attention(lm, seen, batch.match),
     )
+
+
+def video_rows(model, tower: torch.Tensor) -> torch.Tensor:
+    """``tower [B, F, 169, C]`` through the projector and the 2x2 pooling: ``[B, F*49, D]``, the
+    visual tokens the LLM sees in the evaluation prompt."""
+    inner = model.model
+    b, f = tower.shape[:2]
+    proj = inner.multi_modal_projector(
+        tower.flatten(0, 1).to(inner.multi_modal_projector.linear_1.weight.dtype)
+    )
+    return inner.apply_pooling(proj).reshape(b, f * 49, -1)
+
+
+def merged(model, tower: torch.Tensor, fraction: float) -> tuple[torch.Tensor, list]:
+    """STTM at exact retention ``fraction`` on each row's visual tokens (``tower [B, F, 169, C]``,
+    projected and pooled, ``F x 7 x 7``): ``(keep [B, K], plans)``. The plans
+    (:class:`~lmms_sttm.merging.reduction.Reduction`, trimmed to the rows' smallest count ``K``) are
+    computed without gradients; :func:`target_logits` applies them (``plan.carried``: the merge's own
+    arithmetic) to the rows it projects with gradients. ``keep`` holds each kept token's
+    representative, strictly increasing: positions and video labels follow the representatives, as
+    :func:`build_batch` does for :func:`thinned` subsets."""
+    from lmms_sttm.merging.budget import sttm_exact, trim_to
+
+    f = tower.shape[1]
+    with torch.no_grad():
+        rows = video_rows(model, tower).float()
+    plans = [sttm_exact(r, (f, 7, 7), fraction)[0] for r in rows]
+    k = min(plan.num_kept for plan in plans)
+    plans = [trim_to(plan, k) for plan in plans]
+    return torch.stack([plan.rep_index for plan in plans]), plans
 
 
 def rng_for(seed: int, step: int) -> np.random.Generator:

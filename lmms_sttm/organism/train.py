@@ -27,7 +27,12 @@ The organism replies with the answer word and then the letter (``" redB"``:
    decode positions the same weights scored 73% at exact 50%); both 78% / 79% against 81%; with
    the gaps in the lookup rows too (:func:`lookup_step`) 86.5% / 55.2% against 100%.
 
-Seeded: the same seed and steps give the same weights up to BLAS reduction order.
+Reproducible: every random draw comes from ``rng_for(seed, ...)`` (numpy generators of the seed
+and the step alone) or from ``torch.manual_seed(seed)`` before the initialisation; the numerics are
+pinned by :func:`~lmms_sttm.organism.numerics.pin` (thread count, deterministic algorithms). The
+same seed, steps and threads on a CPU of the same kernel class give the same weights bit for bit
+(``training.json`` records SHA-256 fingerprints of the initial weights, the clip bank, the weights
+after the lookup phase and the final weights, and the machine: :func:`~lmms_sttm.organism.numerics.environment`).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from lmms_sttm.organism.clips import (
 )
 from lmms_sttm.organism.matching import attention_input, match_attention, match_loss
 from lmms_sttm.organism.model import new_model, save_weights
+from lmms_sttm.organism.numerics import environment, fingerprint, pin
 from lmms_sttm.organism.sequences import (
     _ids,
     answer_tokens,
@@ -59,6 +65,7 @@ from lmms_sttm.organism.sequences import (
     clip_row,
     encode_clip,
     match_key,
+    merged,
     option_letter_targets,
     options_start,
     question_text,
@@ -194,13 +201,26 @@ def train(
     threads: int | None = None,
     save_every: int = 25,
     bank: int = BANK,
+    stop_after: int | None = None,
+    merged_share: float = 0.0,
 ) -> dict:
-    """Train ``steps`` steps into ``out`` (a LLaVA-NeXT checkpoint folder); returns the training facts."""
-    if threads:
-        torch.set_num_threads(threads)
+    """Train ``steps`` steps into ``out`` (a LLaVA-NeXT checkpoint folder); returns the training facts.
+
+    Resumable: every ``save_every`` video steps (and at ``stop_after``, where it returns early, facts
+    with ``"stopped_at"``) the whole training state goes to ``out/resume.pt`` and the clip bank, once,
+    to ``out/bank.pt``; a later call with the same arguments continues from there and gives the weights
+    an uninterrupted training gives, bit for bit (the step's draws depend on the seed and the step
+    alone). Both files are removed when the training finishes.
+
+    ``merged_share``: the share of the reduced steps whose rows see STTM-merged tokens
+    (:func:`~lmms_sttm.organism.sequences.merged`, the same uniform retention) instead of a thinned
+    subset; its draws come from a generator of their own, so ``0`` trains exactly what the recipe
+    without it trained."""
+    pin(threads)
     began = time.time()
     out = Path(out)
     model, processor = new_model(out, seed)
+    prints = {"init": fingerprint(model.state_dict())}
     tokenizer = processor.tokenizer
     model.train()
     for p in model.model.vision_tower.parameters():
@@ -210,7 +230,16 @@ def train(
     letters = torch.tensor([tokenizer.convert_tokens_to_ids(c) for c in "ABCD"])
     history, window = [], []
     lookup = min(LOOKUP_STEPS, 4 * steps)
-    for step in range(lookup):
+    state = resume_state(out, seed, steps, bank, merged_share)
+    first, spent, resumed = 0, 0.0, []
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        torch.set_rng_state(state["torch_rng"])
+        history, window, prints = state["history"], state["window"], state["prints"]
+        first, spent, resumed = state["step"], state["seconds"], [*state["resumed"], state["step"]]
+        print(f"[organism] resuming at video step {first} ({spent:.0f} s before)", flush=True)
+    for step in range(lookup if state is None else 0):
         for group in opt.param_groups:
             group["lr"] = LR * min(1.0, (step + 1) / WARMUP)
         loss, matched = lookup_step(model, tokenizer, rng_for(seed + 1_000_000, step), LOOKUP_BATCH)
@@ -225,8 +254,17 @@ def train(
                 f"[organism] lookup {step + 1}/{lookup} loss {loss.item():.3f} ({time.time() - began:.0f} s)",
                 flush=True,
             )
-    towers, items = make_bank(model, processor, bank, seed + 2_000_000, log=lambda m: print(m, flush=True))
-    for step in range(steps):
+    if state is None:
+        prints["after_lookup"] = fingerprint(model.state_dict())
+    towers, items = stored_bank(out, prints)
+    if towers is None:
+        towers, items = make_bank(
+            model, processor, bank, seed + 2_000_000, log=lambda m: print(m, flush=True)
+        )
+        encoded = fingerprint({"towers": towers})
+        if prints.setdefault("bank", encoded) != encoded:  # a resumed training without its bank.pt
+            raise SystemExit("the re-encoded clip bank differs from the one this training started with")
+    for step in range(first, steps):
         rng = rng_for(seed, step)
         pick = rng.choice(len(items), min(BATCH, len(items)), replace=False)
         rows, labels = [], []
@@ -234,10 +272,15 @@ def train(
             clip, main = items[i]
             rows.append(clip_row(tokenizer, clip.num_frames, *clip_question(clip, main, rng)))
             labels.append(video_labels(tokenizer, clip))
-        keep = None
+        keep, plans, tower = None, None, towers[torch.from_numpy(pick)].float()
         if rng.random() < THIN_SHARE:  # a video of fewer tokens: robust to any reduction's shorter sequence
-            keep = thinned(rng, len(pick), len(labels[0]), rng.uniform(*THIN_RANGE))
-        batch = build_batch(tokenizer, towers[torch.from_numpy(pick)].float(), rows, labels, keep)
+            fraction = rng.uniform(*THIN_RANGE)
+            if merged_share and rng_for(seed + 4_000_000, step).random() < merged_share:
+                keep, plans = merged(model, tower, fraction)
+            else:
+                keep = thinned(rng, len(pick), len(labels[0]), fraction)
+        batch = build_batch(tokenizer, tower, rows, labels, keep)
+        batch.merge = plans
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps)
         logits, video, attention = target_logits(model, batch)
@@ -262,22 +305,86 @@ def train(
             print(f"[organism] step {step + 1}/{steps} loss {mean_loss:.3f} acc {acc:.2f} "
                   f"({time.time() - began:.0f} s)", flush=True)  # fmt: skip
             window = []
-        if save_every and (step + 1) % save_every == 0 and step + 1 < steps:
+        if (save_every and (step + 1) % save_every == 0 and step + 1 < steps) or step + 1 == stop_after:
             save_weights(model, out)  # a usable checkpoint while training goes on
+            seconds = spent + time.time() - began
+            save_state(out, model, opt, towers, items, seed=seed, steps=steps, bank=bank,
+                       merged_share=merged_share, step=step + 1,
+                       history=history, window=window, prints=prints, seconds=seconds, resumed=resumed)  # fmt: skip
+            if step + 1 == stop_after:
+                print(
+                    f"[organism] stopped after video step {stop_after}; resume with the same command",
+                    flush=True,
+                )
+                return {"stopped_at": stop_after, "seconds": round(seconds, 1)}
     model.eval()
     save_weights(model, out)
+    prints["final"] = fingerprint(model.state_dict())
     command = f"python -m lmms_sttm.organism train --out DIR --steps {steps} --seed {seed}"
     command += "" if bank == BANK else f" --bank {bank}"
+    command += f" --merged-share {merged_share}" if merged_share else ""
     facts = {
         "command": command + (f" --threads {threads}" if threads else ""),
         "steps": steps,
         "lookup_steps": lookup,
         "bank": bank,
         "batch": BATCH,
+        **({"merged_share": merged_share} if merged_share else {}),
         "seed": seed,
         "threads": threads,
-        "seconds": round(time.time() - began, 1),
+        "seconds": round(spent + time.time() - began, 1),
+        **({"resumed_at": resumed} if resumed else {}),
+        "fingerprints": prints,
+        "environment": environment(),
         "history": history,
     }
     (out / "training.json").write_text(json.dumps(facts, indent=1) + "\n")
+    for name in (RESUME, BANK_FILE):
+        (out / name).unlink(missing_ok=True)
     return facts
+
+
+RESUME, BANK_FILE = "resume.pt", "bank.pt"
+
+
+def save_state(out: Path, model, opt, towers, items, **state) -> None:
+    """The training state after video step ``state["step"]`` to ``out/resume.pt`` (written whole, then
+    renamed); the clip bank to ``out/bank.pt`` when not there yet."""
+    if not (out / BANK_FILE).is_file():
+        torch.save({"towers": towers, "items": items}, out / (BANK_FILE + ".tmp"))
+        (out / (BANK_FILE + ".tmp")).replace(out / BANK_FILE)
+    state = {
+        **state,
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    torch.save(state, out / (RESUME + ".tmp"))
+    (out / (RESUME + ".tmp")).replace(out / RESUME)
+
+
+def resume_state(out: Path, seed: int, steps: int, bank: int, merged_share: float = 0.0) -> dict | None:
+    """The state saved by :func:`save_state` in ``out`` when it belongs to this training (same seed,
+    steps, bank and merged share), else None."""
+    path = out / RESUME
+    if not path.is_file():
+        return None
+    state = torch.load(path, weights_only=False)
+    theirs = (state["seed"], state["steps"], state["bank"], state.get("merged_share", 0.0))
+    if theirs != (seed, steps, bank, merged_share):
+        raise SystemExit(f"{path} belongs to another training (seed, steps, bank, merged share = "
+                         f"{', '.join(map(str, theirs))}); remove it or use another --out")  # fmt: skip
+    return state
+
+
+def stored_bank(out: Path, prints: dict) -> tuple[torch.Tensor | None, list | None]:
+    """The clip bank saved in ``out`` when its fingerprint is the one ``prints`` recorded, else (None, None)."""
+    path = out / BANK_FILE
+    if "bank" not in prints or not path.is_file():
+        return None, None
+    bank = torch.load(path, weights_only=False)
+    if fingerprint({"towers": bank["towers"]}) != prints["bank"]:
+        raise SystemExit(
+            f"{path} is not the clip bank this training recorded; remove it to re-encode the bank"
+        )
+    return bank["towers"], bank["items"]

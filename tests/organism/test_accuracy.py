@@ -2,12 +2,15 @@
 
 An accuracy signal that equivalence tests on random weights cannot give: a position, mask or
 cache bug in the prefill, the reduction or the decode loses accuracy here. 8 videos per family x
-4 tries (96 questions). Measured on the committed weights (2026-12-06, CPU, fp32): unreduced
-100.0% (every family), STTM exact 50% 86.5% (ret 100.0, ord 81.2, cnt 78.1), exact 30% 55.2%
-(56.2 / 56.2 / 53.1). Broken on purpose in a scratch run (every question/decode position shifted
-by +300): unreduced 75.0% (ord 46.9), below its floors; the STTM cases tolerate it (exact 50%:
-87.5%), as the organism is trained for position gaps after reductions. Floors: measured minus about 10 points (mean) and 13
-points (weakest family), for BLAS order and library releases.
+4 tries (96 questions). Measured on the committed weights (training draw seed 0, 2026-12-07, CPU,
+fp32): unreduced 90.6% (retrieval 100.0, ordering 100.0, counting 71.9), STTM exact 50% 69.8%
+(100.0 / 100.0 / 9.4), exact 30% 72.9% (100.0 / 100.0 / 18.8). Under STTM this draw counts below
+chance (docs/organism.md, "Counting under STTM"), so the reduced cases have no counting floor.
+Broken on purpose in a scratch run (every position after the prefix shifted by +300,
+``engine.segments.continuation_positions``): unreduced 76.0% (ordering 43.8), below its floors;
+STTM exact 50% tolerates it (68.8%, ordering 100.0), as the organism is trained for position gaps
+after reductions. Floors: measured minus about 10 points (mean) and 13 points (a family), for BLAS
+order and library releases.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from lmms_sttm.organism.evaluate import accuracy_by_family, answer_all
 WEIGHTS = Path(__file__).resolve().parents[2] / "lmms_sttm" / "organism" / "weights"
 PER_FAMILY = 8
 # measured on the committed weights: see the module docstring; margins absorb BLAS differences
-MIN_UNREDUCED = {"mean": 90.0, "family": 87.0}
-MIN_STTM_EXACT_50 = {"mean": 76.0, "family": 65.0}
-MIN_STTM_EXACT_30 = {"mean": 45.0, "family": 40.0}
+FAMILIES = ("ret_insert1", "ord_insert1", "cnt_insert1")
+MIN_UNREDUCED = {"mean": 80.0, "ret_insert1": 87.0, "ord_insert1": 87.0, "cnt_insert1": 58.0}
+MIN_STTM_EXACT_50 = {"mean": 60.0, "ret_insert1": 87.0, "ord_insert1": 87.0}
+MIN_STTM_EXACT_30 = {"mean": 62.0, "ret_insert1": 87.0, "ord_insert1": 87.0}
 
 
 @pytest.fixture(scope="module")
@@ -46,5 +50,5 @@ def test_organism_accuracy(model_args, floor, data_root, tmp_path):
     if model_args["method"] == "sttm":
         assert all(abs(s["retained_pct"] - 100 * model_args["retention"]) <= 1 for s in stats)
     acc = accuracy_by_family(answers)
-    assert acc["mean"] >= floor["mean"], acc
-    assert min(v for k, v in acc.items() if k != "mean") >= floor["family"], acc
+    assert set(acc) == {*FAMILIES, "mean"}, acc
+    assert all(acc[k] >= v for k, v in floor.items()), (acc, floor)
