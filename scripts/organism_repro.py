@@ -11,6 +11,7 @@ phase and step that differ::
     .venv/bin/python scripts/organism_repro.py --steps 30 --bank 48 --threads 2 > a.json
     ATEN_CPU_CAPABILITY=avx2 .venv/bin/python scripts/organism_repro.py ... --against a.json
     .venv/bin/python scripts/organism_repro.py --compare a.json b.json
+    .venv/bin/python scripts/organism_repro.py --compare DRAW/training.json RERUN/training.json
 """
 
 from __future__ import annotations
@@ -51,9 +52,18 @@ def compare(a: dict, b: dict) -> dict:
 
 
 def load(path: Path) -> dict:
-    """A report written by this script (anything printed before its JSON object is skipped)."""
+    """A report written by this script (anything printed before its JSON object is skipped), or a
+    training's ``training.json``, whose logged history (losses rounded to 4 decimals, as recorded)
+    stands in for the full-precision losses."""
     text = path.read_text()
-    return json.loads(text[text.index("\n{") + 1 :] if not text.startswith("{") else text)
+    report = json.loads(text[text.index("\n{") + 1 :] if not text.startswith("{") else text)
+    if "losses" not in report and "history" in report:
+        report["losses"] = [
+            {"key": ["lookup", h["lookup_step"]] if "lookup_step" in h else ["video", h["step"]],
+             "loss": float(h["loss"]).hex()}
+            for h in report["history"]
+        ]  # fmt: skip
+    return report
 
 
 def main(argv=None) -> int:

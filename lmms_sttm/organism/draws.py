@@ -125,3 +125,28 @@ def typical_draw(rows: list[dict]) -> int | None:
         return None
     seeds = sorted(whole[0]["draws"])
     return min(seeds, key=lambda s: (sum((r["draws"][s] - r["mean"]) ** 2 for r in whole), s))
+
+
+def order_agreement(
+    per_draw: dict[int, dict[str, dict[str, float]]], tags: list[str], family: str = ALL, margin: float = 0.0
+) -> dict:
+    """How often the draws agree on the order of two runs: over every pair of ``tags`` (on ``family``),
+    ``same``: one run above the other by more than ``margin`` points on every draw; ``flipped``: above
+    by more than ``margin`` on one draw and below by more than ``margin`` on another; the rest are
+    ``undecided``. Also each tag's spread (max - min over the draws) and its mean over the tags.
+    ``per_draw``: :func:`collect`."""
+    seeds = sorted(per_draw)
+    acc = {t: [per_draw[s][t][family] for s in seeds] for t in tags}
+    same = flipped = 0
+    for i, x in enumerate(tags):
+        for y in tags[i + 1 :]:
+            diffs = [a - b for a, b in zip(acc[x], acc[y], strict=True)]
+            if all(d > margin for d in diffs) or all(d < -margin for d in diffs):
+                same += 1
+            elif any(d > margin for d in diffs) and any(d < -margin for d in diffs):
+                flipped += 1
+    pairs = len(tags) * (len(tags) - 1) // 2
+    spread = {t: round(max(v) - min(v), 1) for t, v in acc.items()}
+    return {"seeds": seeds, "family": family, "margin": margin, "pairs": pairs, "same": same,
+            "flipped": flipped, "undecided": pairs - same - flipped, "spread": spread,
+            "mean_spread": round(sum(spread.values()) / len(spread), 2)}  # fmt: skip

@@ -184,3 +184,20 @@ def test_committed_spread_is_the_draws_results_and_the_demo_organism_is_the_typi
     weights = ROOT / "lmms_sttm" / "organism" / "weights"
     for name in ("model.safetensors", "training.json"):
         assert (weights / name).read_bytes() == (draws / "checkpoints" / f"seed_{seed}" / name).read_bytes()
+
+
+def test_order_agreement_counts_pairs_kept_flipped_and_undecided_by_hand():
+    from lmms_sttm.organism.draws import order_agreement
+
+    per = {  # three draws, runs a b c (all-families accuracy)
+        0: {"a": {"all": 90.0}, "b": {"all": 80.0}, "c": {"all": 70.0}},
+        1: {"a": {"all": 85.0}, "b": {"all": 84.0}, "c": {"all": 90.0}},
+        2: {"a": {"all": 95.0}, "b": {"all": 60.0}, "c": {"all": 75.0}},
+    }
+    # a-b: +10, +1, +35 -> same at margin 0, undecided at margin 2 (draw 1 within 2 points)
+    # a-c: +20, -5, +20 -> flipped; b-c: +10, -6, -15 -> flipped
+    got = order_agreement(per, ["a", "b", "c"], margin=0.0)
+    assert (got["pairs"], got["same"], got["flipped"], got["undecided"]) == (3, 1, 2, 0)
+    got = order_agreement(per, ["a", "b", "c"], margin=2.0)
+    assert (got["same"], got["flipped"], got["undecided"]) == (0, 2, 1)
+    assert got["spread"] == {"a": 10.0, "b": 24.0, "c": 20.0} and got["mean_spread"] == 18.0
