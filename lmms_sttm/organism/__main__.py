@@ -5,7 +5,7 @@
   kill and it continues from the last saved step (every 25 video steps) to the same weights.
 - ``draws --out DIR --seeds 0 1 2 [--jobs J] [train options]``: one ``train`` per seed into
   ``DIR/seed_S`` (each in its own process, ``J`` at a time), the same command otherwise.
-- ``heldout --seeds 0 1 2 [--checkpoints DIR] [--out DIR] [--per-family N] [--runs TAGS]``: the held-out
+- ``heldout --seeds 0 1 2 [--checkpoints DIR] [--out DIR] [--per-family N] [--runs TAGS] [--spread-out DIR]``: the held-out
   evaluation of each draw for every demo row (:mod:`lmms_sttm.organism.heldout`), then the spread.
 - ``spread DRAWS_DIR --out DIR``: the held-out accuracy of every draw evaluated under
   ``DRAWS_DIR/seed_S`` (``python -m lmms_sttm.demo --checkpoint DRAW --out DRAWS_DIR/seed_S``), their
@@ -75,15 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", required=True, type=Path)
     args = p.parse_args(argv)
     if args.command == "spread":
-        from lmms_sttm.organism.draws import collect, summarise, typical_draw, write_spread
+        from lmms_sttm.organism.draws import write_summary
 
-        rows = summarise(collect(args.draws_dir))
-        if not rows:
+        summary = write_summary(args.draws_dir, args.out)
+        if summary is None:
             print(f"[organism] no draws' runs under {args.draws_dir} (seed_S/runs/<tag>)", file=sys.stderr)
             return 1
-        command = f"python -m lmms_sttm.organism spread {args.draws_dir} --out {args.out}"
-        csv_path, _ = write_spread(rows, args.out, command)
-        print(f"[organism] {len(rows)} rows -> {csv_path}; closest to the mean: seed {typical_draw(rows)}")
+        print(f"[organism] {summary}")
         return 0
     if args.command == "heldout":
         from lmms_sttm.organism import heldout
@@ -91,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         tags = None if args.runs == "all" else args.runs.split(",")
         return heldout.evaluate(args.seeds, args.checkpoints or heldout.CHECKPOINTS, args.out or heldout.OUT,
                                 args.per_family, tags, args.processes, spread_out=args.spread_out)  # fmt: skip
+    if not 0 <= args.merged_share <= 1:
+        print(f"[organism] --merged-share must be in [0, 1], got {args.merged_share}", file=sys.stderr)
+        return 2
     if args.command == "draws":
         return train_draws(args)
     if "torch" not in sys.modules:  # too late once torch has loaded (tests call main() in process)
@@ -99,9 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     from lmms_sttm.organism.train import BANK, train
 
     bank = args.bank or BANK
-    if not 0 <= args.merged_share <= 1:
-        print(f"[organism] --merged-share must be in [0, 1], got {args.merged_share}", file=sys.stderr)
-        return 2
     facts = train(args.out, args.steps, seed=args.seed, threads=args.threads, bank=bank,
                   stop_after=args.stop_after, merged_share=args.merged_share)  # fmt: skip
     if "stopped_at" in facts:

@@ -7,7 +7,7 @@ more than the spread: the lowest draw of X above the highest draw of Y
 (:mod:`lmms_sttm.organism.draws`). Anything else is within the noise of one draw or of a
 12-video sample.
 
-Claims are written as ``{CLAIM_OPEN}X{CLAIM_MID}Y{CLAIM_CLOSE}`` with X and Y the demo's run tags,
+Claims are written by :func:`claim_text` (```X` scores above `Y```, X and Y the demo's run tags),
 so that :func:`claimed_orders` reads them back from the committed text for the test that checks
 them against the committed numbers.
 """

@@ -36,6 +36,12 @@ def run_accuracy(results_json: Path) -> dict[str, float]:
     return out
 
 
+def results_file(run_dir: Path) -> Path | None:
+    """The newest lmms-eval results file under one run's folder, or None when it has none."""
+    found = sorted(glob.glob(str(Path(run_dir) / "**" / "*_results.json"), recursive=True))
+    return Path(found[-1]) if found else None
+
+
 def collect(draws_dir: str | Path) -> dict[int, dict[str, dict[str, float]]]:
     """``{seed: {tag: run_accuracy}}`` for every ``seed_S/runs/<tag>`` under ``draws_dir``."""
     out: dict[int, dict[str, dict[str, float]]] = {}
@@ -47,9 +53,9 @@ def collect(draws_dir: str | Path) -> dict[int, dict[str, dict[str, float]]]:
             continue
         runs = {}
         for tag_dir in sorted((seed_dir / "runs").iterdir()):
-            found = sorted(glob.glob(str(tag_dir / "**" / "*_results.json"), recursive=True))
-            if tag_dir.is_dir() and found:
-                runs[tag_dir.name] = run_accuracy(Path(found[-1]))
+            found = results_file(tag_dir) if tag_dir.is_dir() else None
+            if found is not None:
+                runs[tag_dir.name] = run_accuracy(found)
         out[int(m.group(1))] = runs
     return out
 
@@ -101,6 +107,17 @@ def write_spread(rows: list[dict], out: str | Path, command: str = "") -> tuple[
         md.append("| " + " | ".join(cells) + " |")
     (out / "draws.md").write_text("\n".join(md) + "\n")
     return out / "draws.csv", out / "draws.md"
+
+
+def write_summary(draws_dir: str | Path, out: str | Path) -> str | None:
+    """The spread of the draws evaluated under ``draws_dir`` (:func:`collect`, :func:`summarise`) into
+    ``out/draws.csv`` and ``out/draws.md``, with the command that remakes them; returns a line naming
+    the files and the draw closest to the means (:func:`typical_draw`), None when no draw has runs."""
+    rows = summarise(collect(draws_dir))
+    if not rows:
+        return None
+    csv_path, _ = write_spread(rows, out, f"python -m lmms_sttm.organism spread {draws_dir} --out {out}")
+    return f"{len(rows)} rows -> {csv_path}; closest to the mean: seed {typical_draw(rows)}"
 
 
 def read_spread(path: str | Path) -> dict[tuple[str, str], dict]:

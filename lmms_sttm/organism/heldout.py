@@ -12,12 +12,13 @@ rerun continues where it stopped. Then it writes ``draws.csv`` / ``draws.md`` (t
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import sys
 import time
 from pathlib import Path
+
+from lmms_sttm.organism.draws import results_file
 
 #: where the draws' checkpoints are committed (``seed_S`` each, with its ``training.json``)
 CHECKPOINTS = "results/organism/draws/checkpoints"
@@ -27,7 +28,7 @@ OUT = "results/organism/draws"
 
 def done(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds an lmms-eval results file."""
-    return bool(glob.glob(str(run_dir / "**" / "*_results.json"), recursive=True))
+    return results_file(run_dir) is not None
 
 
 def evaluate(
@@ -52,7 +53,7 @@ def evaluate(
         run_lmms_eval,
     )
     from lmms_sttm.organism.bench import write_benchmark
-    from lmms_sttm.organism.draws import collect, summarise, typical_draw, write_spread
+    from lmms_sttm.organism.draws import write_summary
 
     root, work_dir = Path.cwd().absolute(), Path(work).absolute()
     data_root = work_dir / "datasets"
@@ -90,11 +91,7 @@ def evaluate(
                 continue
             print(json.dumps({"tag": tag, "seed": seed, "seconds": round(time.time() - t0, 1)}), flush=True)
     relativize(Path(out).absolute(), root)
-    rows_out = summarise(collect(out))
-    if rows_out:
-        command = f"python -m lmms_sttm.organism spread {out} --out {spread_out}"
-        csv_path, _ = write_spread(rows_out, spread_out, command)
-        print(
-            f"[heldout] {len(rows_out)} rows -> {csv_path}; closest to the mean: seed {typical_draw(rows_out)}"
-        )
+    summary = write_summary(out, spread_out)
+    if summary:
+        print(f"[heldout] {summary}")
     return failed

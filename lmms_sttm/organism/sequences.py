@@ -165,6 +165,7 @@ def build_batch(
     rows: list[Row],
     labels: list[torch.Tensor],
     keep: torch.Tensor | None = None,
+    merge: list | None = None,
 ) -> Batch:
     """``tower [B, F, 169, C]``, one :func:`clip_row` result and one :func:`video_labels` per clip.
 
@@ -172,7 +173,8 @@ def build_batch(
     rows see only those visual tokens (targets, match positions and video labels follow); the
     prompt is numbered on from the video's start, the reply from where the unreduced prompt would
     end, as the STTM authors' decoding places generated tokens after any reduction (``N + i``,
-    ``engine.patch``): a position gap of ``F*49 - K`` before the reply."""
+    ``engine.patch``): a position gap of ``F*49 - K`` before the reply. ``merge``: with ``keep`` the
+    representatives of :func:`merged`, its plans (one per row), applied in :func:`target_logits`."""
     video_id = tokenizer.convert_tokens_to_ids("<video>")
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     starts = {row.ids.index(video_id) for row in rows}
@@ -204,6 +206,7 @@ def build_batch(
         torch.tensor([r.match for r in rows]) - cut,
         positions,
         keep,
+        merge,
     )
 
 

@@ -279,8 +279,7 @@ def train(
                 keep, plans = merged(model, tower, fraction)
             else:
                 keep = thinned(rng, len(pick), len(labels[0]), fraction)
-        batch = build_batch(tokenizer, tower, rows, labels, keep)
-        batch.merge = plans
+        batch = build_batch(tokenizer, tower, rows, labels, keep, plans)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps)
         logits, video, attention = target_logits(model, batch)

@@ -318,8 +318,7 @@ def test_merged_batches_feed_the_llm_each_rows_sttm_features_at_its_representati
     assert not torch.equal(by_hand[0].rep_index, by_hand[1].rep_index)
     for i in range(2):
         assert torch.equal(keep[i], by_hand[i].rep_index) and bool((keep[i].diff() > 0).all())
-    batch = build_batch(tok, tower, rows, labels, keep)
-    batch.merge = plans
+    batch = build_batch(tok, tower, rows, labels, keep, plans)
     assert torch.equal(batch.video_labels, torch.stack(labels).gather(1, keep))
     with torch.no_grad():
         logits, video, _ = target_logits(model, batch)
